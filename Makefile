@@ -1,0 +1,125 @@
+# userpipe: one non-recursive Makefile.  Folders add their own targets in
+# */*.mk fragments, included below; they append to the lists declared here.
+#
+#   make            build build/userpipe (and the dev stack)
+#   make test       install missing Debian packages, build, run every test
+#   make demo       run the main job on the embedded dev stack
+#   make bench      benchmarks (ratios against baselines measured in the same run)
+#   make asan|ubsan the whole test suite under a sanitizer
+#   make fuzz       libFuzzer over the transform, bounded (FUZZ_SECONDS)
+#   make format | format-check | clean
+
+VARIANT ?= release
+BUILD := build/$(VARIANT)
+OPT ?= -O2 -g
+CC ?= cc
+
+PKGS := rdkafka libcurl yajl cmocka libmicrohttpd libdeflate zlib
+# Debian packages the build, tests, demo and benchmarks need.
+DEB_PKGS := build-essential pkg-config librdkafka-dev libyajl-dev \
+	libcurl4-openssl-dev libcmocka-dev libmicrohttpd-dev libdeflate-dev \
+	zlib1g-dev kcat python3 python3-kafka curl procps
+FUZZ_DEB_PKGS := clang libclang-rt-14-dev
+
+WARN := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
+	-Werror -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+	-Wvla -Wwrite-strings -Wformat=2 -fno-common
+
+SAN_asan := -fsanitize=address,undefined -fno-sanitize-recover=all
+SAN_ubsan := -fsanitize=undefined -fno-sanitize-recover=all
+SAN := $(SAN_$(VARIANT))
+ifneq ($(SAN),)
+OPT := -g -O1 -fno-omit-frame-pointer
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS = $(WARN) $(OPT) $(SAN) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+
+# Library sources of each folder; main.c and the commands are linked only
+# into the binary so unit tests can link the rest.
+CORE_SRC := core/alloc.c core/codes.c core/log.c core/ndjson.c
+SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c
+TRANSFORM_SRC := transform/transform.c transform/fields.c
+INGEST_SRC :=
+SINK_SRC :=
+LIB_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) $(INGEST_SRC) $(SINK_SRC)
+MAIN_SRC = core/main.c core/cmd_transform.c
+
+UNIT_TESTS :=     # cmocka executables, run by `make check`
+SCRIPT_TESTS :=   # shell tests, run by `make check` after the unit tests
+BENCHES :=        # scripts run by `make bench`
+DEV_BINS :=       # dev-stack binaries built by `make`
+
+.PHONY: all test check deps fuzz-deps demo bench asan ubsan fuzz format \
+	format-check clean dev-up dev-down
+
+all: build/userpipe
+
+include $(wildcard tests/*.mk deploy/dev/*.mk transform/*.mk)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libuserpipe.a: $(call obj,$(LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/userpipe: $(call obj,$(MAIN_SRC)) $(BUILD)/libuserpipe.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+build/userpipe: $(BUILD)/userpipe $(DEV_BINS)
+	@if [ "$(VARIANT)" = release ]; then cp $(BUILD)/userpipe $@; fi
+
+# `make test`: install what is missing, then build and test in a fresh
+# make so pkg-config sees the packages just installed.
+test: deps
+	$(MAKE) --no-print-directory check
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+fuzz-deps:
+	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) $(FUZZ_DEB_PKGS)"
+
+check: all $(UNIT_TESTS)
+	@BUILD=$(BUILD) USERPIPE=$(abspath $(BUILD)/userpipe) VARIANT=$(VARIANT) \
+		tests/run-all.sh $(UNIT_TESTS) -- $(SCRIPT_TESTS)
+
+asan:
+	$(MAKE) --no-print-directory deps
+	$(MAKE) --no-print-directory VARIANT=asan check
+
+ubsan:
+	$(MAKE) --no-print-directory deps
+	$(MAKE) --no-print-directory VARIANT=ubsan check
+
+bench: deps
+	$(MAKE) --no-print-directory all $(BENCH_BINS)
+	@set -e; for b in $(BENCHES); do BUILD=$(BUILD) USERPIPE=$(abspath $(BUILD)/userpipe) $$b; done
+
+demo: deps
+	$(MAKE) --no-print-directory all
+	@BUILD=$(BUILD) USERPIPE=$(abspath $(BUILD)/userpipe) deploy/demo.sh
+
+FORMAT_SRC = $(shell git ls-files '*.c' '*.h')
+format:
+	clang-format -i $(FORMAT_SRC)
+
+format-check:
+	clang-format --dry-run --Werror $(FORMAT_SRC)
+
+clean:
+	rm -rf build
+
+-include $(shell find build -name '*.d' 2>/dev/null)

@@ -1,0 +1,53 @@
+/*
+ * log.c: structured log lines on stderr.
+ *
+ * Format: time=... level=... component=... msg="..." followed by any
+ * key=value fields the caller put in the message.  One write(2)-sized
+ * fprintf per line so lines from librdkafka's forwarded logs and ours do
+ * not interleave mid-line.  Never pass the application id or a payload.
+ */
+#include "core.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Set once by main before any thread starts; read-only afterwards. */
+int core_log_threshold = CORE_LOG_INFO;
+
+static const char *const level_names[] = {"error", "warn", "info", "debug"};
+
+int core_log_level_parse(const char *name)
+{
+    for (int i = 0; i < 4; i++) {
+        if (strcmp(name, level_names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+void core_log_write(enum core_log_level level, const char *component,
+                    const char *fmt, ...)
+{
+    char line[2048];
+    char when[40];
+    struct timespec ts;
+    struct tm tm;
+    va_list ap;
+    int n;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+    n = snprintf(line, sizeof(line), "time=%s.%03ldZ level=%s component=%s ",
+                 when, ts.tv_nsec / 1000000L, level_names[level], component);
+    if (n < 0 || (size_t)n >= sizeof(line)) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "%s\n", line);
+}

@@ -1,0 +1,54 @@
+/*
+ * main.c: the userpipe binary's entry point.  It dispatches to one
+ * subcommand; each lives in its own core/cmd_*.c and wires the stages it
+ * needs, so `userpipe transform` runs with no Kafka and no HTTP.
+ */
+#include "commands.h"
+#include "core.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define USERPIPE_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fputs("usage: userpipe <command> [options]\n"
+          "\n"
+          "userpipe moves Moesif user-update events from Kafka to Moesif's\n"
+          "POST /v1/users/batch, rewriting dotted metadata keys and enforcing\n"
+          "one JSON type per metadata key on the way.\n"
+          "\n"
+          "commands:\n"
+          "  transform   the transform alone: NDJSON events on stdin, accepted\n"
+          "              events on stdout, rejects as NDJSON to a file\n"
+          "\n"
+          "`userpipe <command> --help` documents each command.\n"
+          "options: --help, --version\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("userpipe %s\n", USERPIPE_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "transform") == 0) {
+        return cmd_transform(argc - 1, argv + 1);
+    }
+    fprintf(stderr,
+            "userpipe: unknown command '%s'; run 'userpipe --help' for the "
+            "list\n",
+            argv[1]);
+    return 2;
+}

@@ -1,0 +1,86 @@
+/*
+ * schema.h: the metadata type schema, a map from key (or path) to the one
+ * JSON type that key may hold, and its seed file.
+ *
+ * The map keeps insertion order (the order claims were learned) and the
+ * first type recorded for a key wins: schema_put never overwrites.  It is
+ * a flat open-addressing table so a lookup stays one or two cache misses
+ * with tens of thousands of keys; the transform looks up every metadata
+ * key of every event through it.
+ *
+ * Not thread-safe: one schema per transform instance.
+ */
+#ifndef SCHEMA_H
+#define SCHEMA_H
+
+#include "../core/core.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum schema_type {
+    SCHEMA_TYPE_NONE = 0, /* no type recorded (and the type of null) */
+    SCHEMA_TYPE_STRING,
+    SCHEMA_TYPE_NUMBER,
+    SCHEMA_TYPE_BOOLEAN,
+    SCHEMA_TYPE_OBJECT,
+    SCHEMA_TYPE_ARRAY
+};
+
+struct schema;
+
+/* An empty schema.  Never NULL (out of memory aborts). */
+struct schema *schema_new(void);
+
+/* Frees the schema; accepts NULL. */
+void schema_destroy(struct schema *sch);
+
+/* The hash schema_get/schema_put expect for (key, len). */
+uint64_t schema_hash(const char *key, size_t len);
+
+/* The type recorded for key, or SCHEMA_TYPE_NONE.  key need not be
+ * NUL-terminated; hash is schema_hash(key, len). */
+enum schema_type schema_get(const struct schema *sch, const char *key,
+                            size_t len, uint64_t hash);
+
+/*
+ * Records type for key unless the key already has one.  Returns the type
+ * the key holds afterwards: type itself when it was recorded now or
+ * before, the older type otherwise.  The key is copied.
+ */
+enum schema_type schema_put(struct schema *sch, const char *key, size_t len,
+                            uint64_t hash, enum schema_type type);
+
+/* Number of keys recorded. */
+size_t schema_count(const struct schema *sch);
+
+/* The i-th key recorded (0 <= i < schema_count), in recording order.  *key
+ * points into the schema until it is changed or destroyed. */
+void schema_entry(const struct schema *sch, size_t i, const char **key,
+                  size_t *len, enum schema_type *type);
+
+/* Forgets every key; keeps a small allocation for reuse. */
+void schema_clear(struct schema *sch);
+
+/* "string", "number", "boolean", "object", "array" ("null" for NONE). */
+const char *schema_type_name(enum schema_type type);
+
+/* The type named by name[0..len), SCHEMA_TYPE_NONE when it names none. */
+enum schema_type schema_type_parse(const char *name, size_t len);
+
+/*
+ * Loads a seed file, a JSON object mapping key to type name
+ * ({"phone":"string"}), into sch; keys already present keep their type.
+ * A conflicting seed entry is an error.  Returns CORE_OK, or
+ * CORE_ERR_IO / CORE_ERR_USAGE with errstr holding a sentence that says
+ * what to fix.
+ */
+CORE_WUR enum core_err schema_load_file(struct schema *sch, const char *path,
+                                        char *errstr, size_t errstr_size);
+
+/* Writes every key in the seed file format, atomically (temp + rename). */
+CORE_WUR enum core_err schema_save_file(const struct schema *sch,
+                                        const char *path, char *errstr,
+                                        size_t errstr_size);
+
+#endif

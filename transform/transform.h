@@ -1,0 +1,73 @@
+/*
+ * transform.h: the transform stage.  One call takes the raw bytes of one
+ * user-update event and, in a single pass of yajl's streaming parser,
+ * produces either the rewritten event (minified, dotted metadata keys
+ * rewritten to underscores) or a reject {code, path, message}.  The rules
+ * are DESIGN.md section 2; README.md "Transform rules" is the reference.
+ *
+ * The metadata type schema is borrowed: an accepted event records the
+ * types of its new keys in it; a rejected event records nothing.
+ *
+ * Not thread-safe: one instance per thread.
+ */
+#ifndef TRANSFORM_H
+#define TRANSFORM_H
+
+#include "../core/core.h"
+
+#include <stddef.h>
+
+struct schema;
+
+/* How metadata keys are named in the type schema. */
+enum transform_scope {
+    TRANSFORM_SCOPE_NAME = 0, /* by key name at any depth (Moesif's rule) */
+    TRANSFORM_SCOPE_PATH = 1  /* by full path: "additional_info.phone" */
+};
+
+/* What happens to a top-level field DESIGN.md section 1 does not name. */
+enum transform_unknown {
+    TRANSFORM_UNKNOWN_REJECT = 0, /* reject the event as unknown_field */
+    TRANSFORM_UNKNOWN_DROP = 1,   /* drop the field, keep the event */
+    TRANSFORM_UNKNOWN_METADATA = 2 /* move it under metadata */
+};
+
+struct transform_config {
+    enum transform_scope scope;
+    enum transform_unknown unknown_fields;
+    size_t max_event_bytes; /* default 1 MiB; larger events: too_large */
+    unsigned max_depth;     /* default 64 containers, the event included */
+};
+
+/* Defaults of DESIGN.md: name scope, reject unknown, 1 MiB, depth 64. */
+void transform_config_init(struct transform_config *cfg);
+
+struct transform;
+
+/*
+ * Creates a transform over sch (borrowed: it must outlive the transform).
+ * cfg is copied.  Returns CORE_OK, or CORE_ERR_USAGE with errstr saying
+ * which setting is out of range.
+ */
+CORE_WUR enum core_err transform_new(const struct transform_config *cfg,
+                                     struct schema *sch,
+                                     struct transform **out, char *errstr,
+                                     size_t errstr_size);
+
+/* Frees the transform; accepts NULL. */
+void transform_destroy(struct transform *tf);
+
+/*
+ * Transforms one event.  Returns CORE_OK with *out / *out_len set to the
+ * rewritten event (valid until the next call on tf), or CORE_ERR_REJECT
+ * with *rej filled.  Never blocks; never fails otherwise.
+ */
+CORE_WUR enum core_err transform_event(struct transform *tf, const char *buf,
+                                       size_t len, const char **out,
+                                       size_t *out_len,
+                                       struct core_reject *rej);
+
+/* Number of metadata keys the last accepted event added to the schema. */
+size_t transform_new_keys(const struct transform *tf);
+
+#endif
