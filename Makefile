@@ -57,9 +57,10 @@ DEV_BINS :=       # dev-stack binaries built by `make`
 
 all: build/userpipe
 
-include $(wildcard tests/*.mk deploy/dev/*.mk transform/*.mk)
-
+# $(call obj,a.c b.c): their object files in this variant's folder.
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+include $(wildcard tests/*.mk tests/bench/*.mk deploy/dev/*.mk transform/*.mk)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -123,3 +124,15 @@ clean:
 	rm -rf build
 
 -include $(shell find build -name '*.d' 2>/dev/null)
+
+# libFuzzer over the transform: build with clang, run FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+FUZZ_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) tests/fuzz/fuzz_transform.c
+fuzz: fuzz-deps
+	@mkdir -p build/fuzz build/fuzz/corpus
+	clang $(filter-out -Werror,$(WARN)) -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all $(shell pkg-config --cflags yajl) \
+		-o build/fuzz/fuzz_transform $(FUZZ_SRC) $(shell pkg-config --libs yajl)
+	cp -n tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
+	build/fuzz/fuzz_transform -max_total_time=$(FUZZ_SECONDS) -max_len=4200 \
+		-timeout=5 -rss_limit_mb=1024 -print_final_stats=1 build/fuzz/corpus

@@ -12,26 +12,37 @@
 
 enum transform_field transform_field_lookup(const char *key, size_t len)
 {
-    static const struct {
-        const char *name;
-        size_t len;
-        enum transform_field field;
-    } fields[] = {
-        {"user_id", 7, TF_FIELD_USER_ID},
-        {"session_token", 13, TF_FIELD_SESSION_TOKEN},
-        {"company_id", 10, TF_FIELD_COMPANY_ID},
-        {"modified_time", 13, TF_FIELD_MODIFIED_TIME},
-        {"ip_address", 10, TF_FIELD_IP_ADDRESS},
-        {"user_agent_string", 17, TF_FIELD_USER_AGENT_STRING},
-        {"campaign", 8, TF_FIELD_CAMPAIGN},
-        {"metadata", 8, TF_FIELD_METADATA},
-    };
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
-        if (fields[i].len == len && memcmp(fields[i].name, key, len) == 0) {
-            return fields[i].field;
+    /* by length first: one memcmp at most for most names (every event
+     * looks up each of its top-level keys) */
+    switch (len) {
+    case 7:
+        return memcmp(key, "user_id", 7) == 0 ? TF_FIELD_USER_ID
+                                               : TF_FIELD_UNKNOWN;
+    case 8:
+        if (memcmp(key, "metadata", 8) == 0) {
+            return TF_FIELD_METADATA;
         }
+        return memcmp(key, "campaign", 8) == 0 ? TF_FIELD_CAMPAIGN
+                                                : TF_FIELD_UNKNOWN;
+    case 10:
+        if (memcmp(key, "company_id", 10) == 0) {
+            return TF_FIELD_COMPANY_ID;
+        }
+        return memcmp(key, "ip_address", 10) == 0 ? TF_FIELD_IP_ADDRESS
+                                                   : TF_FIELD_UNKNOWN;
+    case 13:
+        if (memcmp(key, "session_token", 13) == 0) {
+            return TF_FIELD_SESSION_TOKEN;
+        }
+        return memcmp(key, "modified_time", 13) == 0 ? TF_FIELD_MODIFIED_TIME
+                                                      : TF_FIELD_UNKNOWN;
+    case 17:
+        return memcmp(key, "user_agent_string", 17) == 0
+                   ? TF_FIELD_USER_AGENT_STRING
+                   : TF_FIELD_UNKNOWN;
+    default:
+        return TF_FIELD_UNKNOWN;
     }
-    return TF_FIELD_UNKNOWN;
 }
 
 /* Reads n digits at s[*i]; -1 if they are not all digits. */

@@ -48,6 +48,10 @@ struct frame {
     uint32_t index;    /* position in the parent array when label is NULL */
     uint32_t count;    /* members or elements so far */
     uint32_t obj_id;   /* for the duplicate-key set */
+    uint32_t hs_base;  /* its keys' entries in the small-object stack */
+    uint64_t hs_bits;  /* one bit per key hash: most keys skip the scan */
+    uint8_t big;       /* more than SMALL_OBJECT keys: in the key set */
+    uint8_t fast;      /* metadata object whose keys take the fast path */
     uint32_t spath_len; /* schema path length inside it (path scope) */
     uint8_t is_array;
     uint8_t zone;
@@ -61,6 +65,25 @@ struct buf {
 /* Object id reserved for metadata's own members, so fields moved under
  * metadata meet its keys in the duplicate set. */
 #define OBJ_ID_METADATA 1u
+
+/* Objects up to this many keys find duplicates by scanning their keys'
+ * hashes on a stack (a few compares, no table); larger ones move to the
+ * key set.  Most objects of a user event have fewer than 16 keys, and the
+ * scan measured faster than the hash set for them (make bench). */
+#define SMALL_OBJECT 16
+
+/* A dotted key without escapes: rewriting keeps its length, so it is
+ * copied with its span and its dots are replaced in the output. */
+struct patch {
+    size_t off; /* of the key's first byte in the input */
+    size_t len;
+};
+
+struct hkey {
+    uint64_t hash;
+    const char *key;
+    size_t len;
+};
 
 struct transform {
     struct transform_config cfg;
@@ -88,6 +111,9 @@ struct transform {
     /* top level */
     unsigned top_emitted;
     size_t out_mark;  /* out length before the current top-level member */
+    size_t mark_in;   /* input offset where that member's ',' starts */
+    size_t mark_span; /* span_start when it started */
+    int mark_flushed; /* its ',' was written by hand at out_mark */
     int have_user_id;
     int top_null;     /* the current top-level member is dropped as null */
     int member_moved; /* the current top-level member goes to metadata */
@@ -98,8 +124,14 @@ struct transform {
 
     struct tf_keyset ks;
     uint32_t next_obj_id;
+    struct hkey *hs; /* keys of the open small objects, innermost last */
+    size_t hs_len;
+    unsigned seen_fields; /* bit per known top-level field */
     struct buf arena; /* decoded or rewritten keys; sized to the event */
     struct buf spath; /* schema path in path scope */
+
+    struct patch *patches; /* pending in the current span */
+    size_t npatches, patches_cap;
 
     struct core_reject *rej;
     int failed;
@@ -131,6 +163,9 @@ static void buf_reserve(struct buf *b, size_t more)
 
 static void buf_add(struct buf *b, const char *p, size_t len)
 {
+    if (len == 0) {
+        return; /* b->p may still be NULL */
+    }
     buf_reserve(b, len);
     memcpy(b->p + b->len, p, len);
     b->len += len;
@@ -146,9 +181,21 @@ static void buf_addc(struct buf *b, char c)
 static void flush(struct transform *tf)
 {
     if (tf->last_end > tf->span_start) {
+        size_t base = tf->cur->len;
         buf_add(tf->cur, tf->in + tf->span_start,
                 tf->last_end - tf->span_start);
+        /* dotted keys copied with the span get their '_' now */
+        for (size_t i = 0; i < tf->npatches; i++) {
+            char *k = tf->cur->p + base +
+                      (tf->patches[i].off - tf->span_start);
+            for (size_t j = 0; j < tf->patches[i].len; j++) {
+                if (k[j] == '.') {
+                    k[j] = '_';
+                }
+            }
+        }
     }
+    tf->npatches = 0;
     tf->span_start = tf->last_end;
 }
 
@@ -173,20 +220,29 @@ static size_t token_start(const struct transform *tf, char *sep, int *ws)
     }
 }
 
-/* An unchanged token ending at `end`. */
-static void pass(struct transform *tf, size_t end)
+/* An unchanged token ending at `end`.  The common case, a token right
+ * after its predecessor or after one ',' or ':', only extends the span. */
+static inline void pass(struct transform *tf, size_t end)
 {
     char sep;
     int ws;
-    size_t start = token_start(tf, &sep, &ws);
+    size_t start;
+    size_t p = tf->last_end;
+    char c = tf->in[p];
 
-    if (ws) {
-        flush(tf);
-        if (sep) {
-            buf_addc(tf->cur, sep);
-        }
-        tf->span_start = start;
+    if (c == ',' || c == ':') {
+        c = tf->in[p + 1];
     }
+    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+        tf->last_end = end;
+        return;
+    }
+    start = token_start(tf, &sep, &ws);
+    flush(tf);
+    if (sep) {
+        buf_addc(tf->cur, sep);
+    }
+    tf->span_start = start;
     tf->last_end = end;
 }
 
@@ -344,19 +400,31 @@ static const char *field_rule(enum transform_field f)
     }
 }
 
+/* Takes back the current top-level member (a null, which counts as
+ * absent), whose value ends at `end`: its ',' and key are not written. */
+static void retract(struct transform *tf, size_t end)
+{
+    if (!tf->mark_flushed && tf->span_start <= tf->mark_in) {
+        /* nothing of the member was written yet: end the span before it */
+        tf->last_end = tf->mark_in;
+        flush(tf);
+    } else {
+        /* a flush wrote in[mark_span, ...) from out_mark on */
+        tf->cur->len = tf->out_mark + (tf->mark_flushed
+                                           ? 0
+                                           : tf->mark_in - tf->mark_span);
+    }
+    tf->span_start = tf->last_end = end;
+}
+
 /* A top-level member's value has ended: account for it. */
 static void top_member_done(struct transform *tf)
 {
-    if (tf->member_skip || tf->top_null) {
-        /* drop it and the ',' written before its key */
-        tf->cur->len = tf->out_mark;
-        skip(tf, tf->last_end);
-    } else if (tf->member_moved) {
+    if (tf->member_moved) {
         flush(tf);
         tf->cur = &tf->out;
-        tf->out.len = tf->out_mark;
         tf->span_start = tf->last_end;
-    } else {
+    } else if (!tf->member_skip && !tf->top_null) {
         tf->top_emitted++;
     }
     tf->member_skip = tf->member_moved = tf->top_null = 0;
@@ -460,8 +528,10 @@ static void scalar_end(struct transform *tf)
 static void emit_scalar(struct transform *tf, size_t end)
 {
     if (tf->failed || top(tf)->zone == Z_SKIP ||
-        (tf->depth == 1 && (tf->member_skip || tf->top_null))) {
+        (tf->depth == 1 && tf->member_skip)) {
         skip(tf, end);
+    } else if (tf->depth == 1 && tf->top_null) {
+        retract(tf, end);
     } else {
         pass(tf, end);
     }
@@ -470,6 +540,18 @@ static void emit_scalar(struct transform *tf, size_t end)
 static int scalar(struct transform *tf, enum schema_type t, const char *s,
                   size_t len)
 {
+    if (tf->depth > 1 && !tf->failed) {
+        struct frame *f = top(tf);
+        if (f->zone == Z_META) {
+            /* the bulk of an event: a metadata value */
+            f->count++;
+            if (!f->is_array && t != SCHEMA_TYPE_NONE) {
+                check_type(tf, t);
+            }
+            pass(tf, here(tf));
+            return 1;
+        }
+    }
     if (tf->depth == 0) {
         fail(tf, CORE_REJECT_NOT_AN_OBJECT,
              "the event is %s, not an object", a_type(t));
@@ -557,6 +639,12 @@ static int open_container(struct transform *tf, int is_array)
     } else {
         f->obj_id = ++tf->next_obj_id;
     }
+    f->hs_base = (uint32_t)tf->hs_len;
+    f->hs_bits = 0;
+    f->big = 0;
+    f->fast = z == Z_META && tf->cfg.scope == TRANSFORM_SCOPE_NAME &&
+              !(f->obj_id == OBJ_ID_METADATA &&
+                tf->cfg.unknown_fields == TRANSFORM_UNKNOWN_METADATA);
     if (tf->cfg.scope == TRANSFORM_SCOPE_PATH && z == Z_META) {
         if (tf->depth == 1 && !tf->member_moved) {
             tf->spath.len = 0; /* metadata itself: paths start inside */
@@ -599,6 +687,7 @@ static int close_container(struct transform *tf)
     } else {
         pass(tf, end);
     }
+    tf->hs_len = f->hs_base;
     tf->depth--;
     if (tf->cfg.scope == TRANSFORM_SCOPE_PATH && tf->depth > 0) {
         tf->spath.len = top(tf)->spath_len;
@@ -641,28 +730,14 @@ static char *arena_copy(struct transform *tf, const char *key, size_t len)
     return p;
 }
 
-/* Writes the key token ending at `end` as the rewritten key k[0..len). */
+/* Writes the key token ending at `end`, which had escapes, as the
+ * rewritten key k[0..len), encoded again by yajl_gen. */
 static void emit_rewritten_key(struct transform *tf, size_t end,
-                               const char *k, size_t len, int raw)
+                               const char *k, size_t len)
 {
     const unsigned char *enc;
     size_t enc_len;
 
-    if (raw) {
-        /* no escapes in the input, and '_' needs none: copy */
-        char sep;
-        int ws;
-        token_start(tf, &sep, &ws);
-        flush(tf);
-        if (sep) {
-            buf_addc(tf->cur, sep);
-        }
-        buf_addc(tf->cur, '"');
-        buf_add(tf->cur, k, len);
-        buf_addc(tf->cur, '"');
-        tf->span_start = tf->last_end = end;
-        return;
-    }
     yajl_gen_clear(tf->g);
     yajl_gen_reset(tf->g, NULL);
     yajl_gen_string(tf->g, (const unsigned char *)k, len);
@@ -670,15 +745,98 @@ static void emit_rewritten_key(struct transform *tf, size_t end,
     replace(tf, end, (const char *)enc, enc_len);
 }
 
+/* Whether key is new among the keys of small object f; if so it joins
+ * them.  The 64-bit mask of hash bits lets most keys skip the scan. */
+static inline int small_key_is_new(struct transform *tf, struct frame *f,
+                                   const char *key, size_t len, uint64_t hash)
+{
+    struct hkey *h;
+
+    if (f->hs_bits & (1ULL << (hash & 63))) {
+        for (uint32_t i = f->hs_base; i < tf->hs_len; i++) {
+            h = &tf->hs[i];
+            if (h->hash == hash && h->len == len &&
+                memcmp(h->key, key, len) == 0) {
+                return 0;
+            }
+        }
+    }
+    f->hs_bits |= 1ULL << (hash & 63);
+    h = &tf->hs[tf->hs_len++];
+    h->hash = hash;
+    h->key = key;
+    h->len = len;
+    return 1;
+}
+
+/*
+ * The duplicate-key rule: whether key (hash in tf->key_hash) is new in
+ * object f.  Known top-level fields use a bit each; small objects scan
+ * their keys' hashes; large objects, and metadata when fields may be moved
+ * into it, use the per-event key set.
+ */
+static int key_is_new(struct transform *tf, struct frame *f, const char *key,
+                      size_t len)
+{
+    uint64_t hash;
+    uint32_t n;
+
+    if (tf->depth == 1 && tf->field != TF_FIELD_UNKNOWN) {
+        unsigned bit = 1u << tf->field;
+        if (tf->seen_fields & bit) {
+            return 0;
+        }
+        tf->seen_fields |= bit;
+        return 1;
+    }
+    tf->key_hash = hash = schema_hash(key, len);
+    if (tf->member_moved || (f->obj_id == OBJ_ID_METADATA &&
+                             tf->cfg.unknown_fields ==
+                                 TRANSFORM_UNKNOWN_METADATA)) {
+        return tf_keyset_add(&tf->ks, OBJ_ID_METADATA, key, len, hash);
+    }
+    if (f->big) {
+        return tf_keyset_add(&tf->ks, f->obj_id, key, len, hash);
+    }
+    n = (uint32_t)tf->hs_len - f->hs_base;
+    if (n < SMALL_OBJECT) {
+        return small_key_is_new(tf, f, key, len, hash);
+    }
+    /* grown out of the stack: its keys move to the key set */
+    for (uint32_t i = f->hs_base; i < tf->hs_len; i++) {
+        const struct hkey *h = &tf->hs[i];
+        tf_keyset_add(&tf->ks, f->obj_id, h->key, h->len, h->hash);
+    }
+    tf->hs_len = f->hs_base;
+    f->big = 1;
+    return tf_keyset_add(&tf->ks, f->obj_id, key, len, hash);
+}
+
 static int cb_map_key(void *ctx, const unsigned char *ukey, size_t len)
 {
     struct transform *tf = ctx;
     struct frame *f = top(tf);
     const char *key = (const char *)ukey;
-    size_t end = here(tf);
+    size_t end;
     int raw = is_raw(tf, key);
     int rewritten = 0;
     enum zone z = (enum zone)f->zone;
+
+    if (f->fast && raw && !tf->failed && !f->big &&
+        tf->hs_len - f->hs_base < SMALL_OBJECT &&
+        memchr(key, '.', len) == NULL) {
+        /* the common metadata key: no escapes, no dot, a small object,
+         * the name scope; it ends at its closing quote */
+        uint64_t hash = schema_hash(key, len);
+        if (small_key_is_new(tf, f, key, len, hash)) {
+            tf->key = key;
+            tf->key_len = len;
+            tf->key_hash = hash;
+            pass(tf, (size_t)(key - tf->in) + len + 1);
+            return 1;
+        }
+    }
+    end = here(tf);
 
     if (tf->failed) {
         skip(tf, end);
@@ -721,9 +879,7 @@ static int cb_map_key(void *ctx, const unsigned char *ukey, size_t len)
     }
     tf->key = key;
     tf->key_len = len;
-    tf->key_hash = schema_hash(key, len);
-    if (!tf_keyset_add(&tf->ks, tf->member_moved ? OBJ_ID_METADATA : f->obj_id,
-                       key, len, tf->key_hash)) {
+    if (!key_is_new(tf, f, key, len)) {
         fail(tf, CORE_REJECT_DUPLICATE_KEY,
              "key \"%.*s\" appears twice in one object%s",
              (int)(len > 200 ? 200 : len), key,
@@ -742,37 +898,58 @@ static int cb_map_key(void *ctx, const unsigned char *ukey, size_t len)
     }
 
     if (tf->depth == 1) {
-        /* every top-level member starts a fresh stretch of output, so a
-         * dropped, null or moved member can be taken back whole */
-        flush(tf);
-        tf->out_mark = tf->out.len;
+        char sep;
+        int ws;
+        size_t start;
+
         if (tf->member_skip) {
+            /* written up to the previous member; this one never is */
+            flush(tf);
             skip(tf, end);
             return 1;
         }
         if (tf->member_moved) {
-            char sep;
-            int ws;
-            size_t start = token_start(tf, &sep, &ws);
+            flush(tf);
+            start = token_start(tf, &sep, &ws);
             tf->cur = &tf->moved;
             if (tf->moved.len > 0) {
                 buf_addc(tf->cur, ',');
             }
-            tf->span_start = start;
-            tf->last_end = start;
+            tf->span_start = tf->last_end = start;
         } else {
-            char sep;
-            int ws;
-            size_t start = token_start(tf, &sep, &ws);
-            if (tf->top_emitted > 0) {
-                buf_addc(tf->cur, ',');
+            /* the member may turn out to be a null, to be taken back:
+             * remember where it starts, in the input and the output */
+            start = token_start(tf, &sep, &ws);
+            if (ws || (sep == ',') != (tf->top_emitted > 0)) {
+                /* whitespace, or a ',' after only dropped members */
+                flush(tf);
+                tf->out_mark = tf->out.len;
+                tf->mark_flushed = 1;
+                if (tf->top_emitted > 0) {
+                    buf_addc(tf->cur, ',');
+                }
+                tf->span_start = tf->last_end = start;
+            } else {
+                tf->out_mark = tf->out.len;
+                tf->mark_flushed = 0;
+                tf->mark_in = tf->last_end;
+                tf->mark_span = tf->span_start;
             }
-            tf->span_start = start;
-            tf->last_end = start;
         }
     }
-    if (rewritten) {
-        emit_rewritten_key(tf, end, key, len, raw);
+    if (rewritten && raw) {
+        pass(tf, end);
+        if (tf->npatches == tf->patches_cap) {
+            tf->patches_cap = tf->patches_cap ? tf->patches_cap * 2 : 16;
+            tf->patches = core_realloc(tf->patches, tf->patches_cap *
+                                                        sizeof(*tf->patches));
+        }
+        tf->patches[tf->npatches].off = (size_t)(ukey - (const unsigned char *)
+                                                            tf->in);
+        tf->patches[tf->npatches].len = len;
+        tf->npatches++;
+    } else if (rewritten) {
+        emit_rewritten_key(tf, end, key, len);
     } else if (z == Z_SKIP) {
         skip(tf, end);
     } else {
@@ -818,6 +995,8 @@ enum core_err transform_new(const struct transform_config *cfg,
     tf->g = yajl_gen_alloc(NULL);
     tf->frames = core_calloc(cfg->max_depth, sizeof(*tf->frames));
     tf_keyset_init(&tf->ks);
+    tf->hs = core_calloc((size_t)cfg->max_depth * SMALL_OBJECT,
+                         sizeof(*tf->hs));
     *out = tf;
     return CORE_OK;
 }
@@ -832,11 +1011,13 @@ void transform_destroy(struct transform *tf)
         yajl_gen_free(tf->g);
     }
     tf_keyset_release(&tf->ks);
+    free(tf->hs);
     free(tf->frames);
     free(tf->out.p);
     free(tf->moved.p);
     free(tf->arena.p);
     free(tf->spath.p);
+    free(tf->patches);
     free(tf);
 }
 
@@ -868,6 +1049,9 @@ static void reset(struct transform *tf, const char *buf, size_t len,
     tf->meta_close_off = 0;
     tf_keyset_clear(&tf->ks);
     tf->next_obj_id = OBJ_ID_METADATA;
+    tf->hs_len = 0;
+    tf->seen_fields = 0;
+    tf->npatches = 0;
     tf->rej = rej;
     tf->failed = tf->aborted = 0;
     tf->new_keys = 0;
