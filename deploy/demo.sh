@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 userpipe=${USERPIPE:-build/userpipe}
 sample=deploy/dev/sample-events.ndjson
-[ -f "$sample" ] || sample=deploy/sample-events.ndjson
+
 out=${BUILD:-build/release}/demo
 mkdir -p "$out"
 

@@ -115,6 +115,8 @@ struct transform {
     size_t mark_span; /* span_start when it started */
     int mark_flushed; /* its ',' was written by hand at out_mark */
     int have_user_id;
+    const char *user_id; /* decoded; in the input or the arena */
+    size_t user_id_len;
     int top_null;     /* the current top-level member is dropped as null */
     int member_moved; /* the current top-level member goes to metadata */
     int member_skip;  /* the current top-level member is dropped */
@@ -274,6 +276,21 @@ static size_t here(const struct transform *tf)
     return yajl_get_bytes_consumed(tf->h);
 }
 
+static int is_raw(const struct transform *tf, const char *p)
+{
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)tf->in;
+    return a >= lo && a < lo + tf->in_len;
+}
+
+/* Copies key into the arena (sized to the event, so it never moves). */
+static char *arena_copy(struct transform *tf, const char *key, size_t len)
+{
+    char *p = tf->arena.p + tf->arena.len;
+    memcpy(p, key, len);
+    tf->arena.len += len;
+    return p;
+}
+
 /* ---- rejects ----------------------------------------------------------- */
 
 static void path_add(char *p, size_t *n, const char *s, size_t len)
@@ -361,7 +378,8 @@ static void check_type(struct transform *tf, enum schema_type t)
     enum schema_type had;
 
     if (tf->cfg.scope == TRANSFORM_SCOPE_PATH) {
-        k = tf->spath.p;
+        /* an empty path (key "") may not have allocated the buffer */
+        k = tf->spath.p != NULL ? tf->spath.p : "";
         len = tf->spath.len;
         hash = schema_hash(k, len);
     }
@@ -471,6 +489,14 @@ static enum zone value_begin(struct transform *tf, enum schema_type t,
                                              : a_type(t));
             }
             tf->have_user_id = 1;
+            if (tf->failed) {
+                return Z_SKIP;
+            }
+            if (!is_raw(tf, str)) {
+                str = arena_copy(tf, str, str_len);
+            }
+            tf->user_id = str;
+            tf->user_id_len = str_len;
             return Z_SKIP;
         case TF_FIELD_MODIFIED_TIME:
             if (t != SCHEMA_TYPE_STRING ||
@@ -714,21 +740,6 @@ static int cb_end(void *ctx)
 }
 
 /* ---- keys ------------------------------------------------------------ */
-
-static int is_raw(const struct transform *tf, const char *p)
-{
-    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)tf->in;
-    return a >= lo && a < lo + tf->in_len;
-}
-
-/* Copies key into the arena (sized to the event, so it never moves). */
-static char *arena_copy(struct transform *tf, const char *key, size_t len)
-{
-    char *p = tf->arena.p + tf->arena.len;
-    memcpy(p, key, len);
-    tf->arena.len += len;
-    return p;
-}
 
 /* Writes the key token ending at `end`, which had escapes, as the
  * rewritten key k[0..len), encoded again by yajl_gen. */
@@ -1024,6 +1035,13 @@ void transform_destroy(struct transform *tf)
 size_t transform_new_keys(const struct transform *tf)
 {
     return tf->new_keys;
+}
+
+void transform_user_id(const struct transform *tf, const char **user_id,
+                       size_t *len)
+{
+    *user_id = tf->user_id;
+    *len = tf->user_id_len;
 }
 
 static void reset(struct transform *tf, const char *buf, size_t len,

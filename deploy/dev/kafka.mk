@@ -1,0 +1,19 @@
+# deploy/dev/kafka.mk: kafka-dev, the development Kafka broker (a librdkafka
+# mock cluster on loopback), the dev-up/dev-down targets, and its test.
+
+DEV_BINS += $(BUILD)/kafka-dev
+SCRIPT_TESTS += tests/dev/test_kafka_dev.sh
+
+# kafka-dev links librdkafka only (never libuserpipe.a): the dev stack
+# builds even while a stage is broken.
+$(BUILD)/kafka-dev: $(call obj,deploy/dev/kafka-dev.c)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Start/stop kafka-dev and moesif-dev on loopback; state in DEV_DIR
+# (default build/dev).  dev-down needs nothing built, so it works even
+# while the tree does not compile.
+dev-up: all
+	@BUILD=$(BUILD) bash deploy/dev/dev-up.sh
+
+dev-down:
+	@bash deploy/dev/dev-down.sh
