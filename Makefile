@@ -60,7 +60,7 @@ all: build/userpipe
 # $(call obj,a.c b.c): their object files in this variant's folder.
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-include $(wildcard tests/*.mk tests/bench/*.mk deploy/dev/*.mk transform/*.mk)
+include $(wildcard tests/*.mk tests/bench/*.mk deploy/dev/*.mk transform/*.mk sink/*.mk ingest/*.mk)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
