@@ -166,7 +166,7 @@ static void write_reject(FILE *rf, unsigned long long line,
                          size_t len)
 {
     write_reject_head(rf, line, rej);
-    if (core_utf8_valid(ev, len)) {
+    if (rej->code != CORE_REJECT_TOO_LARGE && core_utf8_valid(ev, len)) {
         fputs(",\"event\":\"", rf);
         core_json_write_escaped(rf, ev, len);
     } else {
@@ -297,24 +297,25 @@ static int parse_options(int argc, char **argv, struct options *o)
 }
 
 /* Streams an oversize line into its reject line; returns 0 or -1 on a
- * read error. */
+ * read error.  The length is not known before the end, so the message
+ * states the limit only. */
 static int reject_oversize(struct reader *r, FILE *rf,
                            unsigned long long line, size_t max,
                            const char *first, size_t first_len)
 {
-    struct core_reject rej;
     struct core_b64 b;
-    unsigned long long total = first_len;
     enum read_result rr = READ_PIECE;
     const char *p;
     size_t len;
+    char message[160];
 
-    rej.code = CORE_REJECT_TOO_LARGE;
-    rej.path[0] = '\0';
-    rej.message[0] = '\0';
+    snprintf(message, sizeof(message),
+             "the event is longer than the limit of %zu bytes "
+             "(--max-event-bytes)",
+             max);
     fprintf(rf, "{\"line\":%llu,\"code\":\"too_large\",\"path\":\"\","
-                "\"event_b64\":\"",
-            line);
+                "\"message\":\"%s\",\"event_b64\":\"",
+            line, message);
     core_b64_init(&b);
     core_b64_write(&b, rf, first, first_len);
     while (rr == READ_PIECE) {
@@ -323,15 +324,8 @@ static int reject_oversize(struct reader *r, FILE *rf,
             return -1;
         }
         core_b64_write(&b, rf, p, len);
-        total += len;
     }
     core_b64_finish(&b, rf);
-    snprintf(rej.message, sizeof(rej.message),
-             "the event is %llu bytes, over the limit of %zu "
-             "(--max-event-bytes)",
-             total, max);
-    fputs("\",\"message\":\"", rf);
-    core_json_write_escaped(rf, rej.message, strlen(rej.message));
     fputs("\"}\n", rf);
     return 0;
 }
@@ -382,7 +376,7 @@ int cmd_transform(int argc, char **argv)
         }
     }
     r.f = stdin;
-    r.cap = o.cfg.max_event_bytes + 1; /* room for a final '\r' */
+    r.cap = o.cfg.max_event_bytes + 2; /* room for a final "\r\n" */
     r.buf = core_malloc(r.cap);
 
     for (;;) {

@@ -138,6 +138,7 @@ struct transform {
     struct core_reject *rej;
     int failed;
     int aborted; /* too_deep: the parse was cancelled */
+    int bad_ws;  /* a form feed or vertical tab between tokens */
     size_t new_keys;
 };
 
@@ -201,20 +202,30 @@ static void flush(struct transform *tf)
     tf->span_start = tf->last_end;
 }
 
+/* JSON whitespace is space, tab, LF and CR (RFC 8259); yajl's lexer also
+ * takes form feed and vertical tab, which this stage refuses as
+ * invalid_json (2).  Anything else (0) starts a token or is a separator. */
+static const unsigned char ws_class[256] = {
+    [' '] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1, ['\f'] = 2, ['\v'] = 2,
+};
+
 /* Finds where the token ending at `end` starts: after the whitespace and
  * the one ',' or ':' that may follow the previous token.  *sep gets that
  * separator (0 if none), *ws whether any whitespace was there. */
-static size_t token_start(const struct transform *tf, char *sep, int *ws)
+static size_t token_start(struct transform *tf, char *sep, int *ws)
 {
     size_t p = tf->last_end;
     *sep = 0;
     *ws = 0;
     for (;;) {
-        char c = tf->in[p];
+        unsigned char c = (unsigned char)tf->in[p];
         if (c == ',' || c == ':') {
-            *sep = c;
-        } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+            *sep = (char)c;
+        } else if (ws_class[c] != 0) {
             *ws = 1;
+            if (ws_class[c] == 2) {
+                tf->bad_ws = 1;
+            }
         } else {
             return p;
         }
@@ -235,7 +246,7 @@ static inline void pass(struct transform *tf, size_t end)
     if (c == ',' || c == ':') {
         c = tf->in[p + 1];
     }
-    if (c != ' ' && c != '\t' && c != '\n' && c != '\r') {
+    if (ws_class[(unsigned char)c] == 0) {
         tf->last_end = end;
         return;
     }
@@ -633,6 +644,11 @@ static int open_container(struct transform *tf, int is_array)
                  "the event is a JSON array, not an object");
         }
         /* leading whitespace is not copied */
+        for (size_t i = 0; i + 1 < end; i++) {
+            if (ws_class[(unsigned char)tf->in[i]] == 2) {
+                tf->bad_ws = 1;
+            }
+        }
         tf->span_start = end - 1;
         tf->last_end = end;
     } else {
@@ -801,7 +817,8 @@ static int key_is_new(struct transform *tf, struct frame *f, const char *key,
         return 1;
     }
     tf->key_hash = hash = schema_hash(key, len);
-    if (tf->member_moved || (f->obj_id == OBJ_ID_METADATA &&
+    if ((tf->depth == 1 && tf->member_moved) ||
+        (f->obj_id == OBJ_ID_METADATA &&
                              tf->cfg.unknown_fields ==
                                  TRANSFORM_UNKNOWN_METADATA)) {
         return tf_keyset_add(&tf->ks, OBJ_ID_METADATA, key, len, hash);
@@ -850,6 +867,9 @@ static int cb_map_key(void *ctx, const unsigned char *ukey, size_t len)
     end = here(tf);
 
     if (tf->failed) {
+        /* keep labels right for a later too_deep path */
+        tf->key = raw ? key : arena_copy(tf, key, len);
+        tf->key_len = len;
         skip(tf, end);
         return 1;
     }
@@ -894,14 +914,14 @@ static int cb_map_key(void *ctx, const unsigned char *ukey, size_t len)
         fail(tf, CORE_REJECT_DUPLICATE_KEY,
              "key \"%.*s\" appears twice in one object%s",
              (int)(len > 200 ? 200 : len), key,
-             rewritten || tf->member_moved ? " (after rewriting dots or "
+             rewritten || tf->depth == 1 ? " (after rewriting dots or "
                                              "moving fields under metadata)"
                                            : "");
         skip(tf, end);
         return 1;
     }
     if (tf->cfg.scope == TRANSFORM_SCOPE_PATH && z == Z_META) {
-        tf->spath.len = tf->member_moved ? 0 : f->spath_len;
+        tf->spath.len = tf->depth == 1 ? 0 : f->spath_len;
         if (tf->spath.len > 0) {
             buf_addc(&tf->spath, '.');
         }
@@ -982,6 +1002,12 @@ enum core_err transform_new(const struct transform_config *cfg,
         snprintf(errstr, errstr_size,
                  "max event bytes must be between 16 and %u, not %zu",
                  64u << 20, cfg->max_event_bytes);
+        return CORE_ERR_USAGE;
+    }
+    if ((unsigned)cfg->scope > TRANSFORM_SCOPE_PATH ||
+        (unsigned)cfg->unknown_fields > TRANSFORM_UNKNOWN_METADATA) {
+        snprintf(errstr, errstr_size,
+                 "schema scope or unknown-fields mode out of range");
         return CORE_ERR_USAGE;
     }
     if (cfg->max_depth < 2 || cfg->max_depth > 1024) {
@@ -1071,7 +1097,7 @@ static void reset(struct transform *tf, const char *buf, size_t len,
     tf->seen_fields = 0;
     tf->npatches = 0;
     tf->rej = rej;
-    tf->failed = tf->aborted = 0;
+    tf->failed = tf->aborted = tf->bad_ws = 0;
     tf->new_keys = 0;
     rej->code = CORE_REJECT_NONE;
     rej->path[0] = '\0';
@@ -1127,10 +1153,25 @@ enum core_err transform_event(struct transform *tf, const char *buf,
         st = yajl_complete_parse(tf->h);
         at = len;
     }
+    if (!tf->aborted && st == yajl_status_ok) {
+        /* after the event's closing brace: only whitespace */
+        for (size_t i = tf->last_end; i < len; i++) {
+            if (ws_class[(unsigned char)buf[i]] == 2) {
+                tf->bad_ws = 1;
+            }
+        }
+    }
     if (tf->aborted) {
         /* too_deep, already described */
     } else if (st != yajl_status_ok) {
         invalid_json(tf, buf, len, at);
+    } else if (tf->bad_ws) {
+        tf->failed = 1;
+        rej->code = CORE_REJECT_INVALID_JSON;
+        rej->path[0] = '\0';
+        snprintf(rej->message, sizeof(rej->message),
+                 "the event is not valid JSON: a form feed or vertical tab "
+                 "stands between tokens (JSON allows space, tab, CR, LF)");
     } else if (!tf->failed && !tf->have_user_id) {
         tf->failed = 1;
         rej->code = CORE_REJECT_MISSING_USER_ID;

@@ -70,8 +70,9 @@ CORE_WUR enum core_err transform_event(struct transform *tf, const char *buf,
 /* Number of metadata keys the last accepted event added to the schema. */
 size_t transform_new_keys(const struct transform *tf);
 
-/* The user_id of the last accepted event, unescaped (not NUL-terminated;
- * valid until the next call on tf). */
+/* The user_id of the last accepted event, unescaped (not NUL-terminated).
+ * It points into the event's buffer or into tf: valid until the next call
+ * on tf and while that buffer is. */
 void transform_user_id(const struct transform *tf, const char **user_id,
                        size_t *len);
 

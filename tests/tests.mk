@@ -1,0 +1,28 @@
+# tests/tests.mk: the unit tests (cmocka, one executable per tested file,
+# built to $(BUILD)/tests/<name>) and the shell tests, appended to the
+# lists the root Makefile runs in `make check`.
+#
+# Prerequisite lists are expanded as they are read, so this fragment needs
+# the root Makefile to define `obj` before including it.
+
+TESTS_CMOCKA := \
+	tests/transform/test_transform.c \
+	tests/transform/test_jsontestsuite.c \
+	tests/schemas/test_schema.c \
+	tests/core/test_ndjson.c
+
+TESTS_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(TESTS_CMOCKA)))
+
+# One link rule per test: its own object plus the library.
+define tests_link_rule
+$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(BUILD)/libuserpipe.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+endef
+$(foreach t,$(TESTS_CMOCKA),$(eval $(call tests_link_rule,$(t))))
+
+UNIT_TESTS += $(TESTS_BINS)
+SCRIPT_TESTS += tests/cli/test_transform_cli.sh
+
+.PHONY: unit-tests
+unit-tests: $(TESTS_BINS)
