@@ -39,13 +39,13 @@ ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 
 # Library sources of each folder; main.c and the commands are linked only
 # into the binary so unit tests can link the rest.
-CORE_SRC := core/alloc.c core/codes.c core/log.c core/ndjson.c
+CORE_SRC := core/alloc.c core/codes.c core/log.c core/ndjson.c core/config.c
 SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
-INGEST_SRC :=
-SINK_SRC :=
+INGEST_SRC := ingest/ingest.c
+SINK_SRC := sink/dlq.c
 LIB_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) $(INGEST_SRC) $(SINK_SRC)
-MAIN_SRC = core/main.c core/cmd_transform.c
+MAIN_SRC = core/main.c core/cmd_transform.c core/cmd_run.c
 
 UNIT_TESTS :=     # cmocka executables, run by `make check`
 SCRIPT_TESTS :=   # shell tests, run by `make check` after the unit tests
@@ -60,7 +60,7 @@ all: build/userpipe
 # $(call obj,a.c b.c): their object files in this variant's folder.
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-include $(wildcard tests/*.mk tests/bench/*.mk deploy/dev/*.mk transform/*.mk sink/*.mk ingest/*.mk)
+include $(wildcard tests/*.mk tests/bench/*.mk tests/e2e/*.mk deploy/dev/*.mk transform/*.mk sink/*.mk ingest/*.mk)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -14,8 +14,9 @@
 static CORE_NORETURN void oom(size_t size)
 {
     /* fprintf may itself need memory; keep the message fixed and short */
-    fprintf(stderr, "level=error component=core msg=\"out of memory\" "
-                    "bytes=%zu\n",
+    fprintf(stderr,
+            "level=error component=core msg=\"out of memory\" "
+            "bytes=%zu\n",
             size);
     abort();
 }

@@ -24,27 +24,33 @@
 static void usage(FILE *f)
 {
     fputs(
-        "usage: userpipe transform [options] < events.ndjson > accepted.ndjson\n"
+        "usage: userpipe transform [options] < events.ndjson > "
+        "accepted.ndjson\n"
         "\n"
         "Reads one JSON event a line on stdin (blank lines skipped, a final\n"
         "'\\r' ignored) and applies the transform rules: dotted metadata keys\n"
         "become underscores, every metadata key keeps one JSON type, the user\n"
-        "fields are validated.  Each accepted event is written to stdout as one\n"
-        "line of minified JSON, in input order.  Each rejected event is written\n"
+        "fields are validated.  Each accepted event is written to stdout as "
+        "one\n"
+        "line of minified JSON, in input order.  Each rejected event is "
+        "written\n"
         "as one NDJSON line to the rejects file:\n"
         "  {\"line\":N,\"code\":\"...\",\"path\":\"...\",\"message\":\"...\","
         "\"event\":\"<raw line>\"}\n"
-        "(\"event_b64\", the raw line in base64, replaces \"event\" when the line\n"
+        "(\"event_b64\", the raw line in base64, replaces \"event\" when the "
+        "line\n"
         "is not valid UTF-8 or longer than --max-event-bytes).\n"
         "\n"
         "options:\n"
-        "  --schema FILE          seed types: a JSON object of key to type name,\n"
+        "  --schema FILE          seed types: a JSON object of key to type "
+        "name,\n"
         "                         e.g. {\"phone\":\"string\"}; they win over\n"
         "                         anything learned\n"
         "  --schema-out FILE      write every type known at the end (seed and\n"
         "                         learned) to FILE, in the seed format\n"
         "  --schema-scope name|path\n"
-        "                         one type per key name at any depth (default,\n"
+        "                         one type per key name at any depth "
+        "(default,\n"
         "                         Moesif's rule) or per full path\n"
         "  --unknown-fields reject|drop|metadata\n"
         "                         a top-level field Moesif does not know is\n"
@@ -78,9 +84,9 @@ struct reader {
 };
 
 enum read_result {
-    READ_LINE,     /* a whole line */
-    READ_PIECE,    /* a piece of an oversize line; more follow */
-    READ_LAST,     /* the last piece of an oversize line */
+    READ_LINE,  /* a whole line */
+    READ_PIECE, /* a piece of an oversize line; more follow */
+    READ_LAST,  /* the last piece of an oversize line */
     READ_EOF,
     READ_ERROR
 };
@@ -100,8 +106,8 @@ static enum read_result reader_next(struct reader *r, const char **line,
             }
             return READ_LINE;
         }
-        if (r->end - r->start >= r->cap || (r->in_oversize &&
-                                            r->end > r->start)) {
+        if (r->end - r->start >= r->cap ||
+            (r->in_oversize && r->end > r->start)) {
             /* no newline within the limit: hand out what we have */
             *line = r->buf + r->start;
             *len = r->end - r->start;
@@ -179,16 +185,16 @@ static void write_reject(FILE *rf, unsigned long long line,
     fputs("\"}\n", rf);
 }
 
-static int parse_size(const char *opt, const char *arg, size_t min,
-                      size_t max, size_t *out)
+static int parse_size(const char *opt, const char *arg, size_t min, size_t max,
+                      size_t *out)
 {
     char *end;
     unsigned long long v;
 
     errno = 0;
     v = strtoull(arg, &end, 10);
-    if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' ||
-        v < min || v > max) {
+    if (errno != 0 || end == arg || *end != '\0' || arg[0] == '-' || v < min ||
+        v > max) {
         fprintf(stderr,
                 "userpipe transform: %s takes a whole number from %zu to "
                 "%zu, not '%s'\n",
@@ -242,8 +248,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             } else if (strcmp(optarg, "path") == 0) {
                 o->cfg.scope = TRANSFORM_SCOPE_PATH;
             } else {
-                fprintf(stderr, "userpipe transform: --schema-scope takes "
-                                "'name' or 'path', not '%s'\n",
+                fprintf(stderr,
+                        "userpipe transform: --schema-scope takes "
+                        "'name' or 'path', not '%s'\n",
                         optarg);
                 return 2;
             }
@@ -256,8 +263,9 @@ static int parse_options(int argc, char **argv, struct options *o)
             } else if (strcmp(optarg, "metadata") == 0) {
                 o->cfg.unknown_fields = TRANSFORM_UNKNOWN_METADATA;
             } else {
-                fprintf(stderr, "userpipe transform: --unknown-fields takes "
-                                "'reject', 'drop' or 'metadata', not '%s'\n",
+                fprintf(stderr,
+                        "userpipe transform: --unknown-fields takes "
+                        "'reject', 'drop' or 'metadata', not '%s'\n",
                         optarg);
                 return 2;
             }
@@ -299,9 +307,8 @@ static int parse_options(int argc, char **argv, struct options *o)
 /* Streams an oversize line into its reject line; returns 0 or -1 on a
  * read error.  The length is not known before the end, so the message
  * states the limit only. */
-static int reject_oversize(struct reader *r, FILE *rf,
-                           unsigned long long line, size_t max,
-                           const char *first, size_t first_len)
+static int reject_oversize(struct reader *r, FILE *rf, unsigned long long line,
+                           size_t max, const char *first, size_t first_len)
 {
     struct core_b64 b;
     enum read_result rr = READ_PIECE;
@@ -313,8 +320,9 @@ static int reject_oversize(struct reader *r, FILE *rf,
              "the event is longer than the limit of %zu bytes "
              "(--max-event-bytes)",
              max);
-    fprintf(rf, "{\"line\":%llu,\"code\":\"too_large\",\"path\":\"\","
-                "\"message\":\"%s\",\"event_b64\":\"",
+    fprintf(rf,
+            "{\"line\":%llu,\"code\":\"too_large\",\"path\":\"\","
+            "\"message\":\"%s\",\"event_b64\":\"",
             line, message);
     core_b64_init(&b);
     core_b64_write(&b, rf, first, first_len);
@@ -367,8 +375,9 @@ int cmd_transform(int argc, char **argv)
     if (o.rejects != NULL) {
         rf = fopen(o.rejects, "w");
         if (rf == NULL) {
-            fprintf(stderr, "userpipe transform: cannot open rejects file "
-                            "'%s': %s\n",
+            fprintf(stderr,
+                    "userpipe transform: cannot open rejects file "
+                    "'%s': %s\n",
                     o.rejects, strerror(errno));
             rf = stderr;
             status = 1;
@@ -397,8 +406,8 @@ int cmd_transform(int argc, char **argv)
         line++;
         if (rr == READ_PIECE) {
             rejected++;
-            if (reject_oversize(&r, rf, line, o.cfg.max_event_bytes, p,
-                                len) != 0) {
+            if (reject_oversize(&r, rf, line, o.cfg.max_event_bytes, p, len) !=
+                0) {
                 fprintf(stderr, "userpipe transform: cannot read stdin: %s\n",
                         strerror(errno));
                 status = 1;
@@ -423,8 +432,7 @@ int cmd_transform(int argc, char **argv)
         }
         if (ferror(stdout) || ferror(rf)) {
             fprintf(stderr, "userpipe transform: cannot write %s: %s\n",
-                    ferror(stdout) ? "stdout" : "the rejects",
-                    strerror(errno));
+                    ferror(stdout) ? "stdout" : "the rejects", strerror(errno));
             status = 1;
             goto out;
         }

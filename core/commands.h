@@ -7,5 +7,7 @@
 #define CORE_COMMANDS_H
 
 int cmd_transform(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_config_reference(int argc, char **argv);
 
 #endif

@@ -102,11 +102,11 @@ void core_log_write(enum core_log_level level, const char *component,
                     const char *fmt, ...) CORE_PRINTF(3, 4);
 
 /* Formats only when the level is enabled. */
-#define core_log(level, component, ...)                                      \
-    do {                                                                     \
-        if ((int)(level) <= core_log_threshold) {                            \
-            core_log_write((level), (component), __VA_ARGS__);               \
-        }                                                                    \
+#define core_log(level, component, ...)                                        \
+    do {                                                                       \
+        if ((int)(level) <= core_log_threshold) {                              \
+            core_log_write((level), (component), __VA_ARGS__);                 \
+        }                                                                      \
     } while (0)
 
 /* Parses "error", "warn", "info", "debug"; returns -1 when unknown. */

@@ -13,19 +13,24 @@
 
 static void usage(FILE *f)
 {
-    fputs("usage: userpipe <command> [options]\n"
-          "\n"
-          "userpipe moves Moesif user-update events from Kafka to Moesif's\n"
-          "POST /v1/users/batch, rewriting dotted metadata keys and enforcing\n"
-          "one JSON type per metadata key on the way.\n"
-          "\n"
-          "commands:\n"
-          "  transform   the transform alone: NDJSON events on stdin, accepted\n"
-          "              events on stdout, rejects as NDJSON to a file\n"
-          "\n"
-          "`userpipe <command> --help` documents each command.\n"
-          "options: --help, --version\n",
-          f);
+    fputs(
+        "usage: userpipe <command> [options]\n"
+        "\n"
+        "userpipe moves Moesif user-update events from Kafka to Moesif's\n"
+        "POST /v1/users/batch, rewriting dotted metadata keys and enforcing\n"
+        "one JSON type per metadata key on the way.\n"
+        "\n"
+        "commands:\n"
+        "  run         the pipeline: Kafka -> transform -> Moesif, rejects to\n"
+        "              the dead-letter topic (-c FILE)\n"
+        "  transform   the transform alone: NDJSON events on stdin, accepted\n"
+        "              events on stdout, rejects as NDJSON to a file\n"
+        "  config-reference\n"
+        "              every configuration key of `run`, as a Markdown table\n"
+        "\n"
+        "`userpipe <command> --help` documents each command.\n"
+        "options: --help, --version\n",
+        f);
 }
 
 int main(int argc, char **argv)
@@ -45,6 +50,12 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "transform") == 0) {
         return cmd_transform(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "run") == 0) {
+        return cmd_run(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "config-reference") == 0) {
+        return cmd_config_reference(argc - 1, argv + 1);
     }
     fprintf(stderr,
             "userpipe: unknown command '%s'; run 'userpipe --help' for the "

@@ -107,8 +107,8 @@ void schema_destroy(struct schema *sch)
     free(sch);
 }
 
-static struct slot *find(const struct schema *sch, const char *key,
-                         size_t len, uint64_t hash)
+static struct slot *find(const struct schema *sch, const char *key, size_t len,
+                         uint64_t hash)
 {
     size_t i = (size_t)hash & sch->mask;
     uint32_t h32 = (uint32_t)(hash >> 32);
@@ -167,8 +167,8 @@ enum schema_type schema_put(struct schema *sch, const char *key, size_t len,
     }
     if (sch->count == sch->cap) {
         sch->cap = sch->cap ? sch->cap * 2 : 16;
-        sch->entries = core_realloc(sch->entries,
-                                    sch->cap * sizeof(*sch->entries));
+        sch->entries =
+            core_realloc(sch->entries, sch->cap * sizeof(*sch->entries));
     }
     if (sch->pool_len + len > sch->pool_cap) {
         size_t want = sch->pool_cap * 2;
@@ -224,8 +224,8 @@ void schema_clear(struct schema *sch)
     sch->pool_len = 0;
 }
 
-static const char *const type_names[] = {"null",   "string", "number",
-                                          "boolean", "object", "array"};
+static const char *const type_names[] = {"null",    "string", "number",
+                                         "boolean", "object", "array"};
 
 const char *schema_type_name(enum schema_type type)
 {

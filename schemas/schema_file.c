@@ -26,8 +26,8 @@ static enum core_err read_whole(const char *path, char **out, size_t *out_len,
     enum core_err rc = CORE_OK;
 
     if (f == NULL) {
-        snprintf(errstr, errstr_size, "cannot open schema file '%s': %s",
-                 path, strerror(errno));
+        snprintf(errstr, errstr_size, "cannot open schema file '%s': %s", path,
+                 strerror(errno));
         return CORE_ERR_IO;
     }
     for (;;) {
@@ -51,8 +51,8 @@ static enum core_err read_whole(const char *path, char **out, size_t *out_len,
         }
     }
     if (ferror(f)) {
-        snprintf(errstr, errstr_size, "cannot read schema file '%s': %s",
-                 path, strerror(errno));
+        snprintf(errstr, errstr_size, "cannot read schema file '%s': %s", path,
+                 strerror(errno));
         rc = CORE_ERR_IO;
         goto out;
     }
@@ -155,8 +155,8 @@ enum core_err schema_save_file(const struct schema *sch, const char *path,
     snprintf(tmp, plen + 8, "%s.tmp", path);
     f = fopen(tmp, "wb");
     if (f == NULL) {
-        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s",
-                 tmp, strerror(errno));
+        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s", tmp,
+                 strerror(errno));
         free(tmp);
         return CORE_ERR_IO;
     }
@@ -178,13 +178,13 @@ enum core_err schema_save_file(const struct schema *sch, const char *path,
     fputc('\n', f);
     yajl_gen_free(g);
     if (fflush(f) != 0 || ferror(f)) {
-        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s",
-                 tmp, strerror(errno));
+        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s", tmp,
+                 strerror(errno));
         rc = CORE_ERR_IO;
     }
     if (fclose(f) != 0 && rc == CORE_OK) {
-        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s",
-                 tmp, strerror(errno));
+        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s", tmp,
+                 strerror(errno));
         rc = CORE_ERR_IO;
     }
     if (rc == CORE_OK && rename(tmp, path) != 0) {

@@ -17,25 +17,25 @@ enum transform_field transform_field_lookup(const char *key, size_t len)
     switch (len) {
     case 7:
         return memcmp(key, "user_id", 7) == 0 ? TF_FIELD_USER_ID
-                                               : TF_FIELD_UNKNOWN;
+                                              : TF_FIELD_UNKNOWN;
     case 8:
         if (memcmp(key, "metadata", 8) == 0) {
             return TF_FIELD_METADATA;
         }
         return memcmp(key, "campaign", 8) == 0 ? TF_FIELD_CAMPAIGN
-                                                : TF_FIELD_UNKNOWN;
+                                               : TF_FIELD_UNKNOWN;
     case 10:
         if (memcmp(key, "company_id", 10) == 0) {
             return TF_FIELD_COMPANY_ID;
         }
         return memcmp(key, "ip_address", 10) == 0 ? TF_FIELD_IP_ADDRESS
-                                                   : TF_FIELD_UNKNOWN;
+                                                  : TF_FIELD_UNKNOWN;
     case 13:
         if (memcmp(key, "session_token", 13) == 0) {
             return TF_FIELD_SESSION_TOKEN;
         }
         return memcmp(key, "modified_time", 13) == 0 ? TF_FIELD_MODIFIED_TIME
-                                                      : TF_FIELD_UNKNOWN;
+                                                     : TF_FIELD_UNKNOWN;
     case 17:
         return memcmp(key, "user_agent_string", 17) == 0
                    ? TF_FIELD_USER_AGENT_STRING

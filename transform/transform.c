@@ -45,13 +45,13 @@ enum zone {
 struct frame {
     const char *label; /* key holding this container, NULL in an array */
     uint32_t label_len;
-    uint32_t index;    /* position in the parent array when label is NULL */
-    uint32_t count;    /* members or elements so far */
-    uint32_t obj_id;   /* for the duplicate-key set */
-    uint32_t hs_base;  /* its keys' entries in the small-object stack */
-    uint64_t hs_bits;  /* one bit per key hash: most keys skip the scan */
-    uint8_t big;       /* more than SMALL_OBJECT keys: in the key set */
-    uint8_t fast;      /* metadata object whose keys take the fast path */
+    uint32_t index;     /* position in the parent array when label is NULL */
+    uint32_t count;     /* members or elements so far */
+    uint32_t obj_id;    /* for the duplicate-key set */
+    uint32_t hs_base;   /* its keys' entries in the small-object stack */
+    uint64_t hs_bits;   /* one bit per key hash: most keys skip the scan */
+    uint8_t big;        /* more than SMALL_OBJECT keys: in the key set */
+    uint8_t fast;       /* metadata object whose keys take the fast path */
     uint32_t spath_len; /* schema path length inside it (path scope) */
     uint8_t is_array;
     uint8_t zone;
@@ -129,8 +129,8 @@ struct transform {
     struct hkey *hs; /* keys of the open small objects, innermost last */
     size_t hs_len;
     unsigned seen_fields; /* bit per known top-level field */
-    struct buf arena; /* decoded or rewritten keys; sized to the event */
-    struct buf spath; /* schema path in path scope */
+    struct buf arena;     /* decoded or rewritten keys; sized to the event */
+    struct buf spath;     /* schema path in path scope */
 
     struct patch *patches; /* pending in the current span */
     size_t npatches, patches_cap;
@@ -189,8 +189,7 @@ static void flush(struct transform *tf)
                 tf->last_end - tf->span_start);
         /* dotted keys copied with the span get their '_' now */
         for (size_t i = 0; i < tf->npatches; i++) {
-            char *k = tf->cur->p + base +
-                      (tf->patches[i].off - tf->span_start);
+            char *k = tf->cur->p + base + (tf->patches[i].off - tf->span_start);
             for (size_t j = 0; j < tf->patches[i].len; j++) {
                 if (k[j] == '.') {
                     k[j] = '_';
@@ -353,8 +352,8 @@ static void build_path(struct transform *tf, int with_current)
 }
 
 static CORE_PRINTF(3, 4) void fail(struct transform *tf,
-                                   enum core_reject_code code,
-                                   const char *fmt, ...)
+                                   enum core_reject_code code, const char *fmt,
+                                   ...)
 {
     va_list ap;
 
@@ -372,9 +371,8 @@ static CORE_PRINTF(3, 4) void fail(struct transform *tf,
 /* "a string", "an object", "null": for messages. */
 static const char *a_type(enum schema_type t)
 {
-    static const char *const names[] = {"null",      "a string",
-                                        "a number",  "a boolean",
-                                        "an object", "an array"};
+    static const char *const names[] = {"null",      "a string",  "a number",
+                                        "a boolean", "an object", "an array"};
     return names[t];
 }
 
@@ -439,9 +437,8 @@ static void retract(struct transform *tf, size_t end)
         flush(tf);
     } else {
         /* a flush wrote in[mark_span, ...) from out_mark on */
-        tf->cur->len = tf->out_mark + (tf->mark_flushed
-                                           ? 0
-                                           : tf->mark_in - tf->mark_span);
+        tf->cur->len =
+            tf->out_mark + (tf->mark_flushed ? 0 : tf->mark_in - tf->mark_span);
     }
     tf->span_start = tf->last_end = end;
 }
@@ -496,8 +493,7 @@ static enum zone value_begin(struct transform *tf, enum schema_type t,
             if (t != SCHEMA_TYPE_STRING || str_len == 0) {
                 fail(tf, CORE_REJECT_INVALID_FIELD_TYPE,
                      "user_id must be a non-empty string, not %s",
-                     t == SCHEMA_TYPE_STRING ? "an empty string"
-                                             : a_type(t));
+                     t == SCHEMA_TYPE_STRING ? "an empty string" : a_type(t));
             }
             tf->have_user_id = 1;
             if (tf->failed) {
@@ -574,6 +570,18 @@ static void emit_scalar(struct transform *tf, size_t end)
     }
 }
 
+/* Where a scalar token ends: from its text when that lies in the input
+ * (a string without escapes ends at its closing quote, a number at its
+ * last digit), else from the parser. */
+static inline size_t token_end(struct transform *tf, enum schema_type t,
+                               const char *s, size_t len)
+{
+    if ((t == SCHEMA_TYPE_STRING || t == SCHEMA_TYPE_NUMBER) && is_raw(tf, s)) {
+        return (size_t)(s - tf->in) + len + (t == SCHEMA_TYPE_STRING);
+    }
+    return here(tf);
+}
+
 static int scalar(struct transform *tf, enum schema_type t, const char *s,
                   size_t len)
 {
@@ -585,17 +593,17 @@ static int scalar(struct transform *tf, enum schema_type t, const char *s,
             if (!f->is_array && t != SCHEMA_TYPE_NONE) {
                 check_type(tf, t);
             }
-            pass(tf, here(tf));
+            pass(tf, token_end(tf, t, s, len));
             return 1;
         }
     }
     if (tf->depth == 0) {
-        fail(tf, CORE_REJECT_NOT_AN_OBJECT,
-             "the event is %s, not an object", a_type(t));
+        fail(tf, CORE_REJECT_NOT_AN_OBJECT, "the event is %s, not an object",
+             a_type(t));
         return 1;
     }
     value_begin(tf, t, s, len);
-    emit_scalar(tf, here(tf));
+    emit_scalar(tf, token_end(tf, t, s, len));
     scalar_end(tf);
     return 1;
 }
@@ -759,8 +767,8 @@ static int cb_end(void *ctx)
 
 /* Writes the key token ending at `end`, which had escapes, as the
  * rewritten key k[0..len), encoded again by yajl_gen. */
-static void emit_rewritten_key(struct transform *tf, size_t end,
-                               const char *k, size_t len)
+static void emit_rewritten_key(struct transform *tf, size_t end, const char *k,
+                               size_t len)
 {
     const unsigned char *enc;
     size_t enc_len;
@@ -819,8 +827,7 @@ static int key_is_new(struct transform *tf, struct frame *f, const char *key,
     tf->key_hash = hash = schema_hash(key, len);
     if ((tf->depth == 1 && tf->member_moved) ||
         (f->obj_id == OBJ_ID_METADATA &&
-                             tf->cfg.unknown_fields ==
-                                 TRANSFORM_UNKNOWN_METADATA)) {
+         tf->cfg.unknown_fields == TRANSFORM_UNKNOWN_METADATA)) {
         return tf_keyset_add(&tf->ks, OBJ_ID_METADATA, key, len, hash);
     }
     if (f->big) {
@@ -915,8 +922,8 @@ static int cb_map_key(void *ctx, const unsigned char *ukey, size_t len)
              "key \"%.*s\" appears twice in one object%s",
              (int)(len > 200 ? 200 : len), key,
              rewritten || tf->depth == 1 ? " (after rewriting dots or "
-                                             "moving fields under metadata)"
-                                           : "");
+                                           "moving fields under metadata)"
+                                         : "");
         skip(tf, end);
         return 1;
     }
@@ -972,11 +979,11 @@ static int cb_map_key(void *ctx, const unsigned char *ukey, size_t len)
         pass(tf, end);
         if (tf->npatches == tf->patches_cap) {
             tf->patches_cap = tf->patches_cap ? tf->patches_cap * 2 : 16;
-            tf->patches = core_realloc(tf->patches, tf->patches_cap *
-                                                        sizeof(*tf->patches));
+            tf->patches = core_realloc(tf->patches,
+                                       tf->patches_cap * sizeof(*tf->patches));
         }
-        tf->patches[tf->npatches].off = (size_t)(ukey - (const unsigned char *)
-                                                            tf->in);
+        tf->patches[tf->npatches].off =
+            (size_t)(ukey - (const unsigned char *)tf->in);
         tf->patches[tf->npatches].len = len;
         tf->npatches++;
     } else if (rewritten) {
@@ -1032,8 +1039,8 @@ enum core_err transform_new(const struct transform_config *cfg,
     tf->g = yajl_gen_alloc(NULL);
     tf->frames = core_calloc(cfg->max_depth, sizeof(*tf->frames));
     tf_keyset_init(&tf->ks);
-    tf->hs = core_calloc((size_t)cfg->max_depth * SMALL_OBJECT,
-                         sizeof(*tf->hs));
+    tf->hs =
+        core_calloc((size_t)cfg->max_depth * SMALL_OBJECT, sizeof(*tf->hs));
     *out = tf;
     return CORE_OK;
 }
@@ -1112,8 +1119,8 @@ static void reset(struct transform *tf, const char *buf, size_t len,
 static void invalid_json(struct transform *tf, const char *buf, size_t len,
                          size_t at)
 {
-    unsigned char *msg = yajl_get_error(tf->h, 0, (const unsigned char *)buf,
-                                        len);
+    unsigned char *msg =
+        yajl_get_error(tf->h, 0, (const unsigned char *)buf, len);
     char *nl;
 
     nl = strchr((char *)msg, '\n');
@@ -1128,8 +1135,8 @@ static void invalid_json(struct transform *tf, const char *buf, size_t len,
     yajl_free_error(tf->h, msg);
 }
 
-enum core_err transform_event(struct transform *tf, const char *buf,
-                              size_t len, const char **out, size_t *out_len,
+enum core_err transform_event(struct transform *tf, const char *buf, size_t len,
+                              const char **out, size_t *out_len,
                               struct core_reject *rej)
 {
     yajl_status st;

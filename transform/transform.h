@@ -27,8 +27,8 @@ enum transform_scope {
 
 /* What happens to a top-level field DESIGN.md section 1 does not name. */
 enum transform_unknown {
-    TRANSFORM_UNKNOWN_REJECT = 0, /* reject the event as unknown_field */
-    TRANSFORM_UNKNOWN_DROP = 1,   /* drop the field, keep the event */
+    TRANSFORM_UNKNOWN_REJECT = 0,  /* reject the event as unknown_field */
+    TRANSFORM_UNKNOWN_DROP = 1,    /* drop the field, keep the event */
     TRANSFORM_UNKNOWN_METADATA = 2 /* move it under metadata */
 };
 
@@ -50,9 +50,8 @@ struct transform;
  * which setting is out of range.
  */
 CORE_WUR enum core_err transform_new(const struct transform_config *cfg,
-                                     struct schema *sch,
-                                     struct transform **out, char *errstr,
-                                     size_t errstr_size);
+                                     struct schema *sch, struct transform **out,
+                                     char *errstr, size_t errstr_size);
 
 /* Frees the transform; accepts NULL. */
 void transform_destroy(struct transform *tf);

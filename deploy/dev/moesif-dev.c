@@ -48,12 +48,16 @@ static void usage(FILE *f)
                "[--retry-after S]\n"
                "         [--latency-ms N] [--status CODE] "
                "[--refuse-for-ms N --refuse-after-ms M]\n"
-               "         [--seed N] [--threads N] [--max-body-mb N] "
-               "[--log-level L]\n"
+               "         [--refuse-user ID] [--seed N] [--threads N] "
+               "[--max-body-mb N] [--log-level L]\n"
                "A local server of Moesif's collector API for users "
                "(deploy/dev/MOESIF-DEV.md).\n"
                "Prints its base URL on stdout, writes it to --url-file, runs "
-               "until SIGTERM/SIGINT.\n");
+               "until SIGTERM/SIGINT.\n"
+               "--refuse-user ID answers 400, storing nothing, every /v1 "
+               "request holding a user\n"
+               "with user_id ID (POST /_dev/faults refuse_user=ID sets it, "
+               "refuse_user= clears it).\n");
 }
 
 static int parse_listen(struct options *o, const char *v)
@@ -89,11 +93,13 @@ static int parse_args(struct options *o, int argc, char **argv)
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             return 1;
         }
-        if (strncmp(arg, "--", 2) != 0 || strlen(arg) >= sizeof(name)) {
+        eq = strchr(arg, '=');
+        /* only the name must fit: --refuse-user=ID may be long */
+        if (strncmp(arg, "--", 2) != 0 ||
+            (eq != NULL ? (size_t)(eq - arg) : strlen(arg)) >= sizeof(name)) {
             fprintf(stderr, "moesif-dev: unexpected argument '%s'\n", arg);
             return -1;
         }
-        eq = strchr(arg, '=');
         if (eq != NULL) {
             memcpy(name, arg + 2, (size_t)(eq - arg - 2));
             name[eq - arg - 2] = '\0';

@@ -90,6 +90,13 @@ struct mtape {
     size_t arena_len, arena_cap;
     bool dup_ids; /* two users of the batch share a user_id */
 
+    /* Set by the caller before a parse (borrowed for the parse; length 0
+     * for none): a user with exactly this user_id fails the parse with
+     * refused_user set, as the refuse_user fault asks. */
+    const char *refuse_id;
+    uint32_t refuse_id_len;
+    bool refused_user; /* the last parse failed on refuse_id */
+
     /* the failure of the last parse; code is one of the 400 codes */
     char err_code[32];
     char err_msg[256];
@@ -116,8 +123,10 @@ void mtape_release(struct mtape *tp);
 
 /*
  * Parses body[0..len) as kind and validates every user (a non-empty
- * string user_id; section 1 field types).  Returns 0 with the tape
- * filled, or -1 with err_code/err_msg set (the request is answered 400).
+ * string user_id; section 1 field types; not tp->refuse_id).  Returns 0
+ * with the tape filled, or -1 with err_code/err_msg set (the request is
+ * answered 400); err_code is "refused_user" and tp->refused_user true
+ * when a user_id was tp->refuse_id.
  */
 int mtape_parse(struct mtape *tp, enum mparse_kind kind, const char *body,
                 size_t len);
@@ -173,11 +182,18 @@ char *mstore_stats_json(struct mstore *st,
  * (malloc'd, the caller frees it). */
 char *mstore_types_json(struct mstore *st, size_t *out_len);
 
+/* Counts one request refused by the refuse_user fault; lock-free. */
+void mstore_count_refused_user(struct mstore *st);
+
 /* Forgets every user, type and counter. */
 void mstore_reset(struct mstore *st);
 
 /* ------------------------------------------------------------------ */
 /* Faults (moesif_faults.c)                                           */
+
+/* Room for refuse_user and its NUL: a user_id of up to 255 bytes, far
+ * longer than any id a test makes up. */
+#define MFAULTS_USER_MAX 256
 
 struct mfaults_config {
     double fail_429; /* fractions of /v1 requests, drawn in this order */
@@ -189,6 +205,7 @@ struct mfaults_config {
     unsigned refuse_for_ms;   /* one refusal period of this length ... */
     unsigned refuse_after_ms; /* ... starting this long after it is set */
     uint64_t seed;
+    char refuse_user[MFAULTS_USER_MAX]; /* "" for none: see mverdict */
 };
 
 /* What one /v1 request gets before its body is looked at. */
@@ -196,6 +213,10 @@ struct mverdict {
     unsigned status; /* 0: serve it; else answer this injected status */
     unsigned latency_ms;
     unsigned retry_after_s;
+    /* a request holding a user with this user_id is answered 400 and
+     * stores nothing; refuse_user_len 0 for none */
+    uint32_t refuse_user_len;
+    char refuse_user[MFAULTS_USER_MAX];
 };
 
 struct mfaults;
@@ -204,8 +225,9 @@ struct mfaults;
 void mfaults_config_init(struct mfaults_config *cfg);
 
 /*
- * Sets one setting by name ("fail_429", "latency_ms", ...; '-' is read as
- * '_' so CLI names work too).  Returns 0, or -1 with err filled.
+ * Sets one setting by name ("fail_429", "latency_ms", "refuse_user", ...;
+ * '-' is read as '_' so CLI names work too).  Returns 0, or -1 with err
+ * filled.
  */
 int mfaults_config_set(struct mfaults_config *cfg, const char *name,
                        const char *value, char *err, size_t err_size);
@@ -222,7 +244,7 @@ struct mkv_list {
     size_t n;
     struct {
         char name[32];
-        char value[64];
+        char value[MFAULTS_USER_MAX]; /* a refuse_user id is the longest */
     } kv[MKV_MAX];
 };
 
@@ -230,8 +252,9 @@ struct mkv_list {
 int mkv_add(struct mkv_list *l, const char *name, size_t name_len,
             const char *value, size_t value_len, char *err, size_t err_size);
 
-/* Adds the pairs of "name=value&..." (a form body) or of a JSON object
- * {"name": number-or-string}.  Returns 0, or -1 with err filled. */
+/* Adds the pairs of "name=value&..." (a form body, %XX and '+'
+ * decoded) or of a JSON object {"name": number-or-string-or-null, null
+ * read as ""}.  Returns 0, or -1 with err filled. */
 int mkv_parse_form(struct mkv_list *l, const char *s, size_t len, char *err,
                    size_t err_size);
 int mkv_parse_json(struct mkv_list *l, const char *s, size_t len, char *err,
@@ -247,7 +270,8 @@ int mkv_parse_json(struct mkv_list *l, const char *s, size_t len, char *err,
 int mfaults_update(struct mfaults *flt, const struct mkv_list *l, char *err,
                    size_t err_size);
 
-/* Draws the verdict of one /v1 request. */
+/* Draws the verdict of one /v1 request (and copies refuse_user, whose
+ * bytes are copied only when it is set). */
 void mfaults_draw(struct mfaults *flt, struct mverdict *v);
 
 /* Current settings as a JSON object (malloc'd; the caller frees). */

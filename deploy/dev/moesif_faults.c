@@ -10,6 +10,10 @@
  * Refusals are only scheduled here; moesif-dev.c's main loop stops and
  * restarts the listener, because libmicrohttpd's daemon cannot be
  * stopped from one of its own threads.
+ *
+ * refuse_user is not drawn: the verdict carries the id, and the parse
+ * (moesif_parse.c) compares each user_id it already reads against it, so
+ * the fault costs the hot path one length test per user while it is off.
  */
 #include "moesif_dev.h"
 
@@ -105,6 +109,17 @@ int mfaults_config_set(struct mfaults_config *cfg, const char *name,
     if (strcmp(key, "fail_503") == 0) {
         return parse_fraction(value, &cfg->fail_503, err, err_size, key);
     }
+    if (strcmp(key, "refuse_user") == 0) {
+        size_t len_user = strlen(value);
+        if (len_user >= sizeof(cfg->refuse_user)) {
+            snprintf(err, err_size,
+                     "refuse_user must be a user_id of at most %d bytes",
+                     MFAULTS_USER_MAX - 1);
+            return -1;
+        }
+        memcpy(cfg->refuse_user, value, len_user + 1); /* "" turns it off */
+        return 0;
+    }
     if (strcmp(key, "seed") == 0) {
         if (parse_uint(value, UINT64_MAX, &n, err, err_size, key) != 0) {
             return -1;
@@ -155,7 +170,7 @@ int mfaults_config_set(struct mfaults_config *cfg, const char *name,
     snprintf(err, err_size,
              "unknown fault setting '%s' (known: fail_429, fail_500, "
              "fail_503, retry_after, latency_ms, status, refuse_for_ms, "
-             "refuse_after_ms, seed)",
+             "refuse_after_ms, seed, refuse_user)",
              name);
     return -1;
 }
@@ -218,6 +233,46 @@ int mkv_add(struct mkv_list *l, const char *name, size_t name_len,
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+/*
+ * URL-decodes s[0..len) (%XX, '+' as space: application/x-www-form-
+ * urlencoded, as libmicrohttpd decodes query strings) into out, writing
+ * at most size bytes.  Returns the decoded length, which exceeds size
+ * when it did not fit.  A '%' without two hex digits stays as it is.
+ */
+static size_t form_decode(const char *s, size_t len, char *out, size_t size)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len; i++, n++) {
+        char c = s[i];
+        if (c == '+') {
+            c = ' ';
+        } else if (c == '%' && i + 2 < len && hex_digit(s[i + 1]) >= 0 &&
+                   hex_digit(s[i + 2]) >= 0) {
+            c = (char)(hex_digit(s[i + 1]) * 16 + hex_digit(s[i + 2]));
+            i += 2;
+        }
+        if (n < size) {
+            out[n] = c;
+        }
+    }
+    return n;
+}
+
 int mkv_parse_form(struct mkv_list *l, const char *s, size_t len, char *err,
                    size_t err_size)
 {
@@ -238,8 +293,16 @@ int mkv_parse_form(struct mkv_list *l, const char *s, size_t len, char *err,
                          (int)(i - start > 40 ? 40 : i - start), s + start);
                 return -1;
             }
-            if (mkv_add(l, s + start, eq - start, s + eq + 1, i - eq - 1, err,
-                        err_size) != 0) {
+            char name[sizeof(l->kv[0].name)];
+            char value[sizeof(l->kv[0].value)];
+            size_t name_len =
+                form_decode(s + start, eq - start, name, sizeof(name));
+            size_t value_len =
+                form_decode(s + eq + 1, i - eq - 1, value, sizeof(value));
+
+            /* mkv_add refuses lengths that did not fit before reading */
+            if (mkv_add(l, name, name_len, value, value_len, err, err_size) !=
+                0) {
                 return -1;
             }
         }
@@ -279,9 +342,11 @@ int mkv_parse_json(struct mkv_list *l, const char *s, size_t len, char *err,
             text = v->u.number.r;
         } else if (YAJL_IS_STRING(v)) {
             text = v->u.string;
+        } else if (YAJL_IS_NULL(v)) {
+            text = ""; /* refuse_user: null turns it off */
         } else {
-            snprintf(err, err_size, "fault setting '%s' must be a number",
-                     name);
+            snprintf(err, err_size,
+                     "fault setting '%s' must be a number or a string", name);
             rc = -1;
             break;
         }
@@ -340,6 +405,13 @@ void mfaults_draw(struct mfaults *flt, struct mverdict *v)
     v->status = cfg->status;
     v->latency_ms = cfg->latency_ms;
     v->retry_after_s = cfg->retry_after_s;
+    v->refuse_user_len = 0;
+    v->refuse_user[0] = '\0';
+    if (cfg->refuse_user[0] != '\0') {
+        size_t n = strlen(cfg->refuse_user);
+        memcpy(v->refuse_user, cfg->refuse_user, n + 1);
+        v->refuse_user_len = (uint32_t)n;
+    }
     if (v->status == 0 &&
         (cfg->fail_429 > 0 || cfg->fail_500 > 0 || cfg->fail_503 > 0)) {
         /* 53 random bits scaled into [0, 1) */
@@ -355,24 +427,47 @@ void mfaults_draw(struct mfaults *flt, struct mverdict *v)
     pthread_mutex_unlock(&flt->mu);
 }
 
+/* Writes s as JSON string contents into out (size bytes, at least 7). */
+static void json_escape(char *out, size_t size, const char *s)
+{
+    size_t n = 0;
+
+    for (; *s != '\0' && n + 7 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            out[n++] = '\\';
+            out[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(out + n, size - n, "\\u%04x", c);
+        } else {
+            out[n++] = (char)c;
+        }
+    }
+    out[n] = '\0';
+}
+
 char *mfaults_json(struct mfaults *flt, size_t *out_len)
 {
-    char buf[512];
+    /* 6 bytes per escaped byte of refuse_user, plus the numbers */
+    char user[6 * MFAULTS_USER_MAX + 8];
+    char buf[sizeof(user) + 512];
     int n;
     int64_t in_ms;
 
     pthread_mutex_lock(&flt->mu);
     in_ms = flt->refuse_pending ? flt->refuse_at_ms - mnow_ms() : -1;
+    json_escape(user, sizeof(user), flt->cfg.refuse_user);
     n = snprintf(buf, sizeof(buf),
                  "{\"fail_429\":%.6g,\"fail_500\":%.6g,\"fail_503\":%.6g,"
                  "\"retry_after\":%u,\"latency_ms\":%u,\"status\":%u,"
                  "\"refuse_for_ms\":%u,\"refuse_after_ms\":%u,"
-                 "\"refusal_due_in_ms\":%lld,\"seed\":%llu}",
+                 "\"refusal_due_in_ms\":%lld,\"seed\":%llu,"
+                 "\"refuse_user\":\"%s\"}",
                  flt->cfg.fail_429, flt->cfg.fail_500, flt->cfg.fail_503,
                  flt->cfg.retry_after_s, flt->cfg.latency_ms, flt->cfg.status,
                  flt->cfg.refuse_for_ms, flt->cfg.refuse_after_ms,
                  (long long)(in_ms < 0 ? -1 : in_ms),
-                 (unsigned long long)flt->cfg.seed);
+                 (unsigned long long)flt->cfg.seed, user);
     pthread_mutex_unlock(&flt->mu);
     *out_len = (size_t)n;
     return core_strndup(buf, (size_t)n);

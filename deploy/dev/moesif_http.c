@@ -13,7 +13,8 @@
  *
  * Order of judgement for /v1: a fixed --status, then the drawn faults,
  * then the application id (401), the content encoding (415), the body
- * size (413), gunzip and JSON (400); only then the store.  A faulted
+ * size (413), gunzip and JSON (400, with the refuse_user fault, which the
+ * parse finds); only then the store.  A faulted
  * request has its body read and thrown away, so the connection stays
  * usable, as behind Moesif's own load balancers.
  */
@@ -160,6 +161,23 @@ static enum MHD_Result queue(struct mconn *mc, struct MHD_Connection *conn,
         MHD_destroy_response(resp);
     }
     return r;
+}
+
+/* The 400 of the refuse_user fault.  Its shape is not the CODE/message
+ * pair of the other 400s: the error itself names the user, so that a log
+ * line or dead-letter header quoting only "error" still shows which. */
+static struct MHD_Response *refused_user_response(const struct mverdict *v)
+{
+    char esc[6 * MFAULTS_USER_MAX + 8];
+    char body[sizeof(esc) + 96];
+    int n;
+
+    json_escape(esc, sizeof(esc), v->refuse_user);
+    n = snprintf(body, sizeof(body),
+                 "{\"error\":\"user '%s' refused by the dev server "
+                 "(refuse_user)\"}",
+                 esc);
+    return json_response(body, (size_t)n, MHD_RESPMEM_MUST_COPY);
 }
 
 /* The answer of a /v1 request that does not reach the store. */
@@ -454,9 +472,16 @@ static unsigned serve_v1(struct mconn *mc, struct MHD_Response **resp)
         return status;
     }
     mstore_count_request(srv->st, mc->wire_len, plain_len);
+    mc->tape.refuse_id = mc->verdict.refuse_user;
+    mc->tape.refuse_id_len = mc->verdict.refuse_user_len;
     if (mtape_parse(&mc->tape, kind, plain != NULL ? plain : "", plain_len) !=
         0) {
-        *resp = error_response(mc->tape.err_code, mc->tape.err_msg);
+        if (mc->tape.refused_user) {
+            mstore_count_refused_user(srv->st);
+            *resp = refused_user_response(&mc->verdict);
+        } else {
+            *resp = error_response(mc->tape.err_code, mc->tape.err_msg);
+        }
         return MHD_HTTP_BAD_REQUEST;
     }
     mstore_apply(srv->st, &mc->tape);

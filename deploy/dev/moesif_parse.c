@@ -202,6 +202,15 @@ static int push(struct mtape *tp, enum mjson_type type, const char *val,
             u->id = tok->val;
             u->id_len = tok->val_len;
             tp->user_has_id = true;
+            /* the refuse_user fault: one length test per user when off */
+            if (tp->refuse_id_len != 0 && tok->val_len == tp->refuse_id_len &&
+                memcmp(tok->val, tp->refuse_id, tp->refuse_id_len) == 0) {
+                fail(tp, "refused_user",
+                     "user '%.*s' refused by the dev server (refuse_user)",
+                     (int)tok->val_len, tok->val);
+                tp->refused_user = true;
+                return -1;
+            }
         }
         if (type == MJSON_OBJECT && IS_KEY(tp, "metadata")) {
             tp->meta_depth = tp->depth + 1;
@@ -366,6 +375,7 @@ int mtape_parse(struct mtape *tp, enum mparse_kind kind, const char *body,
     tp->n_users = 0;
     tp->arena_len = 0;
     tp->dup_ids = false;
+    tp->refused_user = false;
     tp->err_code[0] = '\0';
     tp->err_msg[0] = '\0';
     tp->body = body;

@@ -103,6 +103,7 @@ struct mstore {
     uint64_t conflict_keys_over;
     uint64_t dup_in_batch;
     uint64_t aliases;
+    _Atomic uint64_t refused_user;
     _Atomic uint64_t requests;
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_plain;
@@ -589,6 +590,11 @@ void mstore_count_request(struct mstore *st, size_t bytes_in,
                               memory_order_relaxed);
 }
 
+void mstore_count_refused_user(struct mstore *st)
+{
+    atomic_fetch_add_explicit(&st->refused_user, 1, memory_order_relaxed);
+}
+
 void mstore_count_response(struct mstore *st, unsigned status)
 {
     if (status < MSTORE_STATUS_MAX) {
@@ -608,6 +614,7 @@ void mstore_reset(struct mstore *st)
     st->conflict_keys_over = 0;
     st->dup_in_batch = 0;
     st->aliases = 0;
+    atomic_store(&st->refused_user, 0);
     atomic_store(&st->requests, 0);
     atomic_store(&st->bytes_in, 0);
     atomic_store(&st->bytes_plain, 0);
@@ -770,6 +777,7 @@ char *mstore_stats_json(struct mstore *st,
     yajl_gen_map_close(g);
     gen_u64(g, "conflict_keys_not_listed", st->conflict_keys_over);
     gen_u64(g, "dup_in_batch", st->dup_in_batch);
+    gen_u64(g, "refused_user", atomic_load(&st->refused_user));
     gen_cstr(g, "responses");
     yajl_gen_map_open(g);
     for (unsigned s = 0; s < MSTORE_STATUS_MAX; s++) {

@@ -35,11 +35,11 @@ static uint64_t rng_next(uint64_t *s)
     return *s * 2685821657736338717ULL;
 }
 
-static const char *const first_names[] = {"Ann", "Bob", "Chloé", "Dmitri",
+static const char *const first_names[] = {"Ann", "Bob",    "Chloé", "Dmitri",
                                           "Eve", "Fatima", "Grace", "Hiro"};
 static const char *const plans[] = {"free", "starter", "pro", "enterprise"};
-static const char *const cities[] = {"Paris", "Berlin", "São Paulo", "Tokyo",
-                                     "Lagos", "Austin"};
+static const char *const cities[] = {"Paris", "Berlin", "São Paulo",
+                                     "Tokyo", "Lagos",  "Austin"};
 static const char *const sources[] = {"google", "newsletter", "twitter",
                                       "partner.site"};
 
@@ -78,12 +78,11 @@ static void corpus_make(struct corpus *c, size_t n)
             "\"billing\":{\"address.city\":\"%s\",\"zip\":\"%05u\"},"
             "\"tags\":[\"beta\",\"api\"],\"logins\":%u}}",
             user, (unsigned long long)rng_next(&s), user % 1000,
-            1 + (unsigned)(r % 12), 1 + (unsigned)(r % 28),
-            (unsigned)(r % 24), (unsigned)(r % 60), (unsigned)(r % 59),
-            (unsigned)(r % 256), (unsigned)((r >> 8) % 256),
-            (unsigned)((r >> 16) % 256), sources[r % 4], user,
-            first_names[(r >> 3) % 8], plans[(r >> 5) % 4], age,
-            (unsigned)(r % 1000), (unsigned)(r % 100),
+            1 + (unsigned)(r % 12), 1 + (unsigned)(r % 28), (unsigned)(r % 24),
+            (unsigned)(r % 60), (unsigned)(r % 59), (unsigned)(r % 256),
+            (unsigned)((r >> 8) % 256), (unsigned)((r >> 16) % 256),
+            sources[r % 4], user, first_names[(r >> 3) % 8],
+            plans[(r >> 5) % 4], age, (unsigned)(r % 1000), (unsigned)(r % 100),
             (r >> 7) % 2 ? "true" : "false", cities[(r >> 9) % 6],
             (unsigned)(r % 100000), (unsigned)(r % 5000));
         c->off[i] = c->bytes;

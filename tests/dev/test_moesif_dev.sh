@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test_moesif_dev.sh: moesif-dev over real sockets with curl: the app id
 # (401), single and batch upserts, deep merge of metadata, aliases, gzip,
-# dotted keys, the type lock, 400s, every fault mode, /_dev/reset, the
-# --record file byte for byte, and exit 0 on SIGTERM.
+# dotted keys, the type lock, 400s, every fault mode (refuse_user too),
+# /_dev/reset, the --record file byte for byte, and exit 0 on SIGTERM.
 #
 # Env: BUILD (e.g. build/release).  Exit 0 on success; on failure, says
 # what failed and shows the end of the server's log.  About 5 s.
@@ -299,6 +299,51 @@ req GET /_dev/users/f-1
     fail "upserts went from $upserts_before to $upserts_after with $((40 - n429)) accepted"
 ok "faulted requests do not touch the store"
 
+# --- refuse_user: a 400 for the requests holding one user ---------------------------
+faults 'refuse_user=bad-1'
+expect_json "$tmp/last_body" 'd["refuse_user"]' '"bad-1"' "refuse_user=bad-1 set and shown in /_dev/faults"
+stats
+upserts_before=$(json "$tmp/stats.json" 'd["upserts"]')
+req POST /v1/users/batch -H "X-Moesif-Application-Id: $APP" \
+    --data-binary '[{"user_id":"rf-1"},{"user_id":"bad-1","metadata":{"k":1}},{"user_id":"rf-2"}]'
+[ "$code" = 400 ] || fail "a batch holding the refused user answered $code, want 400"
+expect_json "$tmp/last_body" 'd' \
+    '{"error":"user '"'bad-1'"' refused by the dev server (refuse_user)"}' \
+    "a batch holding the refused user: 400 naming the user"
+for u in rf-1 bad-1 rf-2; do
+    req GET "/_dev/users/$u"
+    [ "$code" = 404 ] || fail "user $u of a batch refused by refuse_user was stored"
+done
+ok "nothing of a batch refused by refuse_user is stored"
+req POST /v1/users -H "X-Moesif-Application-Id: $APP" --data-binary '{"user_id":"bad-1"}'
+[ "$code" = 400 ] || fail "a single update of the refused user answered $code, want 400"
+printf '[{"user_id":"rf-3"},{"user_id":"bad\\u002d1"}]' | gzip -c >"$tmp/refused.gz"
+req POST /v1/users/batch -H "X-Moesif-Application-Id: $APP" \
+    -H 'Content-Encoding: gzip' --data-binary @"$tmp/refused.gz"
+[ "$code" = 400 ] || fail "a gzip batch holding the refused user (escaped) answered $code, want 400"
+ok "refuse_user: single updates and gzip batches too, matching the unescaped user_id"
+batch '{"user_id":"rf-4","session_token":"bad-1","metadata":{"user_id":"bad-1"}}' \
+    '{"user_id":"bad-10"}' '{"user_id":"xbad-1"}' '{"user_id":"Bad-1"}'
+ok "a batch without the refused user is accepted (201), even naming it elsewhere"
+stats
+expect_json "$tmp/stats.json" '[d["refused_user"],d["upserts"]-'"$upserts_before"']' '[3,4]' \
+    "refused_user counts the refused requests; only the accepted batch was stored"
+req POST /_dev/faults -H 'Content-Type: application/json' --data-binary '{"refuse_user":""}'
+[ "$code" = 200 ] || fail "JSON refuse_user=\"\" answered $code"
+expect_json "$tmp/last_body" 'd["refuse_user"]' '""' "refuse_user cleared by an empty value"
+batch '{"user_id":"rf-5"}' '{"user_id":"bad-1"}'
+user bad-1
+ok "after clearing, a batch holding the user is accepted and stored"
+req POST /_dev/faults --data-binary 'refuse_user=a%2Fb+c%22'
+[ "$code" = 200 ] || fail "form refuse_user answered $code"
+expect_json "$tmp/last_body" 'd["refuse_user"]' '"a/b c\""' "a form body's refuse_user is URL-decoded"
+req POST /v1/users -H "X-Moesif-Application-Id: $APP" --data-binary '{"user_id":"a/b c\""}'
+[ "$code" = 400 ] || fail "the URL-decoded refused user answered $code, want 400"
+expect_json "$tmp/last_body" 'd["error"]' '"user '"'a/b c\\\"'"' refused by the dev server (refuse_user)"' \
+    "the 400 names a user with a quote, JSON-escaped"
+faults 'refuse_user='
+expect_json "$tmp/last_body" 'd["refuse_user"]' '""' "refuse_user= in the query string clears it"
+
 faults 'latency_ms=400'
 start=$(date +%s%N)
 curl -s -o /dev/null -X POST -H "X-Moesif-Application-Id: $APP" \
@@ -341,7 +386,7 @@ ok "the store survived the refusal"
 
 # --- faults from the command line, and a real 413 ---------------------------------------
 start_server "$tmp/url2" "$tmp/server2.log" --fail-429 1.0 --retry-after 9 \
-    --latency-ms 100 --max-body-mb 1
+    --latency-ms 100 --max-body-mb 1 --refuse-user=cli-bad
 pid2=$started_pid
 URL2=$(cat "$tmp/url2")
 code=$(curl -s -o /dev/null -D "$tmp/h2" -w '%{http_code}' -X POST \
@@ -349,6 +394,13 @@ code=$(curl -s -o /dev/null -D "$tmp/h2" -w '%{http_code}' -X POST \
 [ "$code" = 429 ] && grep -qi '^Retry-After: 9' "$tmp/h2" || fail "--fail-429 1.0 --retry-after 9 answered $code"
 ok "--fail-429 and --retry-after from the command line"
 curl -s -o /dev/null -X POST "$URL2/_dev/faults?fail_429=0"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-Moesif-Application-Id: $APP" \
+    --data-binary '[{"user_id":"cli-ok"},{"user_id":"cli-bad"}]' "$URL2/v1/users/batch")
+[ "$code" = 400 ] || fail "--refuse-user=cli-bad: a batch holding it answered $code, want 400"
+code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-Moesif-Application-Id: $APP" \
+    --data-binary '[{"user_id":"cli-ok"}]' "$URL2/v1/users/batch")
+[ "$code" = 201 ] || fail "--refuse-user=cli-bad: a batch without it answered $code, want 201"
+ok "--refuse-user from the command line"
 head -c 1200000 /dev/zero | tr '\0' ' ' >"$tmp/big"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "X-Moesif-Application-Id: $APP" \
     --data-binary @"$tmp/big" "$URL2/v1/users/batch")
@@ -378,8 +430,8 @@ ok "--record holds each accepted user as received, $(wc -l <"$expected") lines"
 req POST /_dev/reset
 [ "$code" = 200 ] || fail "/_dev/reset answered $code"
 stats
-expect_json "$tmp/stats.json" '[d["requests"],d["users"],d["upserts"],d["conflicts"],d["responses"]]' \
-    '[0,0,0,0,{}]' "/_dev/reset clears stats"
+expect_json "$tmp/stats.json" '[d["requests"],d["users"],d["upserts"],d["conflicts"],d["refused_user"],d["responses"]]' \
+    '[0,0,0,0,0,{}]' "/_dev/reset clears stats"
 req GET /_dev/users/u-1
 [ "$code" = 404 ] || fail "/_dev/reset kept u-1"
 single '{"user_id":"t-9","metadata":{"phone":1}}'

@@ -1,0 +1,462 @@
+/*
+ * cmd_run.c: `userpipe run`, the pipeline: Kafka -> transform -> Moesif,
+ * rejects to the dead-letter topic.  This file only wires the stages: one
+ * thread, one loop that polls the consumer, transforms each message, hands
+ * accepted events to the sink and rejects to the dead-letter producer,
+ * drives both, and pauses consumption while the sink is saturated.
+ *
+ * Delivery (DESIGN.md section 5): a message's ticket is settled, and its
+ * offset may be committed, only from the sink's done callback (Moesif
+ * answered 2xx) or the dead-letter producer's (acks=all).  A fatal status
+ * stops the loop before anything else is settled, so no further offset is
+ * stored.
+ */
+#include "commands.h"
+#include "config.h"
+#include "core.h"
+#include "../ingest/ingest.h"
+#include "../schemas/schema.h"
+#include "../sink/sink.h"
+#include "../transform/transform.h"
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+struct run {
+    struct core_config cfg;
+    struct schema *sch;
+    struct transform *tf;
+    struct ingest *ing;
+    struct sink *snk;
+    struct sink_dlq *dlq;
+    int fatal; /* exit status 1 once set */
+    uint64_t accepted, rejected, refused;
+    uint64_t rejects_by_code[CORE_REJECT__COUNT];
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void usage(FILE *f)
+{
+    fputs("usage: userpipe run -c FILE [-X key=value]... [--from-beginning] "
+          "[--exit-at-end]\n"
+          "\n"
+          "Consumes user-update events from Kafka (source.topics), rewrites "
+          "and checks\n"
+          "them, sends valid ones to Moesif's POST /v1/users/batch and every "
+          "reject to\n"
+          "the dead-letter topic.  An offset is committed only once Moesif "
+          "or the\n"
+          "dead-letter topic has the event.\n"
+          "\n"
+          "options:\n"
+          "  -c, --config FILE    properties file (key=value lines); every "
+          "key is in\n"
+          "                       `userpipe config-reference` and README.md\n"
+          "  -X key=value         set or override one key (repeatable)\n"
+          "  --from-beginning     start from the earliest offset when the "
+          "group has\n"
+          "                       no committed offset (a backfill)\n"
+          "  --exit-at-end        exit 0 once every assigned partition has "
+          "reached the\n"
+          "                       end offset it had at start and everything "
+          "is\n"
+          "                       delivered and committed\n"
+          "  -h, --help           this text\n"
+          "\n"
+          "The application id may come from the environment variable\n"
+          "MOESIF_APPLICATION_ID; it never appears in logs.\n"
+          "SIGTERM/SIGINT: stop consuming, flush, commit, exit 0.\n"
+          "exit status: 0 done, 1 a fatal error (a message says what to "
+          "fix), 2 bad\n"
+          "usage or configuration.\n",
+          f);
+}
+
+/* ---- callbacks ------------------------------------------------------- */
+
+static void settle(void *opaque, uint64_t ticket)
+{
+    struct run *r = opaque;
+    ingest_done(r->ing, ticket);
+}
+
+static void produce_reject(struct run *r, const struct ingest_msg *m,
+                           const char *code, const char *path,
+                           const char *message)
+{
+    struct sink_dlq_record rec;
+    enum core_err rc;
+
+    rec.key = m->key;
+    rec.key_len = m->key_len;
+    rec.value = m->value;
+    rec.len = m->len;
+    rec.source_topic = m->topic;
+    rec.source_partition = m->partition;
+    rec.source_offset = m->offset;
+    rec.source_timestamp_ms = m->timestamp_ms;
+    rec.code = code;
+    rec.path = path;
+    rec.message = message;
+    rec.ticket = m->ticket;
+    for (;;) {
+        rc = sink_dlq_produce(r->dlq, &rec);
+        if (rc != CORE_ERR_RETRY) {
+            break;
+        }
+        /* librdkafka's queue is full: let deliveries drain it */
+        if (sink_dlq_poll(r->dlq, 100) != CORE_OK) {
+            rc = CORE_ERR_STOP;
+            break;
+        }
+    }
+    if (rc != CORE_OK) {
+        core_log(CORE_LOG_ERROR, "dlq", "msg=\"%s\"", sink_dlq_error(r->dlq));
+        r->fatal = 1;
+    }
+}
+
+static void on_refused(void *opaque, uint64_t ticket, long status,
+                       const char *body, size_t body_len)
+{
+    struct run *r = opaque;
+    struct ingest_msg m;
+    char message[768];
+
+    if (ingest_message(r->ing, ticket, &m) != 0) {
+        return;
+    }
+    snprintf(message, sizeof(message), "Moesif answered %ld: %.*s", status,
+             (int)(body_len > 512 ? 512 : body_len), body);
+    core_log(CORE_LOG_WARN, "sink",
+             "msg=\"event refused by Moesif\" topic=%s partition=%d "
+             "offset=%lld status=%ld code=api_rejected",
+             m.topic, m.partition, (long long)m.offset, status);
+    r->refused++;
+    r->rejects_by_code[CORE_REJECT_API_REJECTED]++;
+    produce_reject(r, &m, core_reject_name(CORE_REJECT_API_REJECTED), "",
+                   message);
+}
+
+/* Drives the sink and the dead-letter producer once. */
+static void drive(struct run *r, int timeout_ms)
+{
+    if (r->fatal) {
+        return;
+    }
+    if (sink_poll(r->snk, timeout_ms) != CORE_OK) {
+        core_log(CORE_LOG_ERROR, "sink", "msg=\"%s\"", sink_error(r->snk));
+        r->fatal = 1;
+        return;
+    }
+    if (sink_dlq_poll(r->dlq, 0) != CORE_OK) {
+        core_log(CORE_LOG_ERROR, "dlq", "msg=\"%s\"", sink_dlq_error(r->dlq));
+        r->fatal = 1;
+    }
+}
+
+/* Settles what is in flight, until deadline_ms (rebalance, shutdown). */
+static void drain(void *opaque, int64_t deadline_ms)
+{
+    struct run *r = opaque;
+
+    sink_flush(r->snk);
+    while (!r->fatal && ingest_in_flight(r->ing) > 0 &&
+           now_ms() < deadline_ms) {
+        drive(r, 50);
+    }
+}
+
+static void handle(struct run *r, const struct ingest_msg *m)
+{
+    const char *out;
+    size_t out_len;
+    struct core_reject rej;
+    enum core_err rc;
+
+    rc = transform_event(r->tf, m->value, m->len, &out, &out_len, &rej);
+    if (rc == CORE_OK) {
+        const char *uid;
+        size_t uid_len;
+        transform_user_id(r->tf, &uid, &uid_len);
+        r->accepted++;
+        sink_add(r->snk, uid, uid_len, out, out_len, m->ticket);
+        return;
+    }
+    r->rejected++;
+    r->rejects_by_code[rej.code]++;
+    core_log(CORE_LOG_DEBUG, "transform",
+             "msg=\"event rejected\" topic=%s partition=%d offset=%lld "
+             "code=%s path=\"%s\"",
+             m->topic, m->partition, (long long)m->offset,
+             core_reject_name(rej.code), rej.path);
+    produce_reject(r, m, core_reject_name(rej.code), rej.path, rej.message);
+}
+
+/* ---- setup ----------------------------------------------------------- */
+
+static int parse_args(int argc, char **argv, const char **path,
+                      const char ***overrides, size_t *noverrides,
+                      int *from_beginning, int *exit_at_end)
+{
+    static const struct option longopts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"from-beginning", no_argument, NULL, 'b'},
+        {"exit-at-end", no_argument, NULL, 'e'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "c:X:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            *path = optarg;
+            break;
+        case 'X':
+            *overrides =
+                core_realloc(*overrides, (*noverrides + 1) * sizeof(char *));
+            (*overrides)[(*noverrides)++] = optarg;
+            break;
+        case 'b':
+            *from_beginning = 1;
+            break;
+        case 'e':
+            *exit_at_end = 1;
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        default:
+            fprintf(stderr,
+                    "userpipe run: unknown or incomplete option '%s'; see "
+                    "'userpipe run --help'\n",
+                    argv[optind - 1]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "userpipe run: unexpected argument '%s'\n",
+                argv[optind]);
+        return 2;
+    }
+    if (*path == NULL && *noverrides == 0) {
+        fprintf(stderr, "userpipe run: -c FILE is required; see 'userpipe "
+                        "run --help'\n");
+        return 2;
+    }
+    return 0;
+}
+
+static void summary(struct run *r, int64_t started_ms)
+{
+    struct sink_stats ss;
+    double secs = (double)(now_ms() - started_ms) / 1000.0;
+    char codes[512] = "";
+
+    sink_get_stats(r->snk, &ss);
+    for (int i = 1; i < CORE_REJECT__COUNT; i++) {
+        if (r->rejects_by_code[i] > 0) {
+            size_t n = strlen(codes);
+            snprintf(codes + n, sizeof(codes) - n, "%s%s=%llu", n ? "," : "",
+                     core_reject_name((enum core_reject_code)i),
+                     (unsigned long long)r->rejects_by_code[i]);
+        }
+    }
+    core_log(CORE_LOG_INFO, "run",
+             "msg=\"stopped\" seconds=%.1f accepted=%llu rejected=%llu "
+             "sent=%llu batches=%llu requests=%llu retries=%llu "
+             "rejects_by_code=\"%s\"",
+             secs, (unsigned long long)r->accepted,
+             (unsigned long long)(r->rejected + r->refused),
+             (unsigned long long)ss.events_ok,
+             (unsigned long long)ss.batches_ok, (unsigned long long)ss.requests,
+             (unsigned long long)ss.retries, codes);
+}
+
+int cmd_run(int argc, char **argv)
+{
+    struct run r;
+    const char *path = NULL;
+    const char **overrides = NULL;
+    size_t noverrides = 0;
+    int from_beginning = 0, exit_at_end = 0;
+    char errstr[768];
+    int status = 0;
+    struct ingest_config icfg;
+    struct ingest_callbacks icb;
+    struct sink_callbacks scb;
+    struct sink_dlq_config dcfg;
+    struct sink_dlq_callbacks dcb;
+    struct ingest_msg msgs[1024];
+    struct sigaction sa;
+    int64_t started_ms = now_ms(), stop_deadline = 0;
+    enum core_err rc;
+
+    memset(&r, 0, sizeof(r));
+    core_config_init(&r.cfg);
+    status = parse_args(argc, argv, &path, &overrides, &noverrides,
+                        &from_beginning, &exit_at_end);
+    if (status != 0) {
+        status = status < 0 ? 0 : status;
+        goto out;
+    }
+    rc = core_config_load(&r.cfg, path, overrides, noverrides, errstr,
+                          sizeof(errstr));
+    if (rc != CORE_OK) {
+        fprintf(stderr, "userpipe run: %s\n", errstr);
+        status = 2;
+        goto out;
+    }
+    core_log_threshold = r.cfg.log_level;
+
+    r.sch = schema_new();
+    if (r.cfg.schema_file != NULL) {
+        rc = schema_load_file(r.sch, r.cfg.schema_file, errstr, sizeof(errstr));
+        if (rc != CORE_OK) {
+            fprintf(stderr, "userpipe run: schema.file: %s\n", errstr);
+            status = 2;
+            goto out;
+        }
+    }
+    rc = transform_new(&r.cfg.transform, r.sch, &r.tf, errstr, sizeof(errstr));
+    if (rc == CORE_OK) {
+        scb.done = settle;
+        scb.refused = on_refused;
+        scb.opaque = &r;
+        rc = sink_new(&r.cfg.sink, &scb, &r.snk, errstr, sizeof(errstr));
+    }
+    if (rc == CORE_OK) {
+        dcfg.kafka_keys = (const char *const *)r.cfg.kafka_keys;
+        dcfg.kafka_values = (const char *const *)r.cfg.kafka_values;
+        dcfg.kafka_count = r.cfg.kafka_count;
+        dcfg.topic = r.cfg.dlq_topic;
+        dcb.done = settle;
+        dcb.opaque = &r;
+        rc = sink_dlq_new(&dcfg, &dcb, &r.dlq, errstr, sizeof(errstr));
+    }
+    if (rc == CORE_OK) {
+        icfg.kafka_keys = (const char *const *)r.cfg.kafka_keys;
+        icfg.kafka_values = (const char *const *)r.cfg.kafka_values;
+        icfg.kafka_count = r.cfg.kafka_count;
+        icfg.topics = r.cfg.source_topics;
+        icfg.from_beginning = from_beginning;
+        icfg.exit_at_end = exit_at_end;
+        icfg.drain_timeout_ms = r.cfg.drain_timeout_ms;
+        icb.drain = drain;
+        icb.opaque = &r;
+        rc = ingest_new(&icfg, &icb, &r.ing, errstr, sizeof(errstr));
+    }
+    if (rc != CORE_OK) {
+        fprintf(stderr, "userpipe run: %s\n", errstr);
+        status = 2;
+        goto out;
+    }
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    core_log(CORE_LOG_INFO, "run",
+             "msg=\"started\" topics=\"%s\" moesif=\"%s\" from_beginning=%d "
+             "exit_at_end=%d",
+             r.cfg.source_topics, r.cfg.base_url, from_beginning, exit_at_end);
+
+    for (;;) {
+        int n, busy;
+
+        if (r.fatal) {
+            break;
+        }
+        if (stop_requested && stop_deadline == 0) {
+            /* stop consuming, then flush what is in flight */
+            core_log(CORE_LOG_INFO, "run",
+                     "msg=\"stopping: flushing in-flight events\" "
+                     "in_flight=%zu",
+                     ingest_in_flight(r.ing));
+            ingest_stop(r.ing);
+            sink_flush(r.snk);
+            stop_deadline = now_ms() + (int64_t)r.cfg.drain_timeout_ms;
+        }
+        if (stop_deadline != 0 &&
+            (ingest_in_flight(r.ing) == 0 || now_ms() >= stop_deadline)) {
+            break;
+        }
+        if (exit_at_end && ingest_at_end(r.ing) && sink_pending(r.snk) == 0 &&
+            sink_dlq_pending(r.dlq) == 0) {
+            core_log(CORE_LOG_INFO, "run",
+                     "msg=\"every partition reached its end offset\"");
+            break;
+        }
+        ingest_pause(r.ing, sink_saturated(r.snk));
+        n = ingest_poll(r.ing, msgs, 1024, 0);
+        if (n < 0) {
+            core_log(CORE_LOG_ERROR, "ingest", "msg=\"%s\"",
+                     ingest_error(r.ing));
+            r.fatal = 1;
+            break;
+        }
+        for (int i = 0; i < n && !r.fatal; i++) {
+            handle(&r, &msgs[i]);
+        }
+        if (exit_at_end && n == 0) {
+            /* the tail of a backfill: don't wait for linger */
+            sink_flush(r.snk);
+        }
+        /* idle, wait for the network a little; the loop still turns at
+         * least every 100 ms */
+        busy = n > 0;
+        drive(&r, busy ? 0 : 20);
+    }
+
+    if (r.fatal) {
+        /* nothing more is settled: offsets stay where Moesif and the
+         * dead-letter topic agree */
+        status = 1;
+    } else {
+        sink_flush(r.snk);
+        drain(&r, now_ms() + (int64_t)r.cfg.drain_timeout_ms);
+        if (ingest_commit(r.ing) != CORE_OK) {
+            core_log(CORE_LOG_WARN, "run",
+                     "msg=\"final commit failed: the last events will be "
+                     "consumed again\"");
+        }
+    }
+    summary(&r, started_ms);
+
+out:
+    if (r.fatal) {
+        /* close without committing anything more */
+        sink_destroy(r.snk);
+        r.snk = NULL;
+    }
+    ingest_destroy(r.ing);
+    sink_dlq_destroy(r.dlq, r.fatal ? 0 : 10000);
+    sink_destroy(r.snk);
+    transform_destroy(r.tf);
+    schema_destroy(r.sch);
+    core_config_release(&r.cfg);
+    free(overrides);
+    return status;
+}

@@ -1,0 +1,475 @@
+/*
+ * config.c: the key table of `userpipe run` and its loader.
+ *
+ * The table below is the single source of every configuration key: the
+ * loader parses and range-checks through it, error sentences name its
+ * keys, and `userpipe config-reference` prints it as the README's table.
+ * kafka.* keys are not checked here: they are handed to librdkafka by
+ * ingest/ and the dead-letter producer, whose rd_kafka_conf_set errstr
+ * names the bad property.
+ */
+#include "config.h"
+#include "commands.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum key_type { K_STR, K_UINT, K_SIZE, K_BOOL, K_ENUM, K_LOGLEVEL };
+
+struct key {
+    const char *name;
+    enum key_type type;
+    size_t offset;
+    unsigned long long min, max;
+    const char *def; /* as text, for the reference; NULL: no default */
+    const char *doc;
+    const char *const *names; /* K_ENUM: value i is names[i] */
+};
+
+static const char *const scope_names[] = {"name", "path", NULL};
+static const char *const unknown_names[] = {"reject", "drop", "metadata", NULL};
+static const char *const level_names[] = {"error", "warn", "info", "debug",
+                                          NULL};
+
+#define OFF(field) offsetof(struct core_config, field)
+#define MIB (1024ULL * 1024)
+
+static const struct key keys[] = {
+    {"source.topics", K_STR, OFF(source_topics), 0, 0, NULL,
+     "Kafka topics to consume user updates from, comma-separated "
+     "(required).",
+     NULL},
+    {"dlq.topic", K_STR, OFF(dlq_topic), 0, 0, "<source topic>.dlq",
+     "Dead-letter topic for rejected events; by default each source topic "
+     "has its own `<topic>.dlq`.",
+     NULL},
+    {"moesif.base_url", K_STR, OFF(base_url), 0, 0, "https://api.moesif.net",
+     "Base URL of Moesif's collector API (a proxy or a test server); "
+     "requests go to `{base_url}/v1/users/batch`.",
+     NULL},
+    {"moesif.application_id", K_STR, OFF(application_id), 0, 0, NULL,
+     "Moesif application id, sent as `X-Moesif-Application-Id` (required; "
+     "or the environment variable `MOESIF_APPLICATION_ID`). Never logged.",
+     NULL},
+    {"batch.max_events", K_SIZE, OFF(sink.batch_max_events), 1, 10000, "200",
+     "A batch is sent when it holds this many events.", NULL},
+    {"batch.max_bytes", K_SIZE, OFF(sink.batch_max_bytes), 1024, 64 * MIB,
+     "1048576",
+     "A batch is sent when its uncompressed body reaches this many bytes.",
+     NULL},
+    {"batch.linger_ms", K_UINT, OFF(sink.batch_linger_ms), 0, 60000, "1000",
+     "A batch is sent at the latest this long after its first event.", NULL},
+    {"sink.max_in_flight", K_UINT, OFF(sink.max_in_flight), 1, 256, "8",
+     "Requests in flight at once; also the number of lanes (updates of one "
+     "user always use the same lane, one request at a time).",
+     NULL},
+    {"sink.timeout_ms", K_UINT, OFF(sink.timeout_ms), 100, 600000, "30000",
+     "Time-out of one HTTP request; a timed-out request is retried.", NULL},
+    {"sink.gzip", K_BOOL, OFF(sink.gzip), 0, 1, "true",
+     "Send request bodies gzipped (`Content-Encoding: gzip`).", NULL},
+    {"sink.gzip_level", K_UINT, OFF(sink.gzip_level), 1, 12, "6",
+     "libdeflate compression level, 1 (fastest) to 12 (smallest).", NULL},
+    {"sink.retry_backoff_ms", K_UINT, OFF(sink.retry_backoff_ms), 1, 60000,
+     "100",
+     "First retry delay after 429, 5xx, a time-out or a connection error; "
+     "doubles each retry, with full jitter.",
+     NULL},
+    {"sink.retry_backoff_max_ms", K_UINT, OFF(sink.retry_backoff_max_ms), 10,
+     3600000, "30000", "Upper bound of the retry delay.", NULL},
+    {"sink.retry_max", K_UINT, OFF(sink.retry_max), 0, 1000000000, "0",
+     "Retries of one batch before the pipeline stops; 0 retries without "
+     "end (nothing is ever dropped).",
+     NULL},
+    {"sink.max_pending_bytes", K_SIZE, OFF(sink.max_pending_bytes), MIB,
+     4096 * MIB, "16777216",
+     "Event bytes held by the sink before consumption pauses "
+     "(backpressure); a quarter of it while a batch is being retried.",
+     NULL},
+    {"shutdown.drain_timeout_ms", K_UINT, OFF(drain_timeout_ms), 0, 3600000,
+     "30000",
+     "On SIGTERM or a rebalance, how long in-flight events may take to "
+     "settle before their partitions are given up (they are then consumed "
+     "again, at least once).",
+     NULL},
+    {"schema.file", K_STR, OFF(schema_file), 0, 0, NULL,
+     "Seed file of metadata types: a JSON object of key to type name; its "
+     "types win over anything learned.",
+     NULL},
+    {"transform.schema_scope", K_ENUM, OFF(transform.scope), 0, 1, "name",
+     "One type per metadata key `name` at any depth (Moesif's rule) or per "
+     "full `path`.",
+     scope_names},
+    {"transform.unknown_fields", K_ENUM, OFF(transform.unknown_fields), 0, 2,
+     "reject",
+     "A top-level field Moesif does not know: `reject` (dead-letter it), "
+     "`drop` it, or move it under `metadata`.",
+     unknown_names},
+    {"transform.max_event_bytes", K_SIZE, OFF(transform.max_event_bytes), 16,
+     64 * MIB, "1048576", "Larger events are rejected as `too_large`.", NULL},
+    {"transform.max_depth", K_UINT, OFF(transform.max_depth), 2, 1024, "64",
+     "Deeper nesting is rejected as `too_deep` (the event is level 1).", NULL},
+    {"log.level", K_LOGLEVEL, OFF(log_level), 0, 3, "info",
+     "Least severe log level written: `error`, `warn`, `info` or `debug`.",
+     level_names},
+};
+
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+
+void core_config_init(struct core_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    sink_config_init(&cfg->sink);
+    transform_config_init(&cfg->transform);
+    cfg->log_level = CORE_LOG_INFO;
+    cfg->drain_timeout_ms = 30000;
+    cfg->base_url = core_strdup("https://api.moesif.net");
+}
+
+void core_config_release(struct core_config *cfg)
+{
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        free(cfg->kafka_keys[i]);
+        free(cfg->kafka_values[i]);
+    }
+    free(cfg->kafka_keys);
+    free(cfg->kafka_values);
+    free(cfg->source_topics);
+    free(cfg->dlq_topic);
+    free(cfg->schema_file);
+    free(cfg->base_url);
+    if (cfg->application_id != NULL) {
+        /* a secret: don't leave it in freed memory */
+        memset(cfg->application_id, 0, strlen(cfg->application_id));
+        free(cfg->application_id);
+    }
+    memset(cfg, 0, sizeof(*cfg));
+}
+
+static const struct key *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        if (strcmp(keys[i].name, name) == 0) {
+            return &keys[i];
+        }
+    }
+    return NULL;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    if (strcmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
+        strcmp(v, "yes") == 0 || strcmp(v, "on") == 0) {
+        *out = 1;
+        return 0;
+    }
+    if (strcmp(v, "false") == 0 || strcmp(v, "0") == 0 ||
+        strcmp(v, "no") == 0 || strcmp(v, "off") == 0) {
+        *out = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static void kafka_set(struct core_config *cfg, const char *key,
+                      const char *value)
+{
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        if (strcmp(cfg->kafka_keys[i], key) == 0) {
+            free(cfg->kafka_values[i]);
+            cfg->kafka_values[i] = core_strdup(value);
+            return;
+        }
+    }
+    cfg->kafka_keys =
+        core_realloc(cfg->kafka_keys, (cfg->kafka_count + 1) * sizeof(char *));
+    cfg->kafka_values = core_realloc(cfg->kafka_values,
+                                     (cfg->kafka_count + 1) * sizeof(char *));
+    cfg->kafka_keys[cfg->kafka_count] = core_strdup(key);
+    cfg->kafka_values[cfg->kafka_count] = core_strdup(value);
+    cfg->kafka_count++;
+}
+
+enum core_err core_config_set(struct core_config *cfg, const char *name,
+                              const char *value, char *errstr,
+                              size_t errstr_size)
+{
+    const struct key *k;
+    char *base = (char *)cfg;
+
+    if (strncmp(name, "kafka.", 6) == 0 && name[6] != '\0') {
+        kafka_set(cfg, name + 6, value);
+        return CORE_OK;
+    }
+    k = find_key(name);
+    if (k == NULL) {
+        snprintf(errstr, errstr_size,
+                 "unknown configuration key '%s'; `userpipe "
+                 "config-reference` lists every key (librdkafka properties "
+                 "take the prefix 'kafka.')",
+                 name);
+        return CORE_ERR_USAGE;
+    }
+    switch (k->type) {
+    case K_STR: {
+        char **dst = (char **)(base + k->offset);
+        if (value[0] == '\0') {
+            snprintf(errstr, errstr_size,
+                     "configuration key '%s' is empty: give it a value or "
+                     "remove the line",
+                     name);
+            return CORE_ERR_USAGE;
+        }
+        free(*dst);
+        *dst = core_strdup(value);
+        return CORE_OK;
+    }
+    case K_UINT:
+    case K_SIZE: {
+        char *end;
+        unsigned long long v;
+        errno = 0;
+        v = strtoull(value, &end, 10);
+        if (errno != 0 || end == value || *end != '\0' || value[0] == '-' ||
+            v < k->min || v > k->max) {
+            snprintf(errstr, errstr_size,
+                     "configuration key '%s' takes a whole number from %llu "
+                     "to %llu, not '%s'",
+                     name, k->min, k->max, value);
+            return CORE_ERR_USAGE;
+        }
+        if (k->type == K_SIZE) {
+            *(size_t *)(base + k->offset) = (size_t)v;
+        } else {
+            *(unsigned *)(base + k->offset) = (unsigned)v;
+        }
+        return CORE_OK;
+    }
+    case K_BOOL: {
+        int b;
+        if (parse_bool(value, &b) != 0) {
+            snprintf(errstr, errstr_size,
+                     "configuration key '%s' takes true or false, not '%s'",
+                     name, value);
+            return CORE_ERR_USAGE;
+        }
+        *(int *)(base + k->offset) = b;
+        return CORE_OK;
+    }
+    case K_ENUM:
+    case K_LOGLEVEL:
+        for (int i = 0; k->names[i] != NULL; i++) {
+            if (strcmp(k->names[i], value) == 0) {
+                /* enums are int-sized; their values are the names' order */
+                *(int *)(base + k->offset) = i;
+                return CORE_OK;
+            }
+        }
+        {
+            char choices[128] = "";
+            for (int i = 0; k->names[i] != NULL; i++) {
+                strncat(choices, i ? ", " : "",
+                        sizeof(choices) - strlen(choices) - 1);
+                strncat(choices, k->names[i],
+                        sizeof(choices) - strlen(choices) - 1);
+            }
+            snprintf(errstr, errstr_size,
+                     "configuration key '%s' takes one of %s, not '%s'", name,
+                     choices, value);
+        }
+        return CORE_ERR_USAGE;
+    }
+    return CORE_ERR_USAGE;
+}
+
+static char *trim(char *s)
+{
+    char *e;
+    while (*s == ' ' || *s == '\t') {
+        s++;
+    }
+    e = s + strlen(s);
+    while (e > s &&
+           (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r' || e[-1] == '\n')) {
+        *--e = '\0';
+    }
+    return s;
+}
+
+/* One line "key=value" (or "key: value"); comments start with # or !. */
+static enum core_err set_line(struct core_config *cfg, char *line,
+                              const char *where, char *errstr,
+                              size_t errstr_size)
+{
+    char *s = trim(line);
+    char *sep, *key, *value;
+    char sub[384];
+    enum core_err rc;
+
+    if (*s == '\0' || *s == '#' || *s == '!') {
+        return CORE_OK;
+    }
+    sep = strpbrk(s, "=:");
+    if (sep == NULL) {
+        snprintf(errstr, errstr_size, "%s: '%.100s' is not a 'key=value' line",
+                 where, s);
+        return CORE_ERR_USAGE;
+    }
+    *sep = '\0';
+    key = trim(s);
+    value = trim(sep + 1);
+    rc = core_config_set(cfg, key, value, sub, sizeof(sub));
+    if (rc != CORE_OK) {
+        snprintf(errstr, errstr_size, "%s: %s", where, sub);
+    }
+    return rc;
+}
+
+enum core_err core_config_load(struct core_config *cfg, const char *path,
+                               const char *const *overrides, size_t noverrides,
+                               char *errstr, size_t errstr_size)
+{
+    enum core_err rc = CORE_OK;
+    char where[300];
+    const char *env;
+
+    if (path != NULL) {
+        FILE *f = fopen(path, "r");
+        char line[4096];
+        unsigned n = 0;
+
+        if (f == NULL) {
+            snprintf(errstr, errstr_size,
+                     "cannot open configuration file '%s': %s", path,
+                     strerror(errno));
+            return CORE_ERR_IO;
+        }
+        while (fgets(line, sizeof(line), f) != NULL) {
+            n++;
+            if (strchr(line, '\n') == NULL && !feof(f)) {
+                snprintf(errstr, errstr_size,
+                         "%s:%u: line longer than %zu bytes", path, n,
+                         sizeof(line) - 1);
+                rc = CORE_ERR_USAGE;
+                break;
+            }
+            snprintf(where, sizeof(where), "%s:%u", path, n);
+            rc = set_line(cfg, line, where, errstr, errstr_size);
+            if (rc != CORE_OK) {
+                break;
+            }
+        }
+        fclose(f);
+        if (rc != CORE_OK) {
+            return rc;
+        }
+    }
+    for (size_t i = 0; i < noverrides; i++) {
+        char *copy = core_strdup(overrides[i]);
+        if (strchr(copy, '=') == NULL) {
+            snprintf(errstr, errstr_size, "-X takes key=value, not '%.200s'",
+                     overrides[i]);
+            free(copy);
+            return CORE_ERR_USAGE;
+        }
+        rc = set_line(cfg, copy, "-X", errstr, errstr_size);
+        free(copy);
+        if (rc != CORE_OK) {
+            return rc;
+        }
+    }
+    env = getenv("MOESIF_APPLICATION_ID");
+    if (cfg->application_id == NULL && env != NULL && env[0] != '\0') {
+        cfg->application_id = core_strdup(env);
+    }
+    if (cfg->source_topics == NULL) {
+        snprintf(errstr, errstr_size,
+                 "configuration key 'source.topics' is required: the Kafka "
+                 "topics to consume, comma-separated");
+        return CORE_ERR_USAGE;
+    }
+    if (cfg->application_id == NULL) {
+        snprintf(errstr, errstr_size,
+                 "configuration key 'moesif.application_id' is required: "
+                 "set it in the file or in the environment variable "
+                 "MOESIF_APPLICATION_ID");
+        return CORE_ERR_USAGE;
+    }
+    if (strncmp(cfg->base_url, "http://", 7) != 0 &&
+        strncmp(cfg->base_url, "https://", 8) != 0) {
+        snprintf(errstr, errstr_size,
+                 "configuration key 'moesif.base_url' must start with "
+                 "http:// or https://, not '%.200s'",
+                 cfg->base_url);
+        return CORE_ERR_USAGE;
+    }
+    if (cfg->sink.retry_backoff_max_ms < cfg->sink.retry_backoff_ms) {
+        snprintf(errstr, errstr_size,
+                 "configuration key 'sink.retry_backoff_max_ms' (%u) must "
+                 "not be below 'sink.retry_backoff_ms' (%u)",
+                 cfg->sink.retry_backoff_max_ms, cfg->sink.retry_backoff_ms);
+        return CORE_ERR_USAGE;
+    }
+    {
+        /* trailing '/' would make "//v1/users/batch" */
+        size_t n = strlen(cfg->base_url);
+        while (n > 0 && cfg->base_url[n - 1] == '/') {
+            cfg->base_url[--n] = '\0';
+        }
+    }
+    cfg->sink.base_url = cfg->base_url;
+    cfg->sink.application_id = cfg->application_id;
+    return CORE_OK;
+}
+
+static const char *type_name(const struct key *k)
+{
+    switch (k->type) {
+    case K_STR:
+        return "string";
+    case K_UINT:
+        return "integer";
+    case K_SIZE:
+        return "bytes";
+    case K_BOOL:
+        return "boolean";
+    case K_ENUM:
+    case K_LOGLEVEL:
+        return "enum";
+    }
+    return "";
+}
+
+void core_config_reference(FILE *f)
+{
+    fputs("| key | type | default | meaning |\n|---|---|---|---|\n", f);
+    fputs("| `kafka.<property>` | string | librdkafka's | Any librdkafka "
+          "property (`kafka.bootstrap.servers`, `kafka.group.id`, "
+          "`kafka.security.protocol`, `kafka.sasl.*`, `kafka.ssl.*`...), "
+          "passed to the consumer and the dead-letter producer. |\n",
+          f);
+    for (size_t i = 0; i < NKEYS; i++) {
+        const struct key *k = &keys[i];
+        fprintf(f, "| `%s` | %s", k->name, type_name(k));
+        if (k->type == K_UINT || k->type == K_SIZE) {
+            fprintf(f, " %llu..%llu", k->min, k->max);
+        } else if (k->names != NULL) {
+            fputs(" (", f);
+            for (int j = 0; k->names[j] != NULL; j++) {
+                fprintf(f, "%s`%s`", j ? ", " : "", k->names[j]);
+            }
+            fputs(")", f);
+        }
+        fprintf(f, " | %s | %s |\n", k->def ? k->def : "(none)", k->doc);
+    }
+}
+
+int cmd_config_reference(int argc, char **argv)
+{
+    (void)argc;
+    (void)argv;
+    core_config_reference(stdout);
+    return 0;
+}

@@ -1,0 +1,67 @@
+/*
+ * config.h: the configuration of `userpipe run` (and the commands that take
+ * the same -c FILE): a Kafka-style properties file, -X key=value overrides,
+ * and secrets from the environment.
+ *
+ * One const table (config.c) names every key with its type, default,
+ * range and meaning; the loader, the range checks, the error sentences and
+ * README.md's reference table (`userpipe config-reference`) all come from
+ * it, so they cannot drift.
+ */
+#ifndef CORE_CONFIG_H
+#define CORE_CONFIG_H
+
+#include "core.h"
+#include "../sink/sink.h"
+#include "../transform/transform.h"
+
+#include <stdio.h>
+
+struct core_config {
+    /* kafka.<property> pairs for librdkafka, prefix removed, file order */
+    char **kafka_keys;
+    char **kafka_values;
+    size_t kafka_count;
+
+    char *source_topics;       /* comma-separated, required */
+    char *dlq_topic;           /* NULL: <source topic>.dlq */
+    char *schema_file;         /* seed file, optional */
+    int log_level;             /* enum core_log_level */
+    unsigned drain_timeout_ms; /* bound on flushing at shutdown/rebalance */
+
+    /* owned copies of the sink's strings */
+    char *base_url;
+    char *application_id;
+    struct sink_config sink;
+    struct transform_config transform;
+};
+
+/* Defaults of every key; no file read. */
+void core_config_init(struct core_config *cfg);
+
+/* Frees what the config owns; accepts a zeroed or half-loaded config. */
+void core_config_release(struct core_config *cfg);
+
+/*
+ * Loads the properties file at path (may be NULL: defaults and overrides
+ * only), then applies overrides ("key=value" strings), then the
+ * environment (MOESIF_APPLICATION_ID when moesif.application_id is unset),
+ * then checks that required keys are present.  Returns CORE_OK, or
+ * CORE_ERR_USAGE / CORE_ERR_IO with errstr naming the key (or file and
+ * line) and what to fix.
+ */
+CORE_WUR enum core_err core_config_load(struct core_config *cfg,
+                                        const char *path,
+                                        const char *const *overrides,
+                                        size_t noverrides, char *errstr,
+                                        size_t errstr_size);
+
+/* Sets one key from its text value, as a line of the file would. */
+CORE_WUR enum core_err core_config_set(struct core_config *cfg, const char *key,
+                                       const char *value, char *errstr,
+                                       size_t errstr_size);
+
+/* Writes the reference of every key as a Markdown table. */
+void core_config_reference(FILE *f);
+
+#endif

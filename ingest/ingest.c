@@ -1,0 +1,735 @@
+/*
+ * ingest.c: the consumer, its rebalances, pausing, and the per-partition
+ * watermark of settled messages.
+ *
+ * Invariant: the offset stored for a partition is one past the last
+ * message of the longest settled prefix of what was consumed from it, so
+ * a commit never skips an unsettled message.  Messages are kept (owned)
+ * in a ring per partition until settled; a settled message is freed at
+ * once and only its "done" bit waits for the watermark.  Memory is bounded
+ * by the caller pausing consumption (sink saturation) plus librdkafka's
+ * prefetch, which is capped here through queued.max.messages.kbytes.
+ */
+#include "ingest.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define SEQ_BITS 40
+#define SEQ_MASK ((1ULL << SEQ_BITS) - 1)
+
+struct part {
+    char *topic;
+    int32_t partition;
+    rd_kafka_message_t **msgs; /* ring, indexed by seq & (cap - 1) */
+    int64_t *offsets;
+    uint8_t *done;
+    size_t cap;
+    uint64_t head, tail;  /* seqs: oldest unsettled, next to hand out */
+    int64_t stored;       /* offset last stored, -1 none */
+    int64_t end_at_start; /* high watermark when assigned, -1 unknown */
+    int reached_end;
+    int revoked;
+    int dirty; /* head moved since the last store */
+};
+
+struct ingest {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    struct ingest_config cfg;
+    struct ingest_callbacks cb;
+    struct part **parts; /* by slot; NULL when free */
+    size_t nparts;
+    size_t last_slot; /* cache for lookups */
+    int assigned_once;
+    int paused;
+    int stopped;
+    size_t in_flight;
+    uint64_t consumed, settled;
+    char error[512];
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+    /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
+    enum core_log_level l = level <= 3   ? CORE_LOG_ERROR
+                            : level == 4 ? CORE_LOG_WARN
+                            : level <= 6 ? CORE_LOG_INFO
+                                         : CORE_LOG_DEBUG;
+    (void)rk;
+    core_log(l, "kafka", "msg=\"%s\" facility=%s", buf, fac);
+}
+
+/* ---- partitions -------------------------------------------------------- */
+
+static struct part *part_find(struct ingest *ing, const char *topic,
+                              int32_t partition, size_t *slot)
+{
+    if (ing->last_slot < ing->nparts) {
+        struct part *p = ing->parts[ing->last_slot];
+        if (p != NULL && !p->revoked && p->partition == partition &&
+            strcmp(p->topic, topic) == 0) {
+            *slot = ing->last_slot;
+            return p;
+        }
+    }
+    for (size_t i = 0; i < ing->nparts; i++) {
+        struct part *p = ing->parts[i];
+        if (p != NULL && !p->revoked && p->partition == partition &&
+            strcmp(p->topic, topic) == 0) {
+            ing->last_slot = *slot = i;
+            return p;
+        }
+    }
+    return NULL;
+}
+
+static void part_free(struct part *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    for (uint64_t s = p->head; s < p->tail; s++) {
+        size_t i = (size_t)(s & (p->cap - 1));
+        if (p->msgs[i] != NULL) {
+            rd_kafka_message_destroy(p->msgs[i]);
+        }
+    }
+    free(p->topic);
+    free(p->msgs);
+    free(p->offsets);
+    free(p->done);
+    free(p);
+}
+
+static struct part *part_add(struct ingest *ing, const char *topic,
+                             int32_t partition)
+{
+    struct part *p = core_calloc(1, sizeof(*p));
+    size_t slot = ing->nparts;
+
+    p->topic = core_strdup(topic);
+    p->partition = partition;
+    p->cap = 1024;
+    p->msgs = core_calloc(p->cap, sizeof(*p->msgs));
+    p->offsets = core_calloc(p->cap, sizeof(*p->offsets));
+    p->done = core_calloc(p->cap, 1);
+    p->stored = -1;
+    p->end_at_start = -1;
+    for (size_t i = 0; i < ing->nparts; i++) {
+        if (ing->parts[i] == NULL) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot == ing->nparts) {
+        ing->parts =
+            core_realloc(ing->parts, (ing->nparts + 1) * sizeof(*ing->parts));
+        ing->nparts++;
+    }
+    ing->parts[slot] = p;
+    return p;
+}
+
+static void part_grow(struct part *p)
+{
+    size_t ncap = p->cap * 2;
+    rd_kafka_message_t **msgs = core_calloc(ncap, sizeof(*msgs));
+    int64_t *offsets = core_calloc(ncap, sizeof(*offsets));
+    uint8_t *done = core_calloc(ncap, 1);
+
+    for (uint64_t s = p->head; s < p->tail; s++) {
+        size_t o = (size_t)(s & (p->cap - 1)), n = (size_t)(s & (ncap - 1));
+        msgs[n] = p->msgs[o];
+        offsets[n] = p->offsets[o];
+        done[n] = p->done[o];
+    }
+    free(p->msgs);
+    free(p->offsets);
+    free(p->done);
+    p->msgs = msgs;
+    p->offsets = offsets;
+    p->done = done;
+    p->cap = ncap;
+}
+
+/* Stores the watermark of every partition whose head moved. */
+static void store_offsets(struct ingest *ing, int include_revoking)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+
+    for (size_t i = 0; i < ing->nparts; i++) {
+        struct part *p = ing->parts[i];
+        if (p == NULL || !p->dirty || (p->revoked && !include_revoking)) {
+            continue;
+        }
+        if (list == NULL) {
+            list = rd_kafka_topic_partition_list_new(8);
+        }
+        rd_kafka_topic_partition_list_add(list, p->topic, p->partition)
+            ->offset = p->stored + 1;
+        p->dirty = 0;
+    }
+    if (list != NULL) {
+        rd_kafka_resp_err_t err = rd_kafka_offsets_store(ing->rk, list);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            /* a partition just lost: its messages will be consumed again */
+            core_log(CORE_LOG_WARN, "ingest",
+                     "msg=\"cannot store offsets\" error=\"%s\"",
+                     rd_kafka_err2str(err));
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+    }
+}
+
+static void fill_msg(struct ingest_msg *out, rd_kafka_message_t *m,
+                     uint64_t ticket)
+{
+    rd_kafka_timestamp_type_t tstype;
+
+    out->key = m->key;
+    out->key_len = m->key_len;
+    out->value = m->payload;
+    out->len = m->len;
+    out->topic = rd_kafka_topic_name(m->rkt);
+    out->partition = m->partition;
+    out->offset = m->offset;
+    out->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+    out->ticket = ticket;
+}
+
+int ingest_message(const struct ingest *ing, uint64_t ticket,
+                   struct ingest_msg *msg)
+{
+    size_t slot = (size_t)(ticket >> SEQ_BITS);
+    uint64_t seq = ticket & SEQ_MASK;
+    const struct part *p;
+    size_t i;
+
+    if (slot >= ing->nparts || ing->parts[slot] == NULL) {
+        return -1;
+    }
+    p = ing->parts[slot];
+    if (seq < p->head || seq >= p->tail) {
+        return -1;
+    }
+    i = (size_t)(seq & (p->cap - 1));
+    if (p->done[i] || p->msgs[i] == NULL) {
+        return -1;
+    }
+    fill_msg(msg, p->msgs[i], ticket);
+    return 0;
+}
+
+void ingest_done(struct ingest *ing, uint64_t ticket)
+{
+    size_t slot = (size_t)(ticket >> SEQ_BITS);
+    uint64_t seq = ticket & SEQ_MASK;
+    struct part *p;
+    size_t i;
+
+    if (slot >= ing->nparts || ing->parts[slot] == NULL) {
+        return;
+    }
+    p = ing->parts[slot];
+    if (seq < p->head || seq >= p->tail) {
+        return;
+    }
+    i = (size_t)(seq & (p->cap - 1));
+    if (p->done[i]) {
+        return;
+    }
+    p->done[i] = 1;
+    rd_kafka_message_destroy(p->msgs[i]);
+    p->msgs[i] = NULL;
+    ing->in_flight--;
+    ing->settled++;
+    while (p->head < p->tail && p->done[p->head & (p->cap - 1)]) {
+        size_t h = (size_t)(p->head & (p->cap - 1));
+        p->stored = p->offsets[h];
+        p->done[h] = 0;
+        p->head++;
+        p->dirty = 1;
+    }
+    if (p->revoked && p->head == p->tail) {
+        /* its offsets were given up with the partition */
+        part_free(p);
+        ing->parts[slot] = NULL;
+    }
+}
+
+/* ---- rebalances ---------------------------------------------------------- */
+
+static void on_assign(struct ingest *ing,
+                      rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_resp_err_t err;
+
+    for (int i = 0; i < parts->cnt; i++) {
+        rd_kafka_topic_partition_t *tp = &parts->elems[i];
+        struct part *p = part_add(ing, tp->topic, tp->partition);
+        if (ing->cfg.exit_at_end) {
+            int64_t lo = 0, hi = -1;
+            err = rd_kafka_query_watermark_offsets(
+                ing->rk, tp->topic, tp->partition, &lo, &hi, 10000);
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                core_log(CORE_LOG_WARN, "ingest",
+                         "msg=\"cannot read end offset\" topic=%s "
+                         "partition=%d error=\"%s\"",
+                         tp->topic, tp->partition, rd_kafka_err2str(err));
+            }
+            p->end_at_start = hi;
+            if (hi == lo) {
+                p->reached_end = 1; /* empty partition */
+            }
+        }
+        core_log(CORE_LOG_INFO, "ingest",
+                 "msg=\"partition assigned\" topic=%s partition=%d "
+                 "end_offset=%lld",
+                 tp->topic, tp->partition, (long long)p->end_at_start);
+    }
+    err = rd_kafka_assign(ing->rk, parts);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(ing->error, sizeof(ing->error), "cannot assign partitions: %s",
+                 rd_kafka_err2str(err));
+    }
+    if (ing->paused || ing->stopped) {
+        rd_kafka_pause_partitions(ing->rk, parts);
+    }
+    if (ing->cfg.exit_at_end && ing->cfg.from_beginning) {
+        /* partitions already committed at their end give no EOF before
+         * a fetch; the committed offsets tell */
+        rd_kafka_topic_partition_list_t *c =
+            rd_kafka_topic_partition_list_copy(parts);
+        if (rd_kafka_committed(ing->rk, c, 10000) ==
+            RD_KAFKA_RESP_ERR_NO_ERROR) {
+            for (int i = 0; i < c->cnt; i++) {
+                size_t slot;
+                struct part *p = part_find(ing, c->elems[i].topic,
+                                           c->elems[i].partition, &slot);
+                if (p != NULL && c->elems[i].offset >= 0 &&
+                    c->elems[i].offset >= p->end_at_start) {
+                    p->reached_end = 1;
+                }
+            }
+        }
+        rd_kafka_topic_partition_list_destroy(c);
+    }
+    ing->assigned_once = 1;
+}
+
+static void on_revoke(struct ingest *ing,
+                      rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_resp_err_t err;
+
+    core_log(CORE_LOG_INFO, "ingest",
+             "msg=\"partitions revoked: settling in-flight events\" "
+             "partitions=%d in_flight=%zu",
+             parts->cnt, ing->in_flight);
+    if (ing->in_flight > 0 && ing->cb.drain != NULL) {
+        ing->cb.drain(ing->cb.opaque,
+                      now_ms() + (int64_t)ing->cfg.drain_timeout_ms);
+    }
+    store_offsets(ing, 1);
+    err = rd_kafka_commit(ing->rk, NULL, 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        core_log(CORE_LOG_WARN, "ingest",
+                 "msg=\"commit before giving up partitions failed\" "
+                 "error=\"%s\"",
+                 rd_kafka_err2str(err));
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        size_t slot;
+        struct part *p = part_find(ing, parts->elems[i].topic,
+                                   parts->elems[i].partition, &slot);
+        if (p == NULL) {
+            continue;
+        }
+        if (p->head == p->tail) {
+            part_free(p);
+            ing->parts[slot] = NULL;
+        } else {
+            /* not settled in time: consumed again by the next owner */
+            core_log(CORE_LOG_WARN, "ingest",
+                     "msg=\"partition given up with events in flight\" "
+                     "topic=%s partition=%d in_flight=%llu",
+                     p->topic, p->partition,
+                     (unsigned long long)(p->tail - p->head));
+            p->revoked = 1;
+        }
+    }
+    rd_kafka_assign(ing->rk, NULL);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct ingest *ing = opaque;
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        on_assign(ing, parts);
+    } else {
+        on_revoke(ing, parts);
+    }
+}
+
+/* ---- construction -------------------------------------------------------- */
+
+static enum core_err conf_set(rd_kafka_conf_t *conf, const char *k,
+                              const char *v, char *errstr, size_t errstr_size)
+{
+    char e[256];
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "configuration key 'kafka.%s': %s", k, e);
+        return CORE_ERR_USAGE;
+    }
+    return CORE_OK;
+}
+
+static const char *user_value(const struct ingest_config *cfg, const char *k)
+{
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        if (strcmp(cfg->kafka_keys[i], k) == 0) {
+            return cfg->kafka_values[i];
+        }
+    }
+    return NULL;
+}
+
+enum core_err ingest_new(const struct ingest_config *cfg,
+                         const struct ingest_callbacks *cb, struct ingest **out,
+                         char *errstr, size_t errstr_size)
+{
+    /* Defaults that keep memory bounded and delivery explicit.  librdkafka
+     * prefetches up to queued.max.messages.kbytes per partition (64 MiB
+     * by default): 4 MiB keeps a consumer of 16 partitions well under the
+     * 128 MB budget, and still a second of data at 400k events/s over a
+     * few partitions. */
+    static const char *const defaults[][2] = {
+        {"queued.max.messages.kbytes", "4096"},
+        {"fetch.max.bytes", "4194304"},
+        {"auto.commit.interval.ms", "1000"},
+        {"enable.auto.commit", "true"},
+    };
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    struct ingest *ing = core_calloc(1, sizeof(*ing));
+    rd_kafka_topic_partition_list_t *topics = NULL;
+    rd_kafka_resp_err_t err;
+    char e[512];
+    enum core_err rc = CORE_OK;
+    char *list = NULL, *tok, *save;
+
+    *out = NULL;
+    ing->cfg = *cfg;
+    if (cb != NULL) {
+        ing->cb = *cb;
+    }
+    if (user_value(cfg, "bootstrap.servers") == NULL) {
+        snprintf(errstr, errstr_size,
+                 "configuration key 'kafka.bootstrap.servers' is required: "
+                 "the Kafka brokers to connect to, host:port,...");
+        rc = CORE_ERR_USAGE;
+        goto out;
+    }
+    if (user_value(cfg, "group.id") == NULL) {
+        snprintf(errstr, errstr_size,
+                 "configuration key 'kafka.group.id' is required: the "
+                 "consumer group every replica of this pipeline shares");
+        rc = CORE_ERR_USAGE;
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
+        rc =
+            conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size);
+        if (rc != CORE_OK) {
+            goto out;
+        }
+    }
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        rc = conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], errstr,
+                      errstr_size);
+        if (rc != CORE_OK) {
+            goto out;
+        }
+    }
+    /* not overridable: offsets are stored by the watermark only */
+    rc = conf_set(conf, "enable.auto.offset.store", "false", errstr,
+                  errstr_size);
+    if (rc == CORE_OK && cfg->exit_at_end) {
+        rc =
+            conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size);
+    }
+    if (rc == CORE_OK && cfg->from_beginning) {
+        rc = conf_set(conf, "auto.offset.reset", "earliest", errstr,
+                      errstr_size);
+    }
+    if (rc != CORE_OK) {
+        goto out;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_opaque(conf, ing);
+    ing->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    if (ing->rk == NULL) {
+        snprintf(errstr, errstr_size, "cannot create the Kafka consumer: %s",
+                 e);
+        rc = CORE_ERR_USAGE;
+        goto out;
+    }
+    conf = NULL; /* owned by rk now */
+    rd_kafka_poll_set_consumer(ing->rk);
+    ing->queue = rd_kafka_queue_get_consumer(ing->rk);
+
+    topics = rd_kafka_topic_partition_list_new(4);
+    list = core_strdup(cfg->topics);
+    for (tok = strtok_r(list, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') {
+            tok++;
+        }
+        if (*tok != '\0') {
+            rd_kafka_topic_partition_list_add(topics, tok,
+                                              RD_KAFKA_PARTITION_UA);
+        }
+    }
+    if (topics->cnt == 0) {
+        snprintf(errstr, errstr_size,
+                 "configuration key 'source.topics' names no topic");
+        rc = CORE_ERR_USAGE;
+        goto out;
+    }
+    err = rd_kafka_subscribe(ing->rk, topics);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errstr, errstr_size, "cannot subscribe to '%s': %s",
+                 cfg->topics, rd_kafka_err2str(err));
+        rc = CORE_ERR_USAGE;
+        goto out;
+    }
+    *out = ing;
+    ing = NULL;
+out:
+    free(list);
+    if (topics != NULL) {
+        rd_kafka_topic_partition_list_destroy(topics);
+    }
+    if (conf != NULL) {
+        rd_kafka_conf_destroy(conf);
+    }
+    ingest_destroy(ing);
+    return rc;
+}
+
+void ingest_destroy(struct ingest *ing)
+{
+    if (ing == NULL) {
+        return;
+    }
+    if (ing->rk != NULL) {
+        ing->cb.drain = NULL; /* nothing left to drive during close */
+        rd_kafka_consumer_close(ing->rk);
+        if (ing->queue != NULL) {
+            rd_kafka_queue_destroy(ing->queue);
+        }
+    }
+    for (size_t i = 0; i < ing->nparts; i++) {
+        part_free(ing->parts[i]);
+    }
+    free(ing->parts);
+    if (ing->rk != NULL) {
+        rd_kafka_destroy(ing->rk);
+    }
+    free(ing);
+}
+
+/* ---- consuming ----------------------------------------------------------- */
+
+static void on_error_message(struct ingest *ing, rd_kafka_message_t *m)
+{
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        size_t slot;
+        struct part *p = m->rkt ? part_find(ing, rd_kafka_topic_name(m->rkt),
+                                            m->partition, &slot)
+                                : NULL;
+        if (p != NULL &&
+            (p->end_at_start < 0 || m->offset >= p->end_at_start)) {
+            p->reached_end = 1;
+        }
+        return;
+    }
+    if (rd_kafka_fatal_error(ing->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        char fe[256];
+        rd_kafka_fatal_error(ing->rk, fe, sizeof(fe));
+        snprintf(ing->error, sizeof(ing->error), "fatal consumer error: %s",
+                 fe);
+        return;
+    }
+    core_log(CORE_LOG_WARN, "ingest", "msg=\"consumer error\" error=\"%s\"",
+             rd_kafka_message_errstr(m));
+}
+
+int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
+                int timeout_ms)
+{
+    rd_kafka_message_t *batch[1024];
+    ssize_t n;
+    int out = 0;
+
+    store_offsets(ing, 0);
+    if (max > 1024) {
+        max = 1024;
+    }
+    n = rd_kafka_consume_batch_queue(ing->queue, timeout_ms, batch,
+                                     (size_t)max);
+    if (ing->error[0] != '\0') {
+        for (ssize_t i = 0; i < n; i++) {
+            rd_kafka_message_destroy(batch[i]);
+        }
+        return -1;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        rd_kafka_message_t *m = batch[i];
+        const char *topic;
+        struct part *p;
+        size_t slot, idx;
+
+        if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            on_error_message(ing, m);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        topic = rd_kafka_topic_name(m->rkt);
+        p = part_find(ing, topic, m->partition, &slot);
+        if (p == NULL || ing->stopped) {
+            /* not ours (any more): it will be consumed again */
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        if (p->tail - p->head == p->cap) {
+            part_grow(p);
+        }
+        idx = (size_t)(p->tail & (p->cap - 1));
+        p->msgs[idx] = m;
+        p->offsets[idx] = m->offset;
+        p->done[idx] = 0;
+        if (p->end_at_start >= 0 && m->offset + 1 >= p->end_at_start) {
+            p->reached_end = 1;
+        }
+        fill_msg(&msgs[out], m,
+                 ((uint64_t)slot << SEQ_BITS) | (p->tail & SEQ_MASK));
+        p->tail++;
+        ing->in_flight++;
+        ing->consumed++;
+        out++;
+    }
+    if (ing->error[0] != '\0') {
+        return -1;
+    }
+    return out;
+}
+
+static void pause_all(struct ingest *ing, int paused)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+    if (rd_kafka_assignment(ing->rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        return;
+    }
+    if (list->cnt > 0) {
+        if (paused) {
+            rd_kafka_pause_partitions(ing->rk, list);
+        } else {
+            rd_kafka_resume_partitions(ing->rk, list);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+void ingest_pause(struct ingest *ing, int paused)
+{
+    if (ing->stopped || ing->paused == paused) {
+        return;
+    }
+    ing->paused = paused;
+    pause_all(ing, paused);
+    core_log(CORE_LOG_DEBUG, "ingest", "msg=\"%s\"",
+             paused ? "paused: the sink is saturated" : "resumed");
+}
+
+void ingest_stop(struct ingest *ing)
+{
+    if (!ing->stopped) {
+        pause_all(ing, 1);
+        ing->stopped = 1;
+    }
+}
+
+size_t ingest_in_flight(const struct ingest *ing)
+{
+    return ing->in_flight;
+}
+
+int ingest_at_end(const struct ingest *ing)
+{
+    size_t live = 0;
+    if (!ing->assigned_once || ing->in_flight > 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < ing->nparts; i++) {
+        const struct part *p = ing->parts[i];
+        if (p == NULL || p->revoked) {
+            continue;
+        }
+        live++;
+        if (!p->reached_end) {
+            return 0;
+        }
+    }
+    return live > 0;
+}
+
+enum core_err ingest_commit(struct ingest *ing)
+{
+    rd_kafka_resp_err_t err;
+
+    store_offsets(ing, 0);
+    err = rd_kafka_commit(ing->rk, NULL, 0);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR &&
+        err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        core_log(CORE_LOG_WARN, "ingest", "msg=\"commit failed\" error=\"%s\"",
+                 rd_kafka_err2str(err));
+        return CORE_ERR_RETRY;
+    }
+    return CORE_OK;
+}
+
+const char *ingest_error(const struct ingest *ing)
+{
+    return ing->error;
+}
+
+void ingest_get_stats(const struct ingest *ing, struct ingest_stats *st)
+{
+    unsigned assigned = 0;
+    for (size_t i = 0; i < ing->nparts; i++) {
+        if (ing->parts[i] != NULL && !ing->parts[i]->revoked) {
+            assigned++;
+        }
+    }
+    st->consumed = ing->consumed;
+    st->settled = ing->settled;
+    st->assigned = assigned;
+    st->paused = ing->paused;
+    st->lag = -1;
+}

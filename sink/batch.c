@@ -1,0 +1,324 @@
+/*
+ * batch.c: lanes and batches.  A lane is where one user's updates always
+ * go (lane = hash of user_id); it has one open batch and a FIFO of sealed
+ * ones, and sink.c sends at most one of them at a time, so a user's
+ * updates reach Moesif in the order they came.
+ *
+ * The request body is built as events arrive: a batch's buffer is '[',
+ * the events joined by ',', and ']' once sealed, so adding an event is
+ * one memcpy and sending needs no assembly.  It is separate from sink.c
+ * so the body bytes and the sealing rules are tested without a transport.
+ *
+ * Invariants not to break:
+ * - a batch never holds two events of one user: a per-lane set of the
+ *   user_id hashes of the open batch, cleared on seal, makes the check
+ *   O(1).  Only hashes are kept: two users whose 64-bit hashes collide
+ *   merely seal a batch early, which is harmless;
+ * - a batch's body stays within max_bytes, except that an event larger
+ *   than max_bytes on its own goes alone in its batch;
+ * - sealed batches hold little slack: a sealed buffer with more than a
+ *   quarter unused is shrunk, so the memory held tracks the pending bytes
+ *   (see sink.c's memory note).
+ */
+#include "sink_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Load factor of the user_id hash set at most 1/2: slots >= 2 x events. */
+#define UIDS_MIN_SLOTS 16
+
+uint64_t sink_uid_hash(const char *uid, size_t len)
+{
+    /* 8 bytes a step, then murmur3's fmix64 finaliser, so the low bits
+     * (set slot) and the high bits (lane) are both well mixed; user ids
+     * are short, a byte-wise hash would cost more than the memcpy */
+    const unsigned char *p = (const unsigned char *)uid;
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)len;
+    uint64_t k;
+
+    while (len >= 8) {
+        memcpy(&k, p, 8);
+        k *= 0x87c37b91114253d5ULL;
+        k = (k << 31) | (k >> 33);
+        h ^= k * 0x4cf5ad432745937fULL;
+        h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
+        p += 8;
+        len -= 8;
+    }
+    k = 0;
+    for (size_t i = 0; i < len; i++) {
+        k |= (uint64_t)p[i] << (8 * i);
+    }
+    h ^= k * 0x87c37b91114253d5ULL;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    return h != 0 ? h : 1;
+}
+
+unsigned sink_lane_of(uint64_t hash, unsigned n)
+{
+    /* the high 32 bits scaled to [0, n): no division on the hot path */
+    return (unsigned)(((hash >> 32) * (uint64_t)n) >> 32);
+}
+
+void sink_batcher_init(struct sink_batcher *bat, unsigned n_lanes,
+                       size_t max_events, size_t max_bytes)
+{
+    size_t slots = UIDS_MIN_SLOTS;
+
+    while (slots < 2 * max_events) {
+        slots *= 2;
+    }
+    memset(bat, 0, sizeof(*bat));
+    bat->n_lanes = n_lanes;
+    bat->max_events = max_events;
+    bat->max_bytes = max_bytes;
+    bat->lanes = core_calloc(n_lanes, sizeof(*bat->lanes));
+    for (unsigned i = 0; i < n_lanes; i++) {
+        bat->lanes[i].uids = core_calloc(slots, sizeof(uint64_t));
+        bat->lanes[i].uids_mask = slots - 1;
+    }
+}
+
+static void batch_free(struct sink_batch *batch)
+{
+    if (batch == NULL) {
+        return;
+    }
+    free(batch->buf);
+    free(batch->evs);
+    free(batch);
+}
+
+static void batch_list_free(struct sink_batch *batch)
+{
+    while (batch != NULL) {
+        struct sink_batch *next = batch->next;
+        batch_free(batch);
+        batch = next;
+    }
+}
+
+void sink_batcher_release(struct sink_batcher *bat)
+{
+    if (bat->lanes != NULL) {
+        for (unsigned i = 0; i < bat->n_lanes; i++) {
+            struct sink_lane *lane = &bat->lanes[i];
+            batch_free(lane->open);
+            batch_list_free(lane->head);
+            free(lane->uids);
+            free(lane->gz);
+        }
+    }
+    batch_list_free(bat->pool);
+    free(bat->lanes);
+    memset(bat, 0, sizeof(*bat));
+}
+
+/* An empty open batch: a pooled one, or new with room for a full body
+ * (malloc'd, not touched: pages cost only once written). */
+static struct sink_batch *batch_get(struct sink_batcher *bat)
+{
+    struct sink_batch *batch = bat->pool;
+
+    if (batch != NULL) {
+        bat->pool = batch->next;
+        bat->pool_n--;
+    } else {
+        batch = core_calloc(1, sizeof(*batch));
+        batch->cap = bat->max_bytes;
+        batch->buf = core_malloc(batch->cap);
+        batch->evs_cap = bat->max_events;
+        batch->evs = core_malloc(batch->evs_cap * sizeof(*batch->evs));
+    }
+    batch->next = NULL;
+    batch->buf[0] = '[';
+    batch->len = 1;
+    batch->n = 0;
+    batch->event_bytes = 0;
+    batch->opened_ms = 0;
+    batch->not_before_ms = 0;
+    batch->attempts = 0;
+    batch->sealed = 0;
+    return batch;
+}
+
+void sink_batch_recycle(struct sink_batcher *bat, struct sink_batch *batch)
+{
+    /* only full-size buffers are worth keeping: shrunk ones (small sealed
+     * batches) and oversized ones (an event beyond max_bytes) are freed,
+     * so the pool holds at most n_lanes x max_bytes */
+    if (bat->pool_n < bat->n_lanes && batch->cap == bat->max_bytes &&
+        batch->evs_cap == bat->max_events) {
+        batch->next = bat->pool;
+        bat->pool = batch;
+        bat->pool_n++;
+        return;
+    }
+    batch_free(batch);
+}
+
+static void batch_reserve(struct sink_batch *batch, size_t need)
+{
+    if (need > batch->cap) {
+        batch->buf = core_realloc(batch->buf, need);
+        batch->cap = need;
+    }
+}
+
+/* Closes the body and gives back slack beyond a quarter of what is used:
+ * a batch sealed by linger or by a repeated user may be far from full. */
+static void batch_seal(struct sink_batch *batch)
+{
+    batch_reserve(batch, batch->len + 1);
+    batch->buf[batch->len++] = ']';
+    batch->sealed = 1;
+    if (batch->cap > batch->len + batch->len / 4 + 64) {
+        batch->buf = core_realloc(batch->buf, batch->len);
+        batch->cap = batch->len;
+    }
+    if (batch->evs_cap > batch->n + batch->n / 4 + 4) {
+        batch->evs = core_realloc(batch->evs, batch->n * sizeof(*batch->evs));
+        batch->evs_cap = batch->n;
+    }
+}
+
+static int uid_seen(const struct sink_lane *lane, uint64_t hash)
+{
+    size_t i = hash & lane->uids_mask;
+
+    while (lane->uids[i] != 0) {
+        if (lane->uids[i] == hash) {
+            return 1;
+        }
+        i = (i + 1) & lane->uids_mask;
+    }
+    return 0;
+}
+
+static void uid_insert(struct sink_lane *lane, uint64_t hash)
+{
+    size_t i = hash & lane->uids_mask;
+
+    while (lane->uids[i] != 0) {
+        i = (i + 1) & lane->uids_mask;
+    }
+    lane->uids[i] = hash;
+}
+
+void sink_lane_seal(struct sink_batcher *bat, struct sink_lane *lane)
+{
+    struct sink_batch *batch = lane->open;
+
+    (void)bat;
+    if (batch == NULL) {
+        return;
+    }
+    batch_seal(batch);
+    if (lane->tail != NULL) {
+        lane->tail->next = batch;
+    } else {
+        lane->head = batch;
+    }
+    lane->tail = batch;
+    lane->open = NULL;
+    memset(lane->uids, 0, (lane->uids_mask + 1) * sizeof(uint64_t));
+}
+
+unsigned sink_batcher_add(struct sink_batcher *bat, uint64_t hash,
+                          const char *json, size_t len, uint64_t ticket,
+                          uint64_t now_ms)
+{
+    unsigned i = sink_lane_of(hash, bat->n_lanes);
+    struct sink_lane *lane = &bat->lanes[i];
+    struct sink_batch *batch = lane->open;
+    struct sink_event *ev;
+
+    /* the event needs a ',' and the body a final ']' */
+    if (batch != NULL &&
+        (uid_seen(lane, hash) || batch->len + len + 2 > bat->max_bytes)) {
+        sink_lane_seal(bat, lane);
+        batch = NULL;
+    }
+    if (batch == NULL) {
+        batch = batch_get(bat);
+        batch->opened_ms = now_ms;
+        lane->open = batch;
+        /* alone and larger than max_bytes: the one case that grows */
+        batch_reserve(batch, 1 + len + 1);
+    } else {
+        batch->buf[batch->len++] = ',';
+    }
+    memcpy(batch->buf + batch->len, json, len);
+    ev = &batch->evs[batch->n++];
+    ev->ticket = ticket;
+    ev->off = batch->len;
+    ev->len = len;
+    batch->len += len;
+    batch->event_bytes += len;
+    uid_insert(lane, hash);
+    if (batch->n == bat->max_events || batch->len + 1 >= bat->max_bytes) {
+        sink_lane_seal(bat, lane);
+    }
+    return i;
+}
+
+struct sink_batch *sink_lane_pop(struct sink_lane *lane)
+{
+    struct sink_batch *batch = lane->head;
+
+    if (batch != NULL) {
+        lane->head = batch->next;
+        if (lane->head == NULL) {
+            lane->tail = NULL;
+        }
+        batch->next = NULL;
+    }
+    return batch;
+}
+
+/* A sealed batch of events [lo, hi) of `from`: their bytes are contiguous
+ * in from->buf, commas included, so one memcpy copies them. */
+static struct sink_batch *batch_sub(struct sink_batcher *bat,
+                                    const struct sink_batch *from, size_t lo,
+                                    size_t hi)
+{
+    struct sink_batch *batch = batch_get(bat);
+    size_t start = from->evs[lo].off;
+    size_t end = from->evs[hi - 1].off + from->evs[hi - 1].len;
+
+    batch_reserve(batch, 1 + (end - start) + 1);
+    memcpy(batch->buf + 1, from->buf + start, end - start);
+    batch->len = 1 + (end - start);
+    for (size_t i = lo; i < hi; i++) {
+        struct sink_event *ev = &batch->evs[batch->n++];
+        ev->ticket = from->evs[i].ticket;
+        ev->off = from->evs[i].off - start + 1;
+        ev->len = from->evs[i].len;
+        batch->event_bytes += ev->len;
+    }
+    batch->opened_ms = from->opened_ms;
+    batch_seal(batch);
+    return batch;
+}
+
+void sink_lane_split_head(struct sink_batcher *bat, struct sink_lane *lane)
+{
+    struct sink_batch *batch = sink_lane_pop(lane);
+    struct sink_batch *a, *b;
+    size_t half = batch->n / 2;
+
+    a = batch_sub(bat, batch, 0, half);
+    b = batch_sub(bat, batch, half, batch->n);
+    b->next = lane->head;
+    a->next = b;
+    lane->head = a;
+    if (lane->tail == NULL) {
+        lane->tail = b;
+    }
+    sink_batch_recycle(bat, batch);
+}

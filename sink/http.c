@@ -1,0 +1,284 @@
+/*
+ * http.c: the real transport of sink_int.h, libcurl's multi interface.
+ *
+ * One easy handle per lane, made once and reused, all on one multi
+ * handle: the multi handle's connection cache keeps connections alive
+ * between a lane's requests, so a steady pipeline opens max_in_flight
+ * connections and then none.  It is separate from sink.c so the sink is
+ * tested with a scripted transport and only this file needs a socket.
+ *
+ * Invariants not to break:
+ * - the application id is a header like any other here: never turn on
+ *   CURLOPT_VERBOSE or log a header line, a URL's userinfo, or a body;
+ * - a lane's request body is borrowed from the sink until its completion
+ *   is returned (CURLOPT_POSTFIELDS does not copy);
+ * - the sink waits only in poll: start never blocks.
+ */
+#include "sink_int.h"
+
+#include <curl/curl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct http_lane {
+    CURL *easy;
+    struct curl_slist *headers;
+    unsigned index;
+    int busy;
+    size_t body_len;
+    char body[SINK_BODY_SNIPPET_MAX];
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct http {
+    CURLM *multi;
+    struct http_lane *lanes;
+    unsigned n_lanes;
+};
+
+/* Keeps the first SINK_BODY_SNIPPET_MAX bytes of the answer, drops the
+ * rest: the snippet is for the dead-letter record, and an answer's size is
+ * the server's choice, so nothing more is held. */
+static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
+{
+    struct http_lane *hl = userdata;
+    size_t n = size * nmemb;
+    size_t room = sizeof(hl->body) - hl->body_len;
+    size_t take = n < room ? n : room;
+
+    memcpy(hl->body + hl->body_len, data, take);
+    hl->body_len += take;
+    return n;
+}
+
+static void http_destroy(void *tp)
+{
+    struct http *h = tp;
+
+    if (h == NULL) {
+        return;
+    }
+    for (unsigned i = 0; h->lanes != NULL && i < h->n_lanes; i++) {
+        struct http_lane *hl = &h->lanes[i];
+        if (hl->easy != NULL) {
+            if (hl->busy) {
+                curl_multi_remove_handle(h->multi, hl->easy);
+            }
+            curl_easy_cleanup(hl->easy);
+        }
+        curl_slist_free_all(hl->headers);
+    }
+    if (h->multi != NULL) {
+        curl_multi_cleanup(h->multi);
+    }
+    free(h->lanes);
+    free(h);
+}
+
+enum core_err sink_http_new(unsigned n_lanes, void **out, char *errstr,
+                            size_t errstr_size)
+{
+    struct http *h = core_calloc(1, sizeof(*h));
+    enum core_err rc = CORE_OK;
+
+    *out = NULL;
+    h->n_lanes = n_lanes;
+    h->lanes = core_calloc(n_lanes, sizeof(*h->lanes));
+    h->multi = curl_multi_init();
+    if (h->multi == NULL) {
+        snprintf(errstr, errstr_size, "libcurl could not make a multi handle");
+        rc = CORE_ERR_USAGE;
+        goto out;
+    }
+    /* one cached connection per lane is all that is ever reused */
+    curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)n_lanes);
+    for (unsigned i = 0; i < n_lanes; i++) {
+        struct http_lane *hl = &h->lanes[i];
+        CURL *easy = curl_easy_init();
+
+        if (easy == NULL) {
+            snprintf(errstr, errstr_size,
+                     "libcurl could not make an easy handle");
+            rc = CORE_ERR_USAGE;
+            goto out;
+        }
+        hl->easy = easy;
+        hl->index = i;
+        /* single-threaded and no signals: libcurl's resolver must not use
+         * SIGALRM (libcurl's advice for multi-threaded or event-loop use) */
+        curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(easy, CURLOPT_POST, 1L);
+        curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+        curl_easy_setopt(easy, CURLOPT_WRITEDATA, hl);
+        curl_easy_setopt(easy, CURLOPT_PRIVATE, hl);
+        curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, hl->errbuf);
+        curl_easy_setopt(easy, CURLOPT_USERAGENT, "userpipe");
+        curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+        /* redirects are a configuration error for the policy table */
+        curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+    }
+out:
+    if (rc != CORE_OK) {
+        http_destroy(h);
+        return rc;
+    }
+    *out = h;
+    return CORE_OK;
+}
+
+static enum core_err http_start(void *tp, unsigned lane,
+                                const struct sink_request *req)
+{
+    struct http *h = tp;
+    struct http_lane *hl = &h->lanes[lane];
+    struct curl_slist *headers = NULL;
+    CURL *easy = hl->easy;
+
+    for (size_t i = 0; i < req->n_headers; i++) {
+        headers = curl_slist_append(headers, req->headers[i]);
+    }
+    /* no "Expect: 100-continue" round trip before large bodies: the
+     * server answers the request anyway, and a wait per batch (up to 1 s,
+     * CURLOPT_EXPECT_100_TIMEOUT_MS) would cap throughput */
+    headers = curl_slist_append(headers, "Expect:");
+    if (headers == NULL) {
+        return CORE_ERR_RETRY;
+    }
+    curl_slist_free_all(hl->headers);
+    hl->headers = headers;
+    hl->body_len = 0;
+    hl->errbuf[0] = '\0';
+    curl_easy_setopt(easy, CURLOPT_URL, req->url);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                     (curl_off_t)req->body_len);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)req->timeout_ms);
+    if (curl_multi_add_handle(h->multi, easy) != CURLM_OK) {
+        return CORE_ERR_RETRY;
+    }
+    hl->busy = 1;
+    return CORE_OK;
+}
+
+static enum sink_tp_error classify(CURLcode res)
+{
+    switch (res) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return SINK_TP_TIMEOUT;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+        return SINK_TP_CONNECT;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+        return SINK_TP_FATAL;
+    default:
+        return SINK_TP_OTHER;
+    }
+}
+
+static void complete(struct http_lane *hl, CURLcode res,
+                     struct sink_completion *c)
+{
+    long status = 0;
+    curl_off_t retry_after = 0;
+
+    memset(c, 0, offsetof(struct sink_completion, body));
+    c->lane = hl->index;
+    c->retry_after_ms = -1;
+    c->detail[0] = '\0';
+    c->body_len = hl->body_len;
+    memcpy(c->body, hl->body, hl->body_len);
+    if (res != CURLE_OK) {
+        c->err = classify(res);
+        /* libcurl's error buffer names host and port at most, never
+         * headers: safe to log */
+        snprintf(c->detail, sizeof(c->detail), "%s",
+                 hl->errbuf[0] != '\0' ? hl->errbuf : curl_easy_strerror(res));
+        return;
+    }
+    curl_easy_getinfo(hl->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (status == 0) {
+        c->err = SINK_TP_OTHER;
+        snprintf(c->detail, sizeof(c->detail), "no HTTP status in the answer");
+        return;
+    }
+    c->err = SINK_TP_OK;
+    c->status = status;
+    /* libcurl parses both forms, delay-seconds and HTTP-date (as seconds
+     * from now); 0 is "absent", so "Retry-After: 0" means our backoff */
+    if (curl_easy_getinfo(hl->easy, CURLINFO_RETRY_AFTER, &retry_after) ==
+            CURLE_OK &&
+        retry_after > 0) {
+        c->retry_after_ms = (int64_t)retry_after * 1000;
+    }
+}
+
+static size_t drain(struct http *h, struct sink_completion *out, size_t max)
+{
+    size_t n = 0;
+    CURLMsg *msg;
+    int left;
+
+    while (n < max) {
+        struct http_lane *hl;
+        char *priv = NULL;
+
+        msg = curl_multi_info_read(h->multi, &left);
+        if (msg == NULL) {
+            break;
+        }
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+        hl = (struct http_lane *)(void *)priv;
+        complete(hl, msg->data.result, &out[n++]);
+        /* msg is invalid once its handle is removed: read it first */
+        curl_multi_remove_handle(h->multi, hl->easy);
+        hl->busy = 0;
+    }
+    return n;
+}
+
+static size_t http_poll(void *tp, int timeout_ms, struct sink_completion *out,
+                        size_t max)
+{
+    struct http *h = tp;
+    int running = 0;
+    size_t n;
+
+    curl_multi_perform(h->multi, &running);
+    n = drain(h, out, max);
+    if (n > 0 || timeout_ms <= 0) {
+        return n;
+    }
+    /* waits even with no transfer (unlike curl_multi_wait): the sink's
+     * wait for linger and backoff deadlines is this one */
+    curl_multi_poll(h->multi, NULL, 0, timeout_ms, NULL);
+    curl_multi_perform(h->multi, &running);
+    return drain(h, out, max);
+}
+
+static uint64_t http_now_ms(void *tp)
+{
+    struct timespec ts;
+
+    (void)tp;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const struct sink_transport_ops sink_http_ops = {
+    http_start,
+    http_poll,
+    http_now_ms,
+    http_destroy,
+};

@@ -1,0 +1,180 @@
+/*
+ * sink.h: the Moesif sink.  Accepted events are batched per lane (lanes by
+ * hash of user_id, one request in flight per lane, never two updates of
+ * one user in one batch), sent gzipped as one JSON array to
+ * {base_url}/v1/users/batch through libcurl's multi interface over reused
+ * connections, and settled by DESIGN.md section 4's status table:
+ * 2xx done; 429/5xx/time-outs/connection errors retried with exponential
+ * backoff and jitter, honouring Retry-After; 413 split; 400/422 bisected
+ * down to the refused events, reported one by one; 401/402/403/404/405/
+ * 406/410 stop.
+ *
+ * The sink never touches Kafka: it reports each event's fate through the
+ * callbacks with the ticket the caller gave it, and the caller (core/
+ * cmd_run.c) releases offsets or dead-letters.  Single-threaded: every
+ * call, and every callback, happens on the caller's thread.
+ */
+#ifndef SINK_H
+#define SINK_H
+
+#include "../core/core.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct sink_config {
+    const char *base_url;       /* e.g. https://api.moesif.net, no trailing / */
+    const char *application_id; /* X-Moesif-Application-Id; never logged */
+    size_t batch_max_events;    /* default 200 */
+    size_t batch_max_bytes;     /* uncompressed body bytes, default 1 MiB */
+    unsigned batch_linger_ms;   /* default 1000 */
+    unsigned max_in_flight;     /* lanes = requests in flight, default 8 */
+    unsigned timeout_ms;        /* per request, default 30000 */
+    int gzip;                   /* send Content-Encoding: gzip, default 1 */
+    int gzip_level;             /* libdeflate level 1-12, default 6 */
+    unsigned retry_backoff_ms;  /* first retry delay, default 100 */
+    unsigned retry_backoff_max_ms; /* cap, default 30000 */
+    unsigned retry_max;            /* retries per batch, 0 = without end */
+    size_t max_pending_bytes; /* events held before saturated, default 16 MiB */
+};
+
+/* Defaults above; base_url and application_id NULL. */
+void sink_config_init(struct sink_config *cfg);
+
+struct sink_callbacks {
+    /* The event was accepted by Moesif (2xx). */
+    void (*done)(void *opaque, uint64_t ticket);
+    /* Moesif refused the event itself (400/422 isolated by bisection):
+     * status and up to 512 bytes of the response body (not NUL-terminated)
+     * for the dead-letter record.  The sink forgets the event. */
+    void (*refused)(void *opaque, uint64_t ticket, long status,
+                    const char *body, size_t body_len);
+    void *opaque;
+};
+
+struct sink;
+
+/*
+ * Creates a sink; cfg and cb are copied (cfg's strings too).  Returns
+ * CORE_OK, or CORE_ERR_USAGE with errstr naming the setting to fix.
+ */
+CORE_WUR enum core_err sink_new(const struct sink_config *cfg,
+                                const struct sink_callbacks *cb,
+                                struct sink **out, char *errstr,
+                                size_t errstr_size);
+
+/* Frees the sink, abandoning anything unsettled (no callback); accepts
+ * NULL. */
+void sink_destroy(struct sink *snk);
+
+/*
+ * Adds one accepted event: json[0..len) is the transformed user object,
+ * user_id[0..uid_len) its user_id; both are copied.  Never blocks.  The
+ * caller should stop adding while sink_saturated() is true (the sink
+ * still takes the event: saturation is advice, the hard cap is the
+ * caller's pause).
+ */
+void sink_add(struct sink *snk, const char *user_id, size_t uid_len,
+              const char *json, size_t len, uint64_t ticket);
+
+/*
+ * Drives the sink: seals batches whose linger expired, starts requests on
+ * free lanes, waits up to timeout_ms for network activity, settles
+ * finished requests (callbacks fire from here).  Returns CORE_OK, or
+ * CORE_ERR_STOP once a status that means the configuration is wrong was
+ * received: sink_error() then says what to fix, and no further callback
+ * fires.
+ */
+CORE_WUR enum core_err sink_poll(struct sink *snk, int timeout_ms);
+
+/* Seals every open batch now, without waiting for linger (shutdown, the
+ * end of a backfill, a rebalance). */
+void sink_flush(struct sink *snk);
+
+/* Whether the sink holds more than max_pending_bytes (a quarter of it
+ * while a batch is being retried): the caller pauses consumption while
+ * true. */
+int sink_saturated(const struct sink *snk);
+
+/* Events added and not yet settled (done or refused). */
+size_t sink_pending(const struct sink *snk);
+
+/* The sentence describing the fatal condition after CORE_ERR_STOP. */
+const char *sink_error(const struct sink *snk);
+
+struct sink_stats {
+    uint64_t requests;   /* HTTP requests completed (any outcome) */
+    uint64_t batches_ok; /* batches accepted (2xx) */
+    uint64_t events_ok;  /* events accepted */
+    uint64_t events_refused;
+    uint64_t retries;    /* requests scheduled again after a failure */
+    uint64_t splits;     /* 413 splits and 400/422 bisections */
+    uint64_t bytes_sent; /* request body bytes on the wire */
+    uint64_t bytes_raw;  /* uncompressed body bytes */
+    uint64_t status[6];  /* by class: [0] transport errors, [1..5] 1xx..5xx */
+    unsigned in_flight;
+};
+
+void sink_get_stats(const struct sink *snk, struct sink_stats *st);
+
+/*
+ * The dead-letter producer (sink/dlq.c): every reject goes to the
+ * dead-letter topic with the original key and value byte for byte and the
+ * headers of DESIGN.md section 4.  Idempotent, acks=all, retried by
+ * librdkafka without end (message.timeout.ms=0): a record is either
+ * delivered or the pipeline stops.
+ */
+struct sink_dlq_config {
+    const char *const *kafka_keys; /* librdkafka properties, no prefix */
+    const char *const *kafka_values;
+    size_t kafka_count;
+    const char *topic; /* NULL: "<source topic>.dlq" per record */
+};
+
+struct sink_dlq_callbacks {
+    /* The record is in the dead-letter topic (acks=all). */
+    void (*done)(void *opaque, uint64_t ticket);
+    void *opaque;
+};
+
+/* One rejected event: the raw message and why. */
+struct sink_dlq_record {
+    const char *key; /* may be NULL */
+    size_t key_len;
+    const char *value;
+    size_t len;
+    const char *source_topic;
+    int32_t source_partition;
+    int64_t source_offset;
+    int64_t source_timestamp_ms; /* -1 unknown */
+    const char *code;            /* stable reject code */
+    const char *path;            /* JSON path, may be empty */
+    const char *message;         /* one sentence */
+    uint64_t ticket;
+};
+
+struct sink_dlq;
+
+CORE_WUR enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
+                                    const struct sink_dlq_callbacks *cb,
+                                    struct sink_dlq **out, char *errstr,
+                                    size_t errstr_size);
+
+/* Flushes (bounded by timeout_ms) and frees; accepts NULL. */
+void sink_dlq_destroy(struct sink_dlq *dlq, int timeout_ms);
+
+/* Queues one record (copied).  CORE_ERR_RETRY when librdkafka's queue is
+ * full: poll and try again. */
+CORE_WUR enum core_err sink_dlq_produce(struct sink_dlq *dlq,
+                                        const struct sink_dlq_record *rec);
+
+/* Serves delivery reports (callbacks fire here).  Returns CORE_OK, or
+ * CORE_ERR_STOP after a record failed for good (sink_dlq_error says why). */
+CORE_WUR enum core_err sink_dlq_poll(struct sink_dlq *dlq, int timeout_ms);
+
+/* Records queued and not yet acknowledged. */
+size_t sink_dlq_pending(const struct sink_dlq *dlq);
+
+const char *sink_dlq_error(const struct sink_dlq *dlq);
+
+#endif

@@ -1,0 +1,30 @@
+# sink/sink.mk: the sink's sources, added to libuserpipe.a, and its unit
+# tests (cmocka, one executable per tested file, built to
+# $(BUILD)/tests/<name>), appended to UNIT_TESTS.
+#
+# test_sink_http is the one test with a socket: libmicrohttpd on
+# 127.0.0.1, port chosen by the kernel.  Every other test drives the sink
+# through the transport seam of sink/sink_int.h.
+
+SINK_SRC += sink/sink.c sink/batch.c sink/gzip.c sink/policy.c sink/http.c
+
+SINK_TESTS := \
+	tests/sink/test_policy.c \
+	tests/sink/test_batch.c \
+	tests/sink/test_gzip.c \
+	tests/sink/test_sink.c \
+	tests/sink/test_sink_http.c
+
+SINK_TEST_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(SINK_TESTS)))
+
+define sink_test_rule
+$(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(BUILD)/libuserpipe.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+endef
+$(foreach t,$(SINK_TESTS),$(eval $(call sink_test_rule,$(t))))
+
+UNIT_TESTS += $(SINK_TEST_BINS)
+
+.PHONY: sink-tests
+sink-tests: $(SINK_TEST_BINS)

@@ -1,0 +1,235 @@
+/*
+ * sink_int.h: what the files of sink/ share, and the seams its tests use.
+ * Never included from outside sink/ and tests/sink/.
+ *
+ *   batch.c   lanes and batches: the JSON body is built as events arrive
+ *   gzip.c    libdeflate gzip of a sealed body
+ *   policy.c  THE table from HTTP status / transport error to an action,
+ *             and the backoff beside it
+ *   http.c    the libcurl multi transport
+ *   sink.c    sink.h's verbs: drives lanes, transport and policy
+ *
+ * The transport is a table of functions so tests can script answers
+ * (2xx, 4xx, 5xx, time-outs) without a network, and drive a fake clock.
+ */
+#ifndef SINK_INT_H
+#define SINK_INT_H
+
+#include "sink.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- transport seam ------------------------------------------------- */
+
+/* Bytes of a response body kept for the dead-letter record (sink.h). */
+#define SINK_BODY_SNIPPET_MAX 512
+
+/* How a request failed below HTTP.  Codes only grow. */
+enum sink_tp_error {
+    SINK_TP_OK = 0,  /* an HTTP status was received */
+    SINK_TP_TIMEOUT, /* no complete answer within the request's timeout */
+    SINK_TP_CONNECT, /* could not resolve or connect, or the connection
+                        broke before an answer */
+    SINK_TP_OTHER,   /* any other failure (TLS, protocol, local) */
+    SINK_TP_FATAL    /* the request cannot be made as configured (a URL or
+                        protocol libcurl refuses): retrying cannot help */
+};
+
+struct sink_request {
+    const char *url;            /* NUL-terminated */
+    const char *const *headers; /* "Name: value" lines, NUL-terminated */
+    size_t n_headers;
+    const char *body; /* borrowed until the request completes */
+    size_t body_len;
+    unsigned timeout_ms; /* whole request, connect included */
+};
+
+struct sink_completion {
+    unsigned lane;
+    enum sink_tp_error err;
+    long status;            /* HTTP status when err == SINK_TP_OK, else 0 */
+    int64_t retry_after_ms; /* Retry-After of the answer; -1 when absent */
+    size_t body_len;        /* bytes of body[] used */
+    char body[SINK_BODY_SNIPPET_MAX]; /* first bytes of the response body */
+    char detail[256]; /* NUL-terminated text of a transport error, for the
+                         logs; never holds a header or a payload */
+};
+
+struct sink_transport_ops {
+    /*
+     * Starts the request of `lane`; the sink never has two requests of
+     * one lane outstanding.  url and headers are borrowed for the call,
+     * body until its completion is returned by poll (or destroy).  Returns
+     * CORE_OK, or CORE_ERR_RETRY if the request could not be started: the
+     * sink then handles it as a transport error.
+     */
+    enum core_err (*start)(void *tp, unsigned lane,
+                           const struct sink_request *req);
+    /*
+     * Waits up to timeout_ms (0: does not wait) for network activity, then
+     * fills out[0..n) with finished requests and returns n <= max.  Blocks.
+     */
+    size_t (*poll)(void *tp, int timeout_ms, struct sink_completion *out,
+                   size_t max);
+    /* A monotonic clock, milliseconds (tests give a fake one). */
+    uint64_t (*now_ms)(void *tp);
+    /* Abandons outstanding requests and frees tp. */
+    void (*destroy)(void *tp);
+};
+
+/*
+ * sink_new with a transport of the caller's: takes ownership of tp (it is
+ * destroyed with ops->destroy by sink_destroy, or here on failure).  Same
+ * returns as sink_new.
+ */
+CORE_WUR enum core_err sink_new_transport(const struct sink_config *cfg,
+                                          const struct sink_callbacks *cb,
+                                          const struct sink_transport_ops *ops,
+                                          void *tp, struct sink **out,
+                                          char *errstr, size_t errstr_size);
+
+/* http.c: the libcurl transport, n_lanes easy handles on one multi handle.
+ * Returns CORE_OK, or CORE_ERR_USAGE with errstr filled. */
+CORE_WUR enum core_err sink_http_new(unsigned n_lanes, void **out, char *errstr,
+                                     size_t errstr_size);
+extern const struct sink_transport_ops sink_http_ops;
+
+/* ---- policy.c ------------------------------------------------------- */
+
+enum sink_action {
+    SINK_DONE = 0, /* every event of the batch is accepted */
+    SINK_RETRY,    /* send the same batch again after a backoff */
+    SINK_SPLIT,    /* 413: send the two halves; one event alone: refused */
+    SINK_BISECT,   /* 400/422: send the halves until single events; a
+                      single event so answered is refused */
+    SINK_STOP      /* the configuration is wrong: stop everything */
+};
+
+struct sink_policy_row {
+    enum sink_tp_error err; /* SINK_TP_OK: a row for statuses lo..hi */
+    long lo, hi;
+    enum sink_action action;
+    const char *fix; /* SINK_STOP: what to fix, one sentence; else NULL */
+};
+
+/* The row deciding (err, status); never NULL: the table ends with
+ * catch-alls. */
+const struct sink_policy_row *sink_policy_lookup(enum sink_tp_error err,
+                                                 long status);
+
+/* The whole table, for tests and documentation. */
+const struct sink_policy_row *sink_policy_table(size_t *n);
+
+/* Most a Retry-After is honoured: a longer one is taken as this. */
+#define SINK_RETRY_AFTER_MAX_MS (3600u * 1000u)
+
+/*
+ * Delay before retry number `attempt` (1 for the first retry): full
+ * jitter, uniform in [0, min(max_ms, base_ms * 2^(attempt-1))] drawn from
+ * rnd, but never less than retry_after_ms (capped at
+ * SINK_RETRY_AFTER_MAX_MS) when that is >= 0.
+ */
+uint64_t sink_backoff_ms(unsigned attempt, unsigned base_ms, unsigned max_ms,
+                         int64_t retry_after_ms, uint64_t rnd);
+
+/* ---- gzip.c --------------------------------------------------------- */
+
+struct sink_gzip {
+    struct libdeflate_compressor *c;
+};
+
+/* level 1-12 (libdeflate's); returns CORE_OK or CORE_ERR_USAGE. */
+CORE_WUR enum core_err sink_gzip_init(struct sink_gzip *gz, int level);
+void sink_gzip_release(struct sink_gzip *gz);
+/* Output bytes sufficient for any input of len bytes. */
+size_t sink_gzip_bound(struct sink_gzip *gz, size_t len);
+/* Compresses in[0..len) into out; returns the gzip member's length, 0 if
+ * out_cap was too small. */
+size_t sink_gzip_compress(struct sink_gzip *gz, const char *in, size_t len,
+                          char *out, size_t out_cap);
+
+/* ---- batch.c -------------------------------------------------------- */
+
+/* One event of a batch: its bytes are buf[off..off+len) of the batch. */
+struct sink_event {
+    uint64_t ticket;
+    size_t off;
+    size_t len;
+};
+
+/*
+ * A batch: buf holds the request body built as events arrive: '[', the
+ * events joined by ',', and, once sealed, ']'.  Open batches only grow;
+ * sealed ones are only sent, split or settled.
+ */
+struct sink_batch {
+    struct sink_batch *next; /* lane FIFO or pool */
+    char *buf;
+    size_t len, cap;
+    struct sink_event *evs;
+    size_t n, evs_cap;
+    size_t event_bytes;     /* sum of evs[].len: the pending bytes it holds */
+    uint64_t opened_ms;     /* when its first event came: linger */
+    uint64_t not_before_ms; /* earliest (re)send: retry backoff */
+    unsigned attempts;      /* failed sends so far */
+    int sealed;
+};
+
+struct sink_lane {
+    struct sink_batch *open;        /* NULL or holding >= 1 event */
+    struct sink_batch *head, *tail; /* sealed, oldest first */
+    uint64_t *uids; /* open-addressing set of user_id hashes in `open`; 0 is
+                       the empty slot */
+    size_t uids_mask;
+    int in_flight; /* head is being sent */
+    int retrying;  /* head failed at least once and is not settled */
+    char *gz;      /* this lane's compressed body, alive while in flight */
+    size_t gz_cap;
+};
+
+struct sink_batcher {
+    struct sink_lane *lanes;
+    unsigned n_lanes;
+    size_t max_events;
+    size_t max_bytes;
+    struct sink_batch *pool; /* recycled batches, at most n_lanes */
+    size_t pool_n;
+};
+
+void sink_batcher_init(struct sink_batcher *bat, unsigned n_lanes,
+                       size_t max_events, size_t max_bytes);
+/* Frees every batch, open, sealed or pooled; accepts a zeroed struct. */
+void sink_batcher_release(struct sink_batcher *bat);
+
+/* 64-bit hash of a user_id; never 0. */
+uint64_t sink_uid_hash(const char *uid, size_t len);
+/* The lane of a hash among n. */
+unsigned sink_lane_of(uint64_t hash, unsigned n);
+
+/*
+ * Appends an event to its lane's open batch, sealing that batch first if
+ * it holds an update of the same user (same hash) or the event does not
+ * fit, and after if it is then full.  now_ms stamps a newly opened batch.
+ * Returns the lane.
+ */
+unsigned sink_batcher_add(struct sink_batcher *bat, uint64_t hash,
+                          const char *json, size_t len, uint64_t ticket,
+                          uint64_t now_ms);
+
+/* Seals the lane's open batch (if any) onto the tail of its FIFO. */
+void sink_lane_seal(struct sink_batcher *bat, struct sink_lane *lane);
+
+/* Removes and returns the head of the lane's FIFO (NULL when empty). */
+struct sink_batch *sink_lane_pop(struct sink_lane *lane);
+
+/*
+ * Replaces the lane's head batch (n >= 2) by its two halves, order kept,
+ * both at the front of the FIFO; the old batch is recycled.
+ */
+void sink_lane_split_head(struct sink_batcher *bat, struct sink_lane *lane);
+
+/* Gives a settled batch back (kept for reuse, or freed). */
+void sink_batch_recycle(struct sink_batcher *bat, struct sink_batch *batch);
+
+#endif

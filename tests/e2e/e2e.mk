@@ -1,0 +1,10 @@
+# tests/e2e/e2e.mk: end-to-end tests of `userpipe run` through the real
+# binary against the dev stack (kafka-dev, moesif-dev) on loopback.
+SCRIPT_TESTS += \
+	tests/e2e/test_run_pipeline.sh \
+	tests/e2e/test_run_faults.sh \
+	tests/e2e/test_run_api_rejected.sh \
+	tests/e2e/test_run_unauthorized.sh \
+	tests/e2e/test_run_refused_connections.sh \
+	tests/e2e/test_run_kill9.sh \
+	tests/e2e/test_run_group_takeover.sh

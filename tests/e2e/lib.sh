@@ -1,0 +1,93 @@
+# shellcheck shell=bash
+# tests/e2e/lib.sh: what the end-to-end tests of `userpipe run` share, on
+# top of tests/lib/dev.sh (the dev stack).  Source it from a test.
+
+E2E_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$E2E_ROOT/tests/lib/dev.sh"
+USERPIPE=${USERPIPE:-$E2E_ROOT/build/userpipe}
+SAMPLE=$E2E_ROOT/deploy/dev/sample-events.ndjson
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+# write_config FILE GROUP [key=value]...: a properties file for the dev
+# stack (session.timeout.ms 6000: kafka-dev makes a joining member wait
+# session.timeout.ms - 1 s, deploy/dev/README.md).
+write_config() {
+    local file=$1 group=$2
+    shift 2
+    {
+        echo "kafka.bootstrap.servers=$BOOTSTRAP"
+        echo "kafka.group.id=$group"
+        echo "kafka.session.timeout.ms=6000"
+        echo "source.topics=users"
+        echo "moesif.base_url=$MOESIF_URL"
+        echo "batch.linger_ms=100"
+        echo "sink.retry_backoff_max_ms=2000"
+        for kv in "$@"; do
+            echo "$kv"
+        done
+    } >"$file"
+}
+
+# run_userpipe LOG ARGS...: runs the binary in the foreground with the app
+# id in its environment (never on the command line), bounded in time.
+run_userpipe() {
+    local log=$1
+    shift
+    MOESIF_APPLICATION_ID=$APP_ID timeout "${RUN_TIMEOUT:-180}" \
+        "$USERPIPE" run "$@" 2>"$log"
+}
+
+# moesif_stat NAME: one counter of moesif-dev's /_dev/stats.
+moesif_stat() {
+    curl -sf "$MOESIF_URL/_dev/stats" |
+        /usr/bin/python3 -c "import json,sys; print(json.load(sys.stdin).get('$1', 0))"
+}
+
+# check_delivery RECORD [ARGS...]: tests/e2e/check_pipeline.py over the
+# sample, the record file and the dead-letter topic.
+check_delivery() {
+    local record=$1
+    shift
+    consume_all_json users.dlq >"$DEV_TMP/dlq.json" || fail "cannot read users.dlq"
+    /usr/bin/python3 "$E2E_ROOT/tests/e2e/check_pipeline.py" \
+        --userpipe "$USERPIPE" --input "${INPUT:-$SAMPLE}" --record "$record" \
+        --dlq "$DEV_TMP/dlq.json" --moesif "$MOESIF_URL" "$@"
+}
+
+# wait_for DESC SECONDS CMD...: polls CMD every 0.2 s until it succeeds.
+wait_for() {
+    local desc=$1 secs=$2 i
+    shift 2
+    for ((i = 0; i < secs * 5; i++)); do
+        if "$@" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.2
+    done
+    fail "timed out after ${secs}s waiting for $desc"
+}
+
+# upserts_at_least N: moesif-dev has stored at least N user updates.
+upserts_at_least() {
+    [ "$(moesif_stat upserts)" -ge "$1" ]
+}
+
+# start_userpipe LOG ARGS...: `userpipe run` in the background; sets
+# UP_PID.  The process is killed when the test exits.
+start_userpipe() {
+    local log=$1
+    shift
+    MOESIF_APPLICATION_ID=$APP_ID "$USERPIPE" run "$@" 2>"$log" &
+    UP_PID=$!
+    dev_at_exit "kill -9 $UP_PID"
+}
+
+# rss_kb PID: resident set size in kB (0 once the process is gone).
+rss_kb() {
+    awk '/^VmRSS:/ { print $2; found = 1 } END { if (!found) print 0 }' \
+        "/proc/$1/status" 2>/dev/null || echo 0
+}

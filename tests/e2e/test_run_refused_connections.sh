@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# test_run_refused_connections.sh: moesif-dev refuses connections for 10 s
+# in the middle of a run: the pipeline waits and retries, its memory stays
+# flat (consumption pauses), then it completes with nothing lost.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+INPUT=$(mktemp)
+rec=$(mktemp)
+dev_at_exit rm -f "$INPUT" "$rec"
+/usr/bin/python3 "$E2E_ROOT/tests/e2e/gen_events.py" 20000 3 >"$INPUT"
+export INPUT
+DEV_TOPICS="users:4 users.dlq:1" MOESIF_DEV_ARGS="--record $rec --latency-ms 20" dev_start
+produce_file users "$INPUT"
+total=$(topic_count users)
+
+cfg=$DEV_TMP/run.properties
+# two lanes of 50-event batches against 20 ms of latency: a run of
+# several seconds, so the refusal lands in its middle
+write_config "$cfg" e2e-refuse sink.max_in_flight=2 batch.max_events=50 \
+    sink.retry_backoff_max_ms=1000
+start_userpipe "$DEV_TMP/run.log" -c "$cfg" --from-beginning --exit-at-end
+wait_for "the first upserts" 60 upserts_at_least 200
+before=$(moesif_stat upserts)
+curl -sf -X POST "$MOESIF_URL/_dev/faults?refuse_for_ms=10000" >/dev/null
+t0=$(date +%s)
+rss_before=$(rss_kb "$UP_PID")
+peak=0
+while kill -0 "$UP_PID" 2>/dev/null; do
+    r=$(rss_kb "$UP_PID")
+    [ "$r" -gt "$peak" ] && peak=$r
+    [ $(($(date +%s) - t0)) -lt 150 ] || fail "the run did not finish"
+    sleep 0.5
+done
+wait "$UP_PID" || { tail -20 "$DEV_TMP/run.log" >&2; fail "userpipe exited non-zero"; }
+secs=$(($(date +%s) - t0))
+[ "$before" -lt "$total" ] || fail "the run ended before the refusal"
+[ "$secs" -ge 9 ] || fail "finished ${secs}s after the refusal started: it did not wait"
+# flat: consumption paused while nothing could be sent
+[ "$peak" -lt $((rss_before + 65536)) ] ||
+    fail "RSS grew from ${rss_before} kB to ${peak} kB during the refusal"
+check_delivery "$rec" --at-least-once || fail "events lost"
+committed=$(group_committed_total e2e-refuse users)
+[ "$committed" -eq "$total" ] || fail "committed $committed of $total"
+echo "ok: waited ${secs}s, RSS ${rss_before} kB -> peak ${peak} kB, nothing lost"

@@ -1,0 +1,390 @@
+/*
+ * test_batch.c: tests of sink/batch.c without a transport: the body bytes
+ * (a JSON array of the events, byte for byte), sealing by count, by bytes
+ * and by a repeated user, the lane of a user, and the halves of a split.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../sink/sink_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yajl/yajl_tree.h>
+
+/* An event of user u, its n-th update, padded with `pad` bytes of 'x'. */
+static size_t make_event(char *buf, size_t cap, unsigned u, unsigned n,
+                         size_t pad)
+{
+    int len =
+        snprintf(buf, cap, "{\"user_id\":\"u%u\",\"n\":%u,\"p\":\"", u, n);
+    size_t at = (size_t)len;
+
+    assert_true(at + pad + 3 < cap);
+    memset(buf + at, 'x', pad);
+    at += pad;
+    memcpy(buf + at, "\"}", 2);
+    return at + 2;
+}
+
+static void add(struct sink_batcher *bat, unsigned u, unsigned n, size_t pad,
+                uint64_t ticket)
+{
+    char uid[32], ev[8192];
+    int uid_len = snprintf(uid, sizeof(uid), "u%u", u);
+    size_t len = make_event(ev, sizeof(ev), u, n, pad);
+
+    sink_batcher_add(bat, sink_uid_hash(uid, (size_t)uid_len), ev, len, ticket,
+                     0);
+}
+
+static size_t count_sealed(const struct sink_lane *lane)
+{
+    size_t n = 0;
+
+    for (const struct sink_batch *b = lane->head; b != NULL; b = b->next) {
+        n++;
+    }
+    return n;
+}
+
+/* The body parses as a JSON array of batch->n objects, and each event's
+ * recorded span is one of them. */
+static void assert_valid_body(const struct sink_batch *batch)
+{
+    char *text = malloc(batch->len + 1);
+    char err[256];
+    yajl_val v;
+
+    assert_non_null(text);
+    assert_true(batch->sealed);
+    memcpy(text, batch->buf, batch->len);
+    text[batch->len] = '\0';
+    v = yajl_tree_parse(text, err, sizeof(err));
+    if (v == NULL) {
+        fail_msg("body is not JSON (%s): %s", err, text);
+    }
+    assert_true(YAJL_IS_ARRAY(v));
+    assert_int_equal(v->u.array.len, batch->n);
+    yajl_tree_free(v);
+    assert_int_equal(batch->buf[0], '[');
+    assert_int_equal(batch->buf[batch->len - 1], ']');
+    for (size_t i = 0; i < batch->n; i++) {
+        char before = batch->buf[batch->evs[i].off - 1];
+        char after = batch->buf[batch->evs[i].off + batch->evs[i].len];
+        assert_true(before == (i == 0 ? '[' : ','));
+        assert_true(after == (i + 1 == batch->n ? ']' : ','));
+    }
+    free(text);
+}
+
+static void test_sink_batcher_add__body_is_a_json_array_byte_exact(void **state)
+{
+    struct sink_batcher bat;
+    const char *want = "[{\"user_id\":\"a\"},{\"user_id\":\"b\",\"m\":{\"x\":"
+                       "1.50e3}},{\"user_id\":\"c\",\"s\":\"\\u00e9,]\"}]";
+    const char *ev[] = {"{\"user_id\":\"a\"}",
+                        "{\"user_id\":\"b\",\"m\":{\"x\":1.50e3}}",
+                        "{\"user_id\":\"c\",\"s\":\"\\u00e9,]\"}"};
+    const char *uid[] = {"a", "b", "c"};
+    struct sink_batch *batch;
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 200, 1 << 20);
+    for (int i = 0; i < 3; i++) {
+        sink_batcher_add(&bat, sink_uid_hash(uid[i], 1), ev[i], strlen(ev[i]),
+                         (uint64_t)100 + (uint64_t)i, 0);
+    }
+    assert_non_null(bat.lanes[0].open);
+    assert_null(bat.lanes[0].head);
+    sink_lane_seal(&bat, &bat.lanes[0]);
+    batch = bat.lanes[0].head;
+    assert_non_null(batch);
+    assert_null(bat.lanes[0].open);
+    assert_int_equal(batch->len, strlen(want));
+    assert_memory_equal(batch->buf, want, batch->len);
+    assert_int_equal(batch->n, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(batch->evs[i].ticket, 100 + i);
+        assert_int_equal(batch->evs[i].len, strlen(ev[i]));
+        assert_memory_equal(batch->buf + batch->evs[i].off, ev[i],
+                            strlen(ev[i]));
+    }
+    assert_int_equal(batch->event_bytes,
+                     strlen(ev[0]) + strlen(ev[1]) + strlen(ev[2]));
+    assert_valid_body(batch);
+    sink_batcher_release(&bat);
+}
+
+static void test_sink_batcher_add__seals_at_max_events(void **state)
+{
+    struct sink_batcher bat;
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 3, 1 << 20);
+    for (unsigned i = 0; i < 7; i++) {
+        add(&bat, i, 0, 10, i);
+    }
+    assert_int_equal(count_sealed(&bat.lanes[0]), 2);
+    assert_int_equal(bat.lanes[0].head->n, 3);
+    assert_int_equal(bat.lanes[0].head->next->n, 3);
+    assert_int_equal(bat.lanes[0].open->n, 1);
+    assert_int_equal(bat.lanes[0].open->evs[0].ticket, 6);
+    assert_valid_body(bat.lanes[0].head);
+    assert_valid_body(bat.lanes[0].head->next);
+    sink_batcher_release(&bat);
+}
+
+static void test_sink_batcher_add__seals_before_max_bytes(void **state)
+{
+    struct sink_batcher bat;
+    char ev[512];
+    size_t len = make_event(ev, sizeof(ev), 0, 0, 60);
+    size_t max = 1 + len + 1 + len + 1; /* exactly two events */
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 200, max);
+    for (unsigned i = 0; i < 5; i++) {
+        add(&bat, i, 0, 60, i);
+    }
+    /* same length for every user below 10 */
+    assert_int_equal(count_sealed(&bat.lanes[0]), 2);
+    for (const struct sink_batch *b = bat.lanes[0].head; b; b = b->next) {
+        assert_int_equal(b->n, 2);
+        assert_int_equal(b->len, max);
+        assert_valid_body(b);
+    }
+    assert_int_equal(bat.lanes[0].open->n, 1);
+    sink_batcher_release(&bat);
+
+    /* one byte less: one event a batch */
+    sink_batcher_init(&bat, 1, 200, max - 1);
+    for (unsigned i = 0; i < 3; i++) {
+        add(&bat, i, 0, 60, i);
+    }
+    assert_int_equal(count_sealed(&bat.lanes[0]), 2);
+    for (const struct sink_batch *b = bat.lanes[0].head; b; b = b->next) {
+        assert_int_equal(b->n, 1);
+        assert_true(b->len <= max - 1);
+    }
+    sink_batcher_release(&bat);
+}
+
+static void
+test_sink_batcher_add__event_beyond_max_bytes_goes_alone(void **state)
+{
+    struct sink_batcher bat;
+    const struct sink_batch *b;
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 200, 256);
+    add(&bat, 1, 0, 10, 1);
+    add(&bat, 2, 0, 1000, 2); /* alone larger than 256 */
+    add(&bat, 3, 0, 10, 3);
+    b = bat.lanes[0].head;
+    assert_int_equal(count_sealed(&bat.lanes[0]), 2);
+    assert_int_equal(b->n, 1);
+    assert_int_equal(b->evs[0].ticket, 1);
+    assert_int_equal(b->next->n, 1);
+    assert_int_equal(b->next->evs[0].ticket, 2);
+    assert_true(b->next->len > 1000);
+    assert_valid_body(b->next);
+    assert_int_equal(bat.lanes[0].open->evs[0].ticket, 3);
+    sink_batcher_release(&bat);
+}
+
+static void test_sink_batcher_add__repeated_user_seals(void **state)
+{
+    struct sink_batcher bat;
+    const struct sink_batch *b;
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 200, 1 << 20);
+    add(&bat, 1, 0, 0, 10);
+    add(&bat, 2, 0, 0, 11);
+    add(&bat, 1, 1, 0, 12); /* u1 again: seals [u1, u2] */
+    add(&bat, 3, 0, 0, 13);
+    add(&bat, 2, 1, 0, 14);
+    add(&bat, 2, 2, 0, 15); /* u2 again: seals [u1, u3, u2] */
+    b = bat.lanes[0].head;
+    assert_int_equal(count_sealed(&bat.lanes[0]), 2);
+    assert_int_equal(b->n, 2);
+    assert_int_equal(b->evs[0].ticket, 10);
+    assert_int_equal(b->evs[1].ticket, 11);
+    assert_int_equal(b->next->n, 3);
+    assert_int_equal(b->next->evs[0].ticket, 12);
+    assert_int_equal(b->next->evs[2].ticket, 14);
+    assert_int_equal(bat.lanes[0].open->n, 1);
+    assert_int_equal(bat.lanes[0].open->evs[0].ticket, 15);
+    sink_batcher_release(&bat);
+}
+
+/* Thousands of users through a full set: the check stays exact. */
+static void test_sink_batcher_add__many_users_no_false_seal(void **state)
+{
+    struct sink_batcher bat;
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 1000, 1 << 24);
+    for (unsigned i = 0; i < 5000; i++) {
+        add(&bat, i, 0, 0, i);
+    }
+    assert_int_equal(count_sealed(&bat.lanes[0]), 5);
+    for (const struct sink_batch *b = bat.lanes[0].head; b; b = b->next) {
+        assert_int_equal(b->n, 1000);
+    }
+    assert_null(bat.lanes[0].open);
+    sink_batcher_release(&bat);
+}
+
+static void test_sink_lane_of__one_user_one_lane_and_spread(void **state)
+{
+    unsigned count[8] = {0};
+    char uid[32];
+
+    (void)state;
+    for (unsigned i = 0; i < 80000; i++) {
+        int n = snprintf(uid, sizeof(uid), "user-%u@example.com", i);
+        uint64_t h = sink_uid_hash(uid, (size_t)n);
+        unsigned lane = sink_lane_of(h, 8);
+        assert_true(lane < 8);
+        assert_int_equal(lane, sink_lane_of(sink_uid_hash(uid, (size_t)n), 8));
+        count[lane]++;
+    }
+    for (int i = 0; i < 8; i++) {
+        assert_true(count[i] > 9000 && count[i] < 11000);
+    }
+    assert_int_equal(sink_lane_of(UINT64_MAX, 1), 0);
+    assert_int_equal(sink_lane_of(UINT64_MAX, 256), 255);
+}
+
+static void test_sink_uid_hash__never_zero_and_length_matters(void **state)
+{
+    (void)state;
+    assert_true(sink_uid_hash("", 0) != 0);
+    assert_true(sink_uid_hash("a", 1) != sink_uid_hash("a\0", 2));
+    assert_true(sink_uid_hash("abcdefgh1", 9) != sink_uid_hash("abcdefgh2", 9));
+    assert_true(sink_uid_hash("abcdefgh", 8) != sink_uid_hash("abcdefg", 7));
+}
+
+static void test_sink_lane_split_head__halves_in_order_at_front(void **state)
+{
+    struct sink_batcher bat;
+    struct sink_lane *lane;
+    const struct sink_batch *a, *b, *c;
+    char ev[256];
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 5, 1 << 20);
+    for (unsigned i = 0; i < 7; i++) {
+        add(&bat, i, 0, i, i); /* [0..4] sealed, [5, 6] open */
+    }
+    lane = &bat.lanes[0];
+    sink_lane_seal(&bat, lane);
+    assert_int_equal(count_sealed(lane), 2);
+    sink_lane_split_head(&bat, lane);
+    a = lane->head;
+    b = a->next;
+    c = b->next;
+    assert_int_equal(count_sealed(lane), 3);
+    assert_int_equal(a->n, 2);
+    assert_int_equal(b->n, 3);
+    assert_int_equal(c->n, 2);
+    assert_ptr_equal(lane->tail, c);
+    for (size_t i = 0; i < 2; i++) {
+        size_t len = make_event(ev, sizeof(ev), (unsigned)i, 0, i);
+        assert_int_equal(a->evs[i].ticket, i);
+        assert_int_equal(a->evs[i].len, len);
+        assert_memory_equal(a->buf + a->evs[i].off, ev, len);
+    }
+    for (size_t i = 0; i < 3; i++) {
+        size_t len = make_event(ev, sizeof(ev), (unsigned)i + 2, 0, i + 2);
+        assert_int_equal(b->evs[i].ticket, i + 2);
+        assert_memory_equal(b->buf + b->evs[i].off, ev, len);
+    }
+    assert_valid_body(a);
+    assert_valid_body(b);
+    assert_int_equal(a->event_bytes + b->event_bytes,
+                     a->len - 1 - 2 + b->len - 2 - 2);
+
+    /* down to single events, order kept */
+    sink_lane_split_head(&bat, lane);
+    assert_int_equal(lane->head->n, 1);
+    assert_int_equal(lane->head->evs[0].ticket, 0);
+    assert_int_equal(lane->head->next->evs[0].ticket, 1);
+    assert_valid_body(lane->head);
+    sink_batcher_release(&bat);
+}
+
+static void test_sink_lane_split_head__only_batch_sets_tail(void **state)
+{
+    struct sink_batcher bat;
+    struct sink_lane *lane;
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 200, 1 << 20);
+    add(&bat, 1, 0, 0, 1);
+    add(&bat, 2, 0, 0, 2);
+    lane = &bat.lanes[0];
+    sink_lane_seal(&bat, lane);
+    sink_lane_split_head(&bat, lane);
+    assert_int_equal(lane->head->evs[0].ticket, 1);
+    assert_ptr_equal(lane->tail, lane->head->next);
+    assert_int_equal(lane->tail->evs[0].ticket, 2);
+    sink_batch_recycle(&bat, sink_lane_pop(lane));
+    sink_batch_recycle(&bat, sink_lane_pop(lane));
+    assert_null(lane->head);
+    assert_null(lane->tail);
+    assert_null(sink_lane_pop(lane));
+    sink_batcher_release(&bat);
+}
+
+/* A small sealed batch keeps little slack; recycled full ones are reused. */
+static void test_sink_lane_seal__shrinks_small_batches(void **state)
+{
+    struct sink_batcher bat;
+    struct sink_batch *b;
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 200, 1 << 20);
+    add(&bat, 1, 0, 0, 1);
+    sink_lane_seal(&bat, &bat.lanes[0]);
+    b = sink_lane_pop(&bat.lanes[0]);
+    assert_true(b->cap <= b->len + b->len / 4 + 64);
+    assert_true(b->evs_cap <= 8);
+    sink_batch_recycle(&bat, b);
+    assert_int_equal(bat.pool_n, 0);
+    for (unsigned i = 0; i < 200; i++) {
+        add(&bat, i, 0, 5000, i);
+    }
+    b = sink_lane_pop(&bat.lanes[0]);
+    assert_non_null(b);
+    assert_int_equal(b->n, 200);
+    sink_batch_recycle(&bat, b);
+    assert_int_equal(bat.pool_n, 1);
+    sink_batcher_release(&bat);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(
+            test_sink_batcher_add__body_is_a_json_array_byte_exact),
+        cmocka_unit_test(test_sink_batcher_add__seals_at_max_events),
+        cmocka_unit_test(test_sink_batcher_add__seals_before_max_bytes),
+        cmocka_unit_test(
+            test_sink_batcher_add__event_beyond_max_bytes_goes_alone),
+        cmocka_unit_test(test_sink_batcher_add__repeated_user_seals),
+        cmocka_unit_test(test_sink_batcher_add__many_users_no_false_seal),
+        cmocka_unit_test(test_sink_lane_of__one_user_one_lane_and_spread),
+        cmocka_unit_test(test_sink_uid_hash__never_zero_and_length_matters),
+        cmocka_unit_test(test_sink_lane_split_head__halves_in_order_at_front),
+        cmocka_unit_test(test_sink_lane_split_head__only_batch_sets_tail),
+        cmocka_unit_test(test_sink_lane_seal__shrinks_small_batches),
+    };
+    return cmocka_run_group_tests_name("sink_batch", tests, NULL, NULL);
+}
