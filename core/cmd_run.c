@@ -420,7 +420,7 @@ int cmd_run(int argc, char **argv)
         for (int i = 0; i < n && !r.fatal; i++) {
             handle(&r, &msgs[i]);
         }
-        if (exit_at_end && n == 0) {
+        if (exit_at_end && n == 0 && ingest_caught_up(r.ing)) {
             /* the tail of a backfill: don't wait for linger */
             sink_flush(r.snk);
         }

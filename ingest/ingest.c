@@ -682,8 +682,13 @@ size_t ingest_in_flight(const struct ingest *ing)
 
 int ingest_at_end(const struct ingest *ing)
 {
+    return ing->in_flight == 0 && ingest_caught_up(ing);
+}
+
+int ingest_caught_up(const struct ingest *ing)
+{
     size_t live = 0;
-    if (!ing->assigned_once || ing->in_flight > 0) {
+    if (!ing->assigned_once) {
         return 0;
     }
     for (size_t i = 0; i < ing->nparts; i++) {

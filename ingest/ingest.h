@@ -100,6 +100,11 @@ size_t ingest_in_flight(const struct ingest *ing);
  */
 int ingest_at_end(const struct ingest *ing);
 
+/* Whether every assigned partition has been consumed up to the end offset
+ * it had when assigned (in-flight messages aside): a backfill's tail, when
+ * waiting for linger only delays the end. */
+int ingest_caught_up(const struct ingest *ing);
+
 /* Stops taking new messages (shutdown): nothing more is fetched. */
 void ingest_stop(struct ingest *ing);
 
