@@ -39,13 +39,13 @@ ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 
 # Library sources of each folder; main.c and the commands are linked only
 # into the binary so unit tests can link the rest.
-CORE_SRC := core/alloc.c core/codes.c core/log.c core/ndjson.c core/config.c
-SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c
+CORE_SRC := core/alloc.c core/codes.c core/log.c core/ndjson.c core/config.c core/parked.c
+SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
 INGEST_SRC := ingest/ingest.c
 SINK_SRC := sink/dlq.c
 LIB_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) $(INGEST_SRC) $(SINK_SRC)
-MAIN_SRC = core/main.c core/cmd_transform.c core/cmd_run.c
+MAIN_SRC = core/main.c core/cmd_transform.c core/cmd_run.c core/cmd_schema.c
 
 UNIT_TESTS :=     # cmocka executables, run by `make check`
 SCRIPT_TESTS :=   # shell tests, run by `make check` after the unit tests
@@ -74,7 +74,7 @@ $(BUILD)/userpipe: $(call obj,$(MAIN_SRC)) $(BUILD)/libuserpipe.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 build/userpipe: $(BUILD)/userpipe $(DEV_BINS)
-	@if [ "$(VARIANT)" = release ]; then cp $(BUILD)/userpipe $@; fi
+	@if [ "$(VARIANT)" = release ]; then cp $(BUILD)/userpipe $@.tmp && mv $@.tmp $@; fi
 
 # `make test`: install what is missing, then build and test in a fresh
 # make so pkg-config sees the packages just installed.

@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "config.h"
 #include "core.h"
+#include "parked.h"
 #include "../ingest/ingest.h"
 #include "../schemas/schema.h"
 #include "../sink/sink.h"
@@ -21,6 +22,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,7 +43,10 @@ struct run {
     struct ingest *ing;
     struct sink *snk;
     struct sink_dlq *dlq;
+    struct schema_claims *claims;
+    struct core_parked *parked;
     int fatal; /* exit status 1 once set */
+    uint64_t waits, wait_ms_total, wait_ms_max; /* events parked for claims */
     uint64_t accepted, rejected, refused;
     uint64_t rejects_by_code[CORE_REJECT__COUNT];
 };
@@ -156,12 +161,22 @@ static void on_refused(void *opaque, uint64_t ticket, long status,
                    message);
 }
 
-/* Drives the sink and the dead-letter producer once. */
+static void unpark(struct run *r);
+
+/* Drives the shared schema, the parked events, the sink and the
+ * dead-letter producer once. */
 static void drive(struct run *r, int timeout_ms)
 {
     if (r->fatal) {
         return;
     }
+    if (schema_claims_poll(r->claims) != CORE_OK) {
+        core_log(CORE_LOG_ERROR, "schema", "msg=\"%s\"",
+                 schema_claims_error(r->claims));
+        r->fatal = 1;
+        return;
+    }
+    unpark(r);
     if (sink_poll(r->snk, timeout_ms) != CORE_OK) {
         core_log(CORE_LOG_ERROR, "sink", "msg=\"%s\"", sink_error(r->snk));
         r->fatal = 1;
@@ -185,30 +200,103 @@ static void drain(void *opaque, int64_t deadline_ms)
     }
 }
 
-static void handle(struct run *r, const struct ingest_msg *m)
+/* Claims every key the last transformed event lacks. */
+static void claim_new_keys(struct run *r)
 {
-    const char *out;
-    size_t out_len;
-    struct core_reject rej;
-    enum core_err rc;
-
-    rc = transform_event(r->tf, m->value, m->len, &out, &out_len, &rej);
-    if (rc == CORE_OK) {
-        const char *uid;
-        size_t uid_len;
-        transform_user_id(r->tf, &uid, &uid_len);
-        r->accepted++;
-        sink_add(r->snk, uid, uid_len, out, out_len, m->ticket);
-        return;
+    for (size_t i = 0; i < transform_new_keys(r->tf); i++) {
+        const char *k;
+        size_t len;
+        enum schema_type t;
+        transform_new_key(r->tf, i, &k, &len, &t);
+        schema_claims_claim(r->claims, k, len, t);
     }
+}
+
+static void reject(struct run *r, const struct ingest_msg *m,
+                   const struct core_reject *rej)
+{
     r->rejected++;
-    r->rejects_by_code[rej.code]++;
+    r->rejects_by_code[rej->code]++;
     core_log(CORE_LOG_DEBUG, "transform",
              "msg=\"event rejected\" topic=%s partition=%d offset=%lld "
              "code=%s path=\"%s\"",
              m->topic, m->partition, (long long)m->offset,
-             core_reject_name(rej.code), rej.path);
-    produce_reject(r, m, core_reject_name(rej.code), rej.path, rej.message);
+             core_reject_name(rej->code), rej->path);
+    produce_reject(r, m, core_reject_name(rej->code), rej->path,
+                   rej->message);
+}
+
+/*
+ * Transforms one consumed event.  Valid events go to the sink, unless they
+ * hold keys the shared schema lacks (claimed, then parked until the
+ * claims are read back) or their user has a parked event (parked behind
+ * it, to keep the user's order).  Rejects go to the dead-letter topic.
+ */
+static void handle(struct run *r, const struct ingest_msg *m)
+{
+    const char *out, *uid;
+    size_t out_len, uid_len;
+    struct core_reject rej;
+    enum core_err rc;
+
+    rc = transform_event(r->tf, m->value, m->len, &out, &out_len, &rej);
+    if (rc == CORE_ERR_REJECT) {
+        reject(r, m, &rej);
+        return;
+    }
+    transform_user_id(r->tf, &uid, &uid_len);
+    if (rc == CORE_ERR_RETRY) {
+        claim_new_keys(r);
+        core_parked_push(r->parked, m->ticket, uid, uid_len, now_ms());
+        return;
+    }
+    if (core_parked_has_user(r->parked, uid, uid_len)) {
+        core_parked_push(r->parked, m->ticket, uid, uid_len, now_ms());
+        return;
+    }
+    r->accepted++;
+    sink_add(r->snk, uid, uid_len, out, out_len, m->ticket);
+}
+
+/* Transforms parked events again, in order, as far as their keys are
+ * known now. */
+static void unpark(struct run *r)
+{
+    uint64_t ticket;
+    int64_t parked_ms;
+
+    while (!r->fatal && core_parked_head(r->parked, &ticket, &parked_ms)) {
+        struct ingest_msg m;
+        const char *out, *uid;
+        size_t out_len, uid_len;
+        struct core_reject rej;
+        enum core_err rc;
+        uint64_t waited;
+
+        if (ingest_message(r->ing, ticket, &m) != 0) {
+            core_parked_pop(r->parked); /* its partition was given up */
+            continue;
+        }
+        rc = transform_event(r->tf, m.value, m.len, &out, &out_len, &rej);
+        if (rc == CORE_ERR_RETRY) {
+            claim_new_keys(r); /* no-op for keys already claimed */
+            return;
+        }
+        waited = (uint64_t)(now_ms() - parked_ms);
+        r->waits++;
+        r->wait_ms_total += waited;
+        if (waited > r->wait_ms_max) {
+            r->wait_ms_max = waited;
+        }
+        core_parked_pop(r->parked);
+        if (rc == CORE_ERR_REJECT) {
+            reject(r, &m, &rej);
+            continue;
+        }
+        transform_user_id(r->tf, &uid, &uid_len);
+        r->accepted++;
+        sink_add(r->snk, uid, uid_len, out, out_len, ticket);
+    }
 }
 
 /* ---- setup ----------------------------------------------------------- */
@@ -271,10 +359,12 @@ static int parse_args(int argc, char **argv, const char **path,
 static void summary(struct run *r, int64_t started_ms)
 {
     struct sink_stats ss;
+    struct schema_claims_stats cs;
     double secs = (double)(now_ms() - started_ms) / 1000.0;
     char codes[512] = "";
 
     sink_get_stats(r->snk, &ss);
+    schema_claims_get_stats(r->claims, &cs);
     for (int i = 1; i < CORE_REJECT__COUNT; i++) {
         if (r->rejects_by_code[i] > 0) {
             size_t n = strlen(codes);
@@ -286,12 +376,16 @@ static void summary(struct run *r, int64_t started_ms)
     core_log(CORE_LOG_INFO, "run",
              "msg=\"stopped\" seconds=%.1f accepted=%llu rejected=%llu "
              "sent=%llu batches=%llu requests=%llu retries=%llu "
-             "rejects_by_code=\"%s\"",
+             "rejects_by_code=\"%s\" schema_keys=%zu claims_made=%llu "
+             "claim_waits=%llu claim_wait_ms_avg=%.1f claim_wait_ms_max=%llu",
              secs, (unsigned long long)r->accepted,
              (unsigned long long)(r->rejected + r->refused),
              (unsigned long long)ss.events_ok,
              (unsigned long long)ss.batches_ok, (unsigned long long)ss.requests,
-             (unsigned long long)ss.retries, codes);
+             (unsigned long long)ss.retries, codes, schema_count(r->sch),
+             (unsigned long long)cs.made, (unsigned long long)r->waits,
+             r->waits ? (double)r->wait_ms_total / (double)r->waits : 0.0,
+             (unsigned long long)r->wait_ms_max);
 }
 
 int cmd_run(int argc, char **argv)
@@ -321,7 +415,7 @@ int cmd_run(int argc, char **argv)
         status = status < 0 ? 0 : status;
         goto out;
     }
-    rc = core_config_load(&r.cfg, path, overrides, noverrides, errstr,
+    rc = core_config_load(&r.cfg, path, overrides, noverrides, 1, errstr,
                           sizeof(errstr));
     if (rc != CORE_OK) {
         fprintf(stderr, "userpipe run: %s\n", errstr);
@@ -331,14 +425,14 @@ int cmd_run(int argc, char **argv)
     core_log_threshold = r.cfg.log_level;
 
     r.sch = schema_new();
-    if (r.cfg.schema_file != NULL) {
-        rc = schema_load_file(r.sch, r.cfg.schema_file, errstr, sizeof(errstr));
-        if (rc != CORE_OK) {
-            fprintf(stderr, "userpipe run: schema.file: %s\n", errstr);
-            status = 2;
-            goto out;
-        }
+    r.parked = core_parked_new();
+    rc = core_open_schema(&r.cfg, r.sch, &r.claims, errstr, sizeof(errstr));
+    if (rc != CORE_OK) {
+        fprintf(stderr, "userpipe run: %s\n", errstr);
+        status = 2;
+        goto out;
     }
+    r.cfg.transform.defer_new_keys = 1;
     rc = transform_new(&r.cfg.transform, r.sch, &r.tf, errstr, sizeof(errstr));
     if (rc == CORE_OK) {
         scb.done = settle;
@@ -404,12 +498,15 @@ int cmd_run(int argc, char **argv)
             break;
         }
         if (exit_at_end && ingest_at_end(r.ing) && sink_pending(r.snk) == 0 &&
-            sink_dlq_pending(r.dlq) == 0) {
+            sink_dlq_pending(r.dlq) == 0 &&
+            core_parked_count(r.parked) == 0) {
             core_log(CORE_LOG_INFO, "run",
                      "msg=\"every partition reached its end offset\"");
             break;
         }
-        ingest_pause(r.ing, sink_saturated(r.snk));
+        /* a flood of events waiting for claims pauses consumption too */
+        ingest_pause(r.ing, sink_saturated(r.snk) ||
+                                core_parked_count(r.parked) > 100000);
         n = ingest_poll(r.ing, msgs, 1024, 0);
         if (n < 0) {
             core_log(CORE_LOG_ERROR, "ingest", "msg=\"%s\"",
@@ -455,6 +552,8 @@ out:
     sink_dlq_destroy(r.dlq, r.fatal ? 0 : 10000);
     sink_destroy(r.snk);
     transform_destroy(r.tf);
+    schema_claims_destroy(r.claims);
+    core_parked_destroy(r.parked);
     schema_destroy(r.sch);
     core_config_release(&r.cfg);
     free(overrides);

@@ -9,5 +9,19 @@
 int cmd_transform(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_config_reference(int argc, char **argv);
+int cmd_schema(int argc, char **argv);
+
+#include "config.h"
+#include "../schemas/schema.h"
+
+/*
+ * Connects to the shared schema (schema.topic), reads it to its end into
+ * sch and imports cfg's seed file (schema.file) as claims.  Used by `run`
+ * and `schema`.  Returns CORE_OK with *out set, or an error with errstr.
+ */
+CORE_WUR enum core_err core_open_schema(const struct core_config *cfg,
+                                        struct schema *sch,
+                                        struct schema_claims **out,
+                                        char *errstr, size_t errstr_size);
 
 #endif

@@ -94,9 +94,19 @@ static const struct key keys[] = {
      "settle before their partitions are given up (they are then consumed "
      "again, at least once).",
      NULL},
+    {"schema.topic", K_STR, OFF(schema_topic), 0, 0, "userpipe-schema",
+     "Kafka topic of the shared metadata schema: one partition, no "
+     "compaction, unlimited retention; every instance (replicas, "
+     "backfills) of one Moesif organisation must share it.",
+     NULL},
+    {"schema.instance_id", K_STR, OFF(instance_id), 0, 0, "<host>:<pid>",
+     "Name written in this instance's schema claims (`userpipe schema "
+     "show` prints who claimed each key).",
+     NULL},
     {"schema.file", K_STR, OFF(schema_file), 0, 0, NULL,
-     "Seed file of metadata types: a JSON object of key to type name; its "
-     "types win over anything learned.",
+     "Seed file of metadata types: a JSON object of key to type name, "
+     "imported as claims on start (keys the schema topic already has keep "
+     "their type).",
      NULL},
     {"transform.schema_scope", K_ENUM, OFF(transform.scope), 0, 1, "name",
      "One type per metadata key `name` at any depth (Moesif's rule) or per "
@@ -126,6 +136,7 @@ void core_config_init(struct core_config *cfg)
     cfg->log_level = CORE_LOG_INFO;
     cfg->drain_timeout_ms = 30000;
     cfg->base_url = core_strdup("https://api.moesif.net");
+    cfg->schema_topic = core_strdup("userpipe-schema");
 }
 
 void core_config_release(struct core_config *cfg)
@@ -139,6 +150,8 @@ void core_config_release(struct core_config *cfg)
     free(cfg->source_topics);
     free(cfg->dlq_topic);
     free(cfg->schema_file);
+    free(cfg->schema_topic);
+    free(cfg->instance_id);
     free(cfg->base_url);
     if (cfg->application_id != NULL) {
         /* a secret: don't leave it in freed memory */
@@ -329,7 +342,7 @@ static enum core_err set_line(struct core_config *cfg, char *line,
 
 enum core_err core_config_load(struct core_config *cfg, const char *path,
                                const char *const *overrides, size_t noverrides,
-                               char *errstr, size_t errstr_size)
+                               int for_run, char *errstr, size_t errstr_size)
 {
     enum core_err rc = CORE_OK;
     char where[300];
@@ -384,13 +397,13 @@ enum core_err core_config_load(struct core_config *cfg, const char *path,
     if (cfg->application_id == NULL && env != NULL && env[0] != '\0') {
         cfg->application_id = core_strdup(env);
     }
-    if (cfg->source_topics == NULL) {
+    if (for_run && cfg->source_topics == NULL) {
         snprintf(errstr, errstr_size,
                  "configuration key 'source.topics' is required: the Kafka "
                  "topics to consume, comma-separated");
         return CORE_ERR_USAGE;
     }
-    if (cfg->application_id == NULL) {
+    if (for_run && cfg->application_id == NULL) {
         snprintf(errstr, errstr_size,
                  "configuration key 'moesif.application_id' is required: "
                  "set it in the file or in the environment variable "

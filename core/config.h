@@ -26,6 +26,8 @@ struct core_config {
     char *source_topics;       /* comma-separated, required */
     char *dlq_topic;           /* NULL: <source topic>.dlq */
     char *schema_file;         /* seed file, optional */
+    char *schema_topic;        /* the shared schema's claims topic */
+    char *instance_id;         /* who claims: NULL means host:pid */
     int log_level;             /* enum core_log_level */
     unsigned drain_timeout_ms; /* bound on flushing at shutdown/rebalance */
 
@@ -46,15 +48,16 @@ void core_config_release(struct core_config *cfg);
  * Loads the properties file at path (may be NULL: defaults and overrides
  * only), then applies overrides ("key=value" strings), then the
  * environment (MOESIF_APPLICATION_ID when moesif.application_id is unset),
- * then checks that required keys are present.  Returns CORE_OK, or
+ * then checks that required keys are present (source.topics and the
+ * application id only when for_run: `userpipe schema` needs neither).  Returns CORE_OK, or
  * CORE_ERR_USAGE / CORE_ERR_IO with errstr naming the key (or file and
  * line) and what to fix.
  */
 CORE_WUR enum core_err core_config_load(struct core_config *cfg,
                                         const char *path,
                                         const char *const *overrides,
-                                        size_t noverrides, char *errstr,
-                                        size_t errstr_size);
+                                        size_t noverrides, int for_run,
+                                        char *errstr, size_t errstr_size);
 
 /* Sets one key from its text value, as a line of the file would. */
 CORE_WUR enum core_err core_config_set(struct core_config *cfg, const char *key,

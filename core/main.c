@@ -54,6 +54,9 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "run") == 0) {
         return cmd_run(argc - 1, argv + 1);
     }
+    if (strcmp(argv[1], "schema") == 0) {
+        return cmd_schema(argc - 1, argv + 1);
+    }
     if (strcmp(argv[1], "config-reference") == 0) {
         return cmd_config_reference(argc - 1, argv + 1);
     }

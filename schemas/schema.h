@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 enum schema_type {
     SCHEMA_TYPE_NONE = 0, /* no type recorded (and the type of null) */
@@ -78,9 +79,79 @@ enum schema_type schema_type_parse(const char *name, size_t len);
 CORE_WUR enum core_err schema_load_file(struct schema *sch, const char *path,
                                         char *errstr, size_t errstr_size);
 
+/* Writes every key in the seed file format to f, one line. */
+void schema_write(const struct schema *sch, FILE *f);
+
 /* Writes every key in the seed file format, atomically (temp + rename). */
 CORE_WUR enum core_err schema_save_file(const struct schema *sch,
                                         const char *path, char *errstr,
                                         size_t errstr_size);
+
+
+/*
+ * The shared schema (schemas/claims.c, DESIGN.md section 3): a Kafka topic
+ * of one partition holds claims {key, type, who, when}; every instance
+ * reads it in order and the first claim of a key in the topic wins, so
+ * replicas and backfills agree on every type.  A schema_claims applies the
+ * claims it reads to a struct schema (borrowed) with schema_put.
+ */
+struct schema_claims_config {
+    const char *const *kafka_keys; /* librdkafka properties, no prefix */
+    const char *const *kafka_values;
+    size_t kafka_count;
+    const char *topic;    /* e.g. "userpipe-schema" */
+    const char *instance; /* who claims, written in each claim */
+    const char *scope;    /* "name" or "path", written in each claim */
+};
+
+struct schema_claims;
+
+/*
+ * Connects the producer and the reader of the claims topic and checks the
+ * topic has exactly one partition (creating it where the broker allows).
+ * Returns CORE_OK, or CORE_ERR_USAGE with errstr saying what to fix.
+ */
+CORE_WUR enum core_err schema_claims_new(const struct schema_claims_config *cfg,
+                                         struct schema *sch,
+                                         struct schema_claims **out,
+                                         char *errstr, size_t errstr_size);
+
+/* Frees; accepts NULL.  Claims still in flight are flushed up to 5 s. */
+void schema_claims_destroy(struct schema_claims *sc);
+
+/* Reads the topic up to the end it has now, applying every claim; blocks
+ * up to timeout_ms.  CORE_ERR_RETRY with errstr on a time-out. */
+CORE_WUR enum core_err schema_claims_sync(struct schema_claims *sc,
+                                          int timeout_ms, char *errstr,
+                                          size_t errstr_size);
+
+/* Claims key as type, unless the schema has a type for it or a claim of
+ * this instance for it is on its way.  Never blocks. */
+void schema_claims_claim(struct schema_claims *sc, const char *key,
+                         size_t len, enum schema_type type);
+
+/* Serves deliveries and applies the claims read since the last call;
+ * never blocks.  CORE_ERR_STOP once the topic cannot be written or read
+ * (schema_claims_error says why). */
+CORE_WUR enum core_err schema_claims_poll(struct schema_claims *sc);
+
+/* Claims this instance produced and has not read back yet. */
+size_t schema_claims_in_flight(const struct schema_claims *sc);
+
+/* Who claimed the i-th key of the schema and when ("" for keys that did
+ * not come from the topic). */
+void schema_claims_origin(const struct schema_claims *sc, size_t i,
+                          const char **by, const char **at);
+
+const char *schema_claims_error(const struct schema_claims *sc);
+
+struct schema_claims_stats {
+    uint64_t made;     /* claims produced by this instance */
+    uint64_t read;     /* claims read from the topic */
+    uint64_t ignored;  /* read but a key already had a type (lost races) */
+};
+
+void schema_claims_get_stats(const struct schema_claims *sc,
+                             struct schema_claims_stats *st);
 
 #endif

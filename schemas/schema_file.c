@@ -143,24 +143,10 @@ static void print_to_file(void *ctx, const char *str, size_t len)
     fwrite(str, 1, len, ctx);
 }
 
-enum core_err schema_save_file(const struct schema *sch, const char *path,
-                               char *errstr, size_t errstr_size)
+void schema_write(const struct schema *sch, FILE *f)
 {
-    size_t plen = strlen(path);
-    char *tmp = core_malloc(plen + 8);
-    FILE *f;
-    yajl_gen g = NULL;
-    enum core_err rc = CORE_OK;
+    yajl_gen g = yajl_gen_alloc(NULL);
 
-    snprintf(tmp, plen + 8, "%s.tmp", path);
-    f = fopen(tmp, "wb");
-    if (f == NULL) {
-        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s", tmp,
-                 strerror(errno));
-        free(tmp);
-        return CORE_ERR_IO;
-    }
-    g = yajl_gen_alloc(NULL);
     yajl_gen_config(g, yajl_gen_print_callback, print_to_file, f);
     yajl_gen_map_open(g);
     for (size_t i = 0; i < schema_count(sch); i++) {
@@ -177,14 +163,33 @@ enum core_err schema_save_file(const struct schema *sch, const char *path,
     yajl_gen_map_close(g);
     fputc('\n', f);
     yajl_gen_free(g);
+}
+
+enum core_err schema_save_file(const struct schema *sch, const char *path,
+                               char *errstr, size_t errstr_size)
+{
+    size_t plen = strlen(path);
+    char *tmp = core_malloc(plen + 8);
+    FILE *f;
+    enum core_err rc = CORE_OK;
+
+    snprintf(tmp, plen + 8, "%s.tmp", path);
+    f = fopen(tmp, "wb");
+    if (f == NULL) {
+        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s",
+                 tmp, strerror(errno));
+        free(tmp);
+        return CORE_ERR_IO;
+    }
+    schema_write(sch, f);
     if (fflush(f) != 0 || ferror(f)) {
-        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s", tmp,
-                 strerror(errno));
+        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s",
+                 tmp, strerror(errno));
         rc = CORE_ERR_IO;
     }
     if (fclose(f) != 0 && rc == CORE_OK) {
-        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s", tmp,
-                 strerror(errno));
+        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s",
+                 tmp, strerror(errno));
         rc = CORE_ERR_IO;
     }
     if (rc == CORE_OK && rename(tmp, path) != 0) {

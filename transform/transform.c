@@ -148,6 +148,7 @@ void transform_config_init(struct transform_config *cfg)
     cfg->unknown_fields = TRANSFORM_UNKNOWN_REJECT;
     cfg->max_event_bytes = 1024 * 1024;
     cfg->max_depth = 64;
+    cfg->defer_new_keys = 0;
 }
 
 /* ---- output ---------------------------------------------------------- */
@@ -1205,6 +1206,12 @@ enum core_err transform_event(struct transform *tf, const char *buf, size_t len,
         memcpy(tf->out.p + off, tf->moved.p, tf->moved.len);
         tf->out.len += add;
     }
+    tf->new_keys = schema_count(tf->pending);
+    if (tf->cfg.defer_new_keys && tf->new_keys > 0) {
+        /* valid in every other respect: its new keys must be claimed in
+         * the shared schema first (issue 5) */
+        return CORE_ERR_RETRY;
+    }
     /* the event is accepted: its new keys join the schema */
     for (size_t i = 0; i < schema_count(tf->pending); i++) {
         const char *k;
@@ -1213,8 +1220,13 @@ enum core_err transform_event(struct transform *tf, const char *buf, size_t len,
         schema_entry(tf->pending, i, &k, &klen, &t);
         schema_put(tf->sch, k, klen, schema_hash(k, klen), t);
     }
-    tf->new_keys = schema_count(tf->pending);
     *out = tf->out.p;
     *out_len = tf->out.len;
     return CORE_OK;
+}
+
+void transform_new_key(const struct transform *tf, size_t i, const char **key,
+                       size_t *len, enum schema_type *type)
+{
+    schema_entry(tf->pending, i, key, len, type);
 }

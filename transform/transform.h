@@ -17,7 +17,7 @@
 
 #include <stddef.h>
 
-struct schema;
+#include "../schemas/schema.h"
 
 /* How metadata keys are named in the type schema. */
 enum transform_scope {
@@ -37,6 +37,13 @@ struct transform_config {
     enum transform_unknown unknown_fields;
     size_t max_event_bytes; /* default 1 MiB; larger events: too_large */
     unsigned max_depth;     /* default 64 containers, the event included */
+    /* 0: an accepted event's new keys join the schema at once (the
+     * offline transform).  1: an event that is valid but holds keys the
+     * schema lacks is not accepted: transform_event returns
+     * CORE_ERR_RETRY and transform_new_key() lists them, so the caller
+     * claims them in the shared schema and transforms the event again
+     * once they are known (the pipeline, DESIGN.md section 3). */
+    int defer_new_keys;
 };
 
 /* Defaults of DESIGN.md: name scope, reject unknown, 1 MiB, depth 64. */
@@ -58,16 +65,24 @@ void transform_destroy(struct transform *tf);
 
 /*
  * Transforms one event.  Returns CORE_OK with *out / *out_len set to the
- * rewritten event (valid until the next call on tf), or CORE_ERR_REJECT
- * with *rej filled.  Never blocks; never fails otherwise.
+ * rewritten event (valid until the next call on tf), CORE_ERR_REJECT
+ * with *rej filled, or, with defer_new_keys only, CORE_ERR_RETRY when the
+ * event is valid but holds keys the schema lacks (nothing recorded).
+ * Never blocks; never fails otherwise.
  */
 CORE_WUR enum core_err transform_event(struct transform *tf, const char *buf,
                                        size_t len, const char **out,
                                        size_t *out_len,
                                        struct core_reject *rej);
 
-/* Number of metadata keys the last accepted event added to the schema. */
+/* Number of metadata keys the last accepted event added to the schema, or
+ * (after CORE_ERR_RETRY) that the event needs claimed. */
 size_t transform_new_keys(const struct transform *tf);
+
+/* The i-th of those keys (i < transform_new_keys) and the type the event
+ * gives it; *key is valid until the next call on tf. */
+void transform_new_key(const struct transform *tf, size_t i, const char **key,
+                       size_t *len, enum schema_type *type);
 
 /* The user_id of the last accepted event, unescaped (not NUL-terminated).
  * It points into the event's buffer or into tf: valid until the next call

@@ -17,7 +17,7 @@ print(sorted(u for u, k in c.items() if k == n)[0], n)')
 
 rec=$(mktemp)
 dev_at_exit rm -f "$rec"
-DEV_TOPICS="users:1 users.dlq:1" MOESIF_DEV_ARGS="--record $rec --refuse-user $bad" dev_start
+DEV_TOPICS="users:1 users.dlq:1 userpipe-schema:1" MOESIF_DEV_ARGS="--record $rec --refuse-user $bad" dev_start
 produce_file users "$SAMPLE"
 total=$(topic_count users)
 

@@ -8,7 +8,7 @@ set -euo pipefail
 
 rec=$(mktemp)
 dev_at_exit rm -f "$rec"
-DEV_TOPICS="users:1 users.dlq:1" \
+DEV_TOPICS="users:1 users.dlq:1 userpipe-schema:1" \
     MOESIF_DEV_ARGS="--record $rec --fail-429 0.1 --fail-500 0.1 --retry-after 1 --seed 7" \
     dev_start
 produce_file users "$SAMPLE"

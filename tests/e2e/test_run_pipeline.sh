@@ -11,7 +11,7 @@ set -euo pipefail
 
 rec=$(mktemp)
 dev_at_exit rm -f "$rec"
-DEV_TOPICS="users:1 users.dlq:1" MOESIF_DEV_ARGS="--record $rec" dev_start
+DEV_TOPICS="users:1 users.dlq:1 userpipe-schema:1" MOESIF_DEV_ARGS="--record $rec" dev_start
 produce_file users "$SAMPLE"
 total=$(topic_count users)
 [ "$total" -eq "$(grep -c . "$SAMPLE")" ] || fail "loaded $total events"

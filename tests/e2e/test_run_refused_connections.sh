@@ -10,7 +10,7 @@ rec=$(mktemp)
 dev_at_exit rm -f "$INPUT" "$rec"
 /usr/bin/python3 "$E2E_ROOT/tests/e2e/gen_events.py" 20000 3 >"$INPUT"
 export INPUT
-DEV_TOPICS="users:4 users.dlq:1" MOESIF_DEV_ARGS="--record $rec --latency-ms 20" dev_start
+DEV_TOPICS="users:4 users.dlq:1 userpipe-schema:1" MOESIF_DEV_ARGS="--record $rec --latency-ms 20" dev_start
 produce_file users "$INPUT"
 total=$(topic_count users)
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-DEV_TOPICS="users:1 users.dlq:1" dev_start
+DEV_TOPICS="users:1 users.dlq:1 userpipe-schema:1" dev_start
 produce_file users "$SAMPLE"
 cfg=$DEV_TMP/run.properties
 write_config "$cfg" e2e-401

@@ -1,0 +1,158 @@
+/*
+ * parked.c: the FIFO of events waiting for schema claims, and a count of
+ * parked events per user hash (see parked.h).  The FIFO is a ring that
+ * grows; the caller bounds it by pausing consumption.  The user counts
+ * are an open-addressed map cleared whenever the FIFO empties, which in a
+ * steady pipeline is most of the time.
+ */
+#include "parked.h"
+#include "core.h"
+#include "../schemas/schema.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+    uint64_t ticket;
+    uint64_t uid_hash;
+    int64_t parked_ms;
+};
+
+struct count {
+    uint64_t hash; /* 0: empty (a real hash of 0 is stored as 1) */
+    size_t n;
+};
+
+struct core_parked {
+    struct entry *ring;
+    size_t cap, head, len;
+    struct count *users;
+    size_t ucap, uused;
+};
+
+struct core_parked *core_parked_new(void)
+{
+    struct core_parked *p = core_calloc(1, sizeof(*p));
+    p->cap = 64;
+    p->ring = core_calloc(p->cap, sizeof(*p->ring));
+    p->ucap = 64;
+    p->users = core_calloc(p->ucap, sizeof(*p->users));
+    return p;
+}
+
+void core_parked_destroy(struct core_parked *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    free(p->ring);
+    free(p->users);
+    free(p);
+}
+
+static uint64_t uid_hash(const char *uid, size_t len)
+{
+    uint64_t h = schema_hash(uid, len);
+    return h ? h : 1;
+}
+
+static struct count *slot(const struct core_parked *p, uint64_t h)
+{
+    size_t i = (size_t)h & (p->ucap - 1);
+    while (p->users[i].hash != 0 && p->users[i].hash != h) {
+        i = (i + 1) & (p->ucap - 1);
+    }
+    return &p->users[i];
+}
+
+static void users_grow(struct core_parked *p)
+{
+    struct count *old = p->users;
+    size_t n = p->ucap;
+
+    p->ucap *= 2;
+    p->users = core_calloc(p->ucap, sizeof(*p->users));
+    for (size_t i = 0; i < n; i++) {
+        if (old[i].hash != 0) {
+            *slot(p, old[i].hash) = old[i];
+        }
+    }
+    free(old);
+}
+
+void core_parked_push(struct core_parked *p, uint64_t ticket,
+                      const char *user_id, size_t len, int64_t now_ms)
+{
+    uint64_t h = uid_hash(user_id, len);
+    struct count *c;
+
+    if (p->len == p->cap) {
+        struct entry *ring = core_calloc(p->cap * 2, sizeof(*ring));
+        for (size_t i = 0; i < p->len; i++) {
+            ring[i] = p->ring[(p->head + i) % p->cap];
+        }
+        free(p->ring);
+        p->ring = ring;
+        p->head = 0;
+        p->cap *= 2;
+    }
+    p->ring[(p->head + p->len) % p->cap] =
+        (struct entry){ticket, h, now_ms};
+    p->len++;
+    if ((p->uused + 1) * 2 > p->ucap) {
+        users_grow(p);
+    }
+    c = slot(p, h);
+    if (c->hash == 0) {
+        c->hash = h;
+        p->uused++;
+    }
+    c->n++;
+}
+
+int core_parked_head(const struct core_parked *p, uint64_t *ticket,
+                     int64_t *parked_ms)
+{
+    if (p->len == 0) {
+        return 0;
+    }
+    *ticket = p->ring[p->head].ticket;
+    *parked_ms = p->ring[p->head].parked_ms;
+    return 1;
+}
+
+void core_parked_pop(struct core_parked *p)
+{
+    struct count *c;
+
+    if (p->len == 0) {
+        return;
+    }
+    c = slot(p, p->ring[p->head].uid_hash);
+    if (c->hash != 0 && c->n > 0) {
+        c->n--;
+    }
+    p->head = (p->head + 1) % p->cap;
+    p->len--;
+    if (p->len == 0 && p->uused > 0) {
+        memset(p->users, 0, p->ucap * sizeof(*p->users));
+        p->uused = 0;
+    }
+}
+
+int core_parked_has_user(const struct core_parked *p, const char *user_id,
+                         size_t len)
+{
+    const struct count *c;
+
+    if (p->len == 0) {
+        return 0;
+    }
+    c = slot(p, uid_hash(user_id, len));
+    return c->hash != 0 && c->n > 0;
+}
+
+size_t core_parked_count(const struct core_parked *p)
+{
+    return p->len;
+}

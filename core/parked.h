@@ -1,0 +1,37 @@
+/*
+ * parked.h: events waiting for their new metadata keys to be claimed in
+ * the shared schema (DESIGN.md section 3), in consumption order, and the
+ * users they belong to: a later update of a user with a parked event is
+ * parked behind it, so one user's updates never overtake each other.
+ * Events of other users, and events whose keys are all known, never wait.
+ */
+#ifndef CORE_PARKED_H
+#define CORE_PARKED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct core_parked;
+
+struct core_parked *core_parked_new(void);
+void core_parked_destroy(struct core_parked *p);
+
+/* Parks a ticket at the tail; user_id is hashed, not kept. */
+void core_parked_push(struct core_parked *p, uint64_t ticket,
+                      const char *user_id, size_t len, int64_t now_ms);
+
+/* The head's ticket and when it was parked; 0 when empty. */
+int core_parked_head(const struct core_parked *p, uint64_t *ticket,
+                     int64_t *parked_ms);
+
+/* Removes the head. */
+void core_parked_pop(struct core_parked *p);
+
+/* Whether an event of this user is parked.  A hash collision between two
+ * users only parks an event that need not wait: order is still kept. */
+int core_parked_has_user(const struct core_parked *p, const char *user_id,
+                         size_t len);
+
+size_t core_parked_count(const struct core_parked *p);
+
+#endif

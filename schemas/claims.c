@@ -1,0 +1,509 @@
+/*
+ * claims.c: the shared metadata schema through a Kafka topic.
+ *
+ * The topic has one partition, so its order is the one order every
+ * userpipe instance sees.  A claim is a record keyed by the schema key
+ * whose value is {"key","type","scope","by","at"}.  Each instance reads
+ * the topic from the beginning and keeps following it, applying claims
+ * with schema_put: the first claim of a key in the topic wins, later ones
+ * are ignored.  An instance that meets a key it has no type for produces a
+ * claim and waits (the caller parks the event) until the key has a type:
+ * whether its own claim or a competitor's came first, the type the schema
+ * then holds is the topic's first claim, the one every instance applies.
+ *
+ * Invariant: a key's type in the schema never comes from anywhere but the
+ * topic (or the seed, imported as claims), so instances cannot disagree.
+ */
+#include "schema.h"
+#include "schemas_int.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+struct origin {
+    char *by;
+    char *at;
+};
+
+struct schema_claims {
+    rd_kafka_t *prod;
+    rd_kafka_t *cons;
+    char *topic;
+    char *instance;
+    char *scope;
+    struct schema *sch;
+    struct schema *mine; /* keys this instance claimed */
+    struct origin *origins; /* by schema entry index */
+    size_t norigins;
+    size_t in_flight;
+    int64_t next_offset; /* of the reader */
+    struct schema_claims_stats st;
+    int scope_warned;
+    char error[512];
+};
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+                   const char *buf)
+{
+    enum core_log_level l = level <= 3   ? CORE_LOG_ERROR
+                            : level == 4 ? CORE_LOG_WARN
+                            : level <= 6 ? CORE_LOG_INFO
+                                         : CORE_LOG_DEBUG;
+    (void)rk;
+    core_log(l, "schema", "msg=\"%s\" facility=%s", buf, fac);
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct schema_claims *sc = opaque;
+    (void)rk;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && sc->error[0] == '\0') {
+        snprintf(sc->error, sizeof(sc->error),
+                 "cannot write a claim to the schema topic '%s': %s", sc->topic,
+                 rd_kafka_err2str(m->err));
+    }
+}
+
+/* Properties the schema clients take from kafka.*: how to reach and
+ * authenticate to the cluster, nothing of the pipeline's consumer tuning
+ * (the schema topic is tiny and read from the start). */
+static int connection_property(const char *k)
+{
+    static const char *const prefixes[] = {
+        "bootstrap.servers", "metadata.broker.list", "security.", "sasl.",
+        "ssl.", "ssl_", "client.", "socket.", "broker.", "api.version",
+        "reconnect.", "enable.ssl", "debug", "log_level", "topic.metadata"};
+    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
+        if (strncmp(k, prefixes[i], strlen(prefixes[i])) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static rd_kafka_conf_t *base_conf(const struct schema_claims_config *cfg,
+                                  char *errstr, size_t errstr_size)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char e[256];
+
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        if (!connection_property(cfg->kafka_keys[i])) {
+            continue;
+        }
+        if (rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i],
+                              e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "configuration key 'kafka.%s': %s",
+                     cfg->kafka_keys[i], e);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    return conf;
+}
+
+static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
+{
+    char e[256];
+    return rd_kafka_conf_set(conf, k, v, e, sizeof(e)) == RD_KAFKA_CONF_OK
+               ? 0
+               : -1;
+}
+
+/* Checks the topic has one partition; creates it when it is missing. */
+static enum core_err check_topic(struct schema_claims *sc, char *errstr,
+                                 size_t errstr_size)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(sc->prod, sc->topic, NULL);
+    rd_kafka_resp_err_t err;
+    enum core_err rc = CORE_OK;
+    int parts = -1;
+
+    err = rd_kafka_metadata(sc->prod, 0, rkt, &md, 10000);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+        md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        parts = md->topics[0].partition_cnt;
+    } else if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
+               md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        /* missing: create it with one partition and unlimited retention */
+        rd_kafka_NewTopic_t *nt;
+        rd_kafka_queue_t *q = rd_kafka_queue_new(sc->prod);
+        rd_kafka_event_t *ev;
+        char e[256];
+
+        nt = rd_kafka_NewTopic_new(sc->topic, 1, -1, e, sizeof(e));
+        rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
+        rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "delete");
+        rd_kafka_CreateTopics(sc->prod, &nt, 1, NULL, q);
+        ev = rd_kafka_queue_poll(q, 15000);
+        if (ev == NULL || rd_kafka_event_error(ev) != 0) {
+            snprintf(errstr, errstr_size,
+                     "the schema topic '%s' does not exist and could not be "
+                     "created (%s): create it with one partition, no "
+                     "compaction and unlimited retention, or set "
+                     "schema.topic",
+                     sc->topic,
+                     ev ? rd_kafka_event_error_string(ev) : "time-out");
+            rc = CORE_ERR_USAGE;
+        } else {
+            parts = 1;
+        }
+        if (ev != NULL) {
+            rd_kafka_event_destroy(ev);
+        }
+        rd_kafka_NewTopic_destroy(nt);
+        rd_kafka_queue_destroy(q);
+    } else {
+        snprintf(errstr, errstr_size,
+                 "cannot read the metadata of the schema topic '%s': %s",
+                 sc->topic,
+                 err ? rd_kafka_err2str(err)
+                     : rd_kafka_err2str(md->topics[0].err));
+        rc = CORE_ERR_USAGE;
+    }
+    if (rc == CORE_OK && parts != 1) {
+        snprintf(errstr, errstr_size,
+                 "the schema topic '%s' has %d partitions; it must have "
+                 "exactly one, whose order every instance agrees on",
+                 sc->topic, parts);
+        rc = CORE_ERR_USAGE;
+    }
+    if (md != NULL) {
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return rc;
+}
+
+enum core_err schema_claims_new(const struct schema_claims_config *cfg,
+                                struct schema *sch, struct schema_claims **out,
+                                char *errstr, size_t errstr_size)
+{
+    struct schema_claims *sc = core_calloc(1, sizeof(*sc));
+    rd_kafka_conf_t *pconf = NULL, *cconf = NULL;
+    rd_kafka_topic_partition_list_t *tp;
+    char e[512];
+    enum core_err rc = CORE_ERR_USAGE;
+
+    *out = NULL;
+    sc->sch = sch;
+    sc->mine = schema_new();
+    sc->topic = core_strdup(cfg->topic);
+    sc->instance = core_strdup(cfg->instance);
+    sc->scope = core_strdup(cfg->scope);
+
+    pconf = base_conf(cfg, errstr, errstr_size);
+    cconf = base_conf(cfg, errstr, errstr_size);
+    if (pconf == NULL || cconf == NULL) {
+        goto fail;
+    }
+    if (set(pconf, "enable.idempotence", "true") != 0 ||
+        set(pconf, "acks", "all") != 0 || set(pconf, "linger.ms", "0") != 0 ||
+        set(pconf, "message.timeout.ms", "0") != 0 ||
+        set(cconf, "group.id", "userpipe-schema-reader") != 0 ||
+        set(cconf, "enable.auto.commit", "false") != 0 ||
+        set(cconf, "fetch.wait.max.ms", "10") != 0 ||
+        set(cconf, "enable.partition.eof", "false") != 0) {
+        snprintf(errstr, errstr_size, "cannot configure the schema clients");
+        goto fail;
+    }
+    rd_kafka_conf_set_dr_msg_cb(pconf, dr_cb);
+    rd_kafka_conf_set_opaque(pconf, sc);
+    sc->prod = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, e, sizeof(e));
+    if (sc->prod == NULL) {
+        snprintf(errstr, errstr_size, "cannot create the schema producer: %s",
+                 e);
+        goto fail;
+    }
+    pconf = NULL;
+    sc->cons = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, e, sizeof(e));
+    if (sc->cons == NULL) {
+        snprintf(errstr, errstr_size, "cannot create the schema reader: %s",
+                 e);
+        goto fail;
+    }
+    cconf = NULL;
+    rc = check_topic(sc, errstr, errstr_size);
+    if (rc != CORE_OK) {
+        goto fail;
+    }
+    tp = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(tp, sc->topic, 0)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(sc->cons, tp);
+    rd_kafka_topic_partition_list_destroy(tp);
+    *out = sc;
+    return CORE_OK;
+fail:
+    if (pconf != NULL) {
+        rd_kafka_conf_destroy(pconf);
+    }
+    if (cconf != NULL) {
+        rd_kafka_conf_destroy(cconf);
+    }
+    schema_claims_destroy(sc);
+    return CORE_ERR_USAGE;
+}
+
+void schema_claims_destroy(struct schema_claims *sc)
+{
+    if (sc == NULL) {
+        return;
+    }
+    if (sc->prod != NULL) {
+        rd_kafka_flush(sc->prod, 5000);
+        rd_kafka_destroy(sc->prod);
+    }
+    if (sc->cons != NULL) {
+        rd_kafka_consumer_close(sc->cons);
+        rd_kafka_destroy(sc->cons);
+    }
+    for (size_t i = 0; i < sc->norigins; i++) {
+        free(sc->origins[i].by);
+        free(sc->origins[i].at);
+    }
+    free(sc->origins);
+    schema_destroy(sc->mine);
+    free(sc->topic);
+    free(sc->instance);
+    free(sc->scope);
+    free(sc);
+}
+
+static const char *str_at(yajl_val root, const char *name)
+{
+    const char *path[] = {name, NULL};
+    yajl_val v = yajl_tree_get(root, path, yajl_t_string);
+    return v != NULL ? YAJL_GET_STRING(v) : NULL;
+}
+
+/* Applies one claim record. */
+static void apply(struct schema_claims *sc, const rd_kafka_message_t *m)
+{
+    char *text = core_strndup(m->payload ? (const char *)m->payload : "",
+                              m->len);
+    char perr[128];
+    yajl_val root = yajl_tree_parse(text, perr, sizeof(perr));
+    const char *key, *type, *scope, *by = NULL, *at = NULL;
+    enum schema_type t;
+    size_t before;
+
+    sc->st.read++;
+    sc->next_offset = m->offset + 1;
+    key = root ? str_at(root, "key") : NULL;
+    by = root ? str_at(root, "by") : NULL;
+    at = root ? str_at(root, "at") : NULL;
+    type = root ? str_at(root, "type") : NULL;
+    scope = root ? str_at(root, "scope") : NULL;
+    t = type ? schema_type_parse(type, strlen(type)) : SCHEMA_TYPE_NONE;
+    if (key == NULL || t == SCHEMA_TYPE_NONE) {
+        core_log(CORE_LOG_WARN, "schema",
+                 "msg=\"ignoring a malformed claim\" topic=%s offset=%lld",
+                 sc->topic, (long long)m->offset);
+        goto out;
+    }
+    if (scope != NULL && strcmp(scope, sc->scope) != 0) {
+        if (!sc->scope_warned) {
+            core_log(CORE_LOG_WARN, "schema",
+                     "msg=\"ignoring claims of another schema scope: every "
+                     "instance sharing a schema topic needs the same "
+                     "transform.schema_scope\" topic=%s scope=%s",
+                     sc->topic, scope);
+            sc->scope_warned = 1;
+        }
+        sc->st.ignored++;
+        goto out;
+    }
+    before = schema_count(sc->sch);
+    schema_put(sc->sch, key, strlen(key), schema_hash(key, strlen(key)), t);
+    if (schema_count(sc->sch) == before) {
+        sc->st.ignored++; /* a later claim: the first one won */
+        goto out;
+    }
+    /* origins are indexed like the schema's entries, which may include
+     * keys not from the topic (none in a pipeline, but keep it aligned) */
+    sc->origins = core_realloc(sc->origins,
+                               schema_count(sc->sch) * sizeof(*sc->origins));
+    while (sc->norigins < schema_count(sc->sch)) {
+        sc->origins[sc->norigins].by = core_strdup("");
+        sc->origins[sc->norigins].at = core_strdup("");
+        sc->norigins++;
+    }
+    free(sc->origins[sc->norigins - 1].by);
+    free(sc->origins[sc->norigins - 1].at);
+    sc->origins[sc->norigins - 1].by = core_strdup(by ? by : "");
+    sc->origins[sc->norigins - 1].at = core_strdup(at ? at : "");
+out:
+    if (key != NULL && schema_get(sc->mine, key, strlen(key),
+                                  schema_hash(key, strlen(key))) !=
+                           SCHEMA_TYPE_NONE &&
+        by != NULL && strcmp(by, sc->instance) == 0 && sc->in_flight > 0) {
+        sc->in_flight--;
+    }
+    yajl_tree_free(root);
+    free(text);
+}
+
+/* Applies what the reader has, waiting up to timeout_ms for the first. */
+static enum core_err read_some(struct schema_claims *sc, int timeout_ms)
+{
+    for (int i = 0; i < 10000; i++) {
+        rd_kafka_message_t *m =
+            rd_kafka_consumer_poll(sc->cons, i == 0 ? timeout_ms : 0);
+        if (m == NULL) {
+            break;
+        }
+        if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            apply(sc, m);
+        } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            core_log(CORE_LOG_WARN, "schema",
+                     "msg=\"schema topic read error\" error=\"%s\"",
+                     rd_kafka_message_errstr(m));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return sc->error[0] ? CORE_ERR_STOP : CORE_OK;
+}
+
+enum core_err schema_claims_sync(struct schema_claims *sc, int timeout_ms,
+                                 char *errstr, size_t errstr_size)
+{
+    int64_t lo = 0, hi = 0;
+    struct timespec t0, t;
+    rd_kafka_resp_err_t err;
+
+    err = rd_kafka_query_watermark_offsets(sc->cons, sc->topic, 0, &lo, &hi,
+                                           timeout_ms);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        snprintf(errstr, errstr_size,
+                 "cannot read the end of the schema topic '%s': %s",
+                 sc->topic, rd_kafka_err2str(err));
+        return CORE_ERR_RETRY;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    while (sc->next_offset < hi) {
+        if (read_some(sc, 100) != CORE_OK) {
+            snprintf(errstr, errstr_size, "%s", sc->error);
+            return CORE_ERR_STOP;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000 +
+                (t.tv_nsec - t0.tv_nsec) / 1000000 >
+            timeout_ms) {
+            snprintf(errstr, errstr_size,
+                     "reading the schema topic '%s' to its end (offset "
+                     "%lld) took longer than %d ms",
+                     sc->topic, (long long)hi, timeout_ms);
+            return CORE_ERR_RETRY;
+        }
+    }
+    return CORE_OK;
+}
+
+static void now_iso(char *buf, size_t size)
+{
+    struct timespec ts;
+    struct tm tm;
+    char s[64];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(s, sizeof(s), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, size, "%s.%03ldZ", s, ts.tv_nsec / 1000000L);
+}
+
+static void gen_str(yajl_gen g, const char *s, size_t len)
+{
+    yajl_gen_string(g, (const unsigned char *)s, len);
+}
+
+void schema_claims_claim(struct schema_claims *sc, const char *key, size_t len,
+                         enum schema_type type)
+{
+    uint64_t h = schema_hash(key, len);
+    yajl_gen g;
+    const unsigned char *buf;
+    size_t blen;
+    char at[96];
+    const char *tname = schema_type_name(type);
+    rd_kafka_resp_err_t err;
+
+    if (schema_get(sc->sch, key, len, h) != SCHEMA_TYPE_NONE ||
+        schema_get(sc->mine, key, len, h) != SCHEMA_TYPE_NONE) {
+        return;
+    }
+    now_iso(at, sizeof(at));
+    g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    gen_str(g, "key", 3);
+    gen_str(g, key, len);
+    gen_str(g, "type", 4);
+    gen_str(g, tname, strlen(tname));
+    gen_str(g, "scope", 5);
+    gen_str(g, sc->scope, strlen(sc->scope));
+    gen_str(g, "by", 2);
+    gen_str(g, sc->instance, strlen(sc->instance));
+    gen_str(g, "at", 2);
+    gen_str(g, at, strlen(at));
+    yajl_gen_map_close(g);
+    yajl_gen_get_buf(g, &buf, &blen);
+    err = rd_kafka_producev(sc->prod, RD_KAFKA_V_TOPIC(sc->topic),
+                            RD_KAFKA_V_PARTITION(0),
+                            RD_KAFKA_V_KEY(key, len),
+                            RD_KAFKA_V_VALUE((void *)buf, blen),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_END);
+    yajl_gen_free(g);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        /* queue full: not recorded as mine, so the next call claims
+         * again */
+        core_log(CORE_LOG_WARN, "schema",
+                 "msg=\"cannot queue a claim\" error=\"%s\"",
+                 rd_kafka_err2str(err));
+        return;
+    }
+    schema_put(sc->mine, key, len, h, type);
+    sc->in_flight++;
+    sc->st.made++;
+}
+
+enum core_err schema_claims_poll(struct schema_claims *sc)
+{
+    rd_kafka_poll(sc->prod, 0);
+    return read_some(sc, 0);
+}
+
+size_t schema_claims_in_flight(const struct schema_claims *sc)
+{
+    return sc->in_flight;
+}
+
+void schema_claims_origin(const struct schema_claims *sc, size_t i,
+                          const char **by, const char **at)
+{
+    if (i < sc->norigins) {
+        *by = sc->origins[i].by;
+        *at = sc->origins[i].at;
+    } else {
+        *by = "";
+        *at = "";
+    }
+}
+
+const char *schema_claims_error(const struct schema_claims *sc)
+{
+    return sc->error;
+}
+
+void schema_claims_get_stats(const struct schema_claims *sc,
+                             struct schema_claims_stats *st)
+{
+    *st = sc->st;
+}
