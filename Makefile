@@ -52,7 +52,7 @@ SCRIPT_TESTS :=   # shell tests, run by `make check` after the unit tests
 BENCHES :=        # scripts run by `make bench`
 DEV_BINS :=       # dev-stack binaries built by `make`
 
-.PHONY: all test check deps fuzz-deps demo bench asan ubsan fuzz format \
+.PHONY: all test check deps fuzz-deps demo bench asan ubsan fuzz format docs \
 	format-check clean dev-up dev-down
 
 all: build/userpipe
@@ -136,3 +136,12 @@ fuzz: fuzz-deps
 	cp -n tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
 	build/fuzz/fuzz_transform -max_total_time=$(FUZZ_SECONDS) -max_len=4200 \
 		-timeout=5 -rss_limit_mb=1024 -print_final_stats=1 build/fuzz/corpus
+
+# README.md's configuration reference, generated from core/config.c's table.
+docs: all
+	@build/userpipe config-reference >build/config-reference.md
+	@awk 'BEGIN { skip = 0 } \
+		/<!-- config-reference:begin -->/ { print; while ((getline line < "build/config-reference.md") > 0) print line; skip = 1; next } \
+		/<!-- config-reference:end -->/ { skip = 0 } \
+		!skip { print }' README.md >README.md.tmp && mv README.md.tmp README.md
+	@echo "README.md: configuration reference regenerated"

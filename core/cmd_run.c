@@ -424,14 +424,10 @@ int cmd_run(int argc, char **argv)
     }
     core_log_threshold = r.cfg.log_level;
 
+    /* every client is configured (and kafka.* checked by librdkafka)
+     * before anything touches the network */
     r.sch = schema_new();
     r.parked = core_parked_new();
-    rc = core_open_schema(&r.cfg, r.sch, &r.claims, errstr, sizeof(errstr));
-    if (rc != CORE_OK) {
-        fprintf(stderr, "userpipe run: %s\n", errstr);
-        status = 2;
-        goto out;
-    }
     r.cfg.transform.defer_new_keys = 1;
     rc = transform_new(&r.cfg.transform, r.sch, &r.tf, errstr, sizeof(errstr));
     if (rc == CORE_OK) {
@@ -461,9 +457,14 @@ int cmd_run(int argc, char **argv)
         icb.opaque = &r;
         rc = ingest_new(&icfg, &icb, &r.ing, errstr, sizeof(errstr));
     }
+    if (rc == CORE_OK) {
+        /* the shared schema, read to its end before any event */
+        rc = core_open_schema(&r.cfg, r.sch, &r.claims, errstr,
+                              sizeof(errstr));
+    }
     if (rc != CORE_OK) {
         fprintf(stderr, "userpipe run: %s\n", errstr);
-        status = 2;
+        status = rc == CORE_ERR_USAGE ? 2 : 1;
         goto out;
     }
 

@@ -162,11 +162,13 @@ static enum core_err check_topic(struct schema_claims *sc, char *errstr,
         rd_kafka_queue_destroy(q);
     } else {
         snprintf(errstr, errstr_size,
-                 "cannot read the metadata of the schema topic '%s': %s",
+                 "cannot read the metadata of the schema topic '%s': %s "
+                 "(check kafka.bootstrap.servers and that the brokers are "
+                 "reachable)",
                  sc->topic,
                  err ? rd_kafka_err2str(err)
                      : rd_kafka_err2str(md->topics[0].err));
-        rc = CORE_ERR_USAGE;
+        rc = CORE_ERR_RETRY;
     }
     if (rc == CORE_OK && parts != 1) {
         snprintf(errstr, errstr_size,
@@ -232,7 +234,8 @@ enum core_err schema_claims_new(const struct schema_claims_config *cfg,
     cconf = NULL;
     rc = check_topic(sc, errstr, errstr_size);
     if (rc != CORE_OK) {
-        goto fail;
+        schema_claims_destroy(sc);
+        return rc;
     }
     tp = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(tp, sc->topic, 0)->offset =

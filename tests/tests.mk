@@ -22,7 +22,7 @@ endef
 $(foreach t,$(TESTS_CMOCKA),$(eval $(call tests_link_rule,$(t))))
 
 UNIT_TESTS += $(TESTS_BINS)
-SCRIPT_TESTS += tests/cli/test_transform_cli.sh
+SCRIPT_TESTS += tests/cli/test_transform_cli.sh tests/cli/test_config_reference.sh
 
 .PHONY: unit-tests
 unit-tests: $(TESTS_BINS)

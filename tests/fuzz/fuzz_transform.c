@@ -2,7 +2,8 @@
  * fuzz_transform.c: libFuzzer target for the transform stage.
  *
  * The first input byte picks the options (scope, unknown-field mode, a
- * small max depth); the rest is one event.  Each input runs through a
+ * small max depth, deferring new keys as the pipeline does); the rest is
+ * one event.  Each input runs through a
  * transform whose schema persists across inputs, so type conflicts and
  * learned keys are exercised too.  Invariants checked: a call never
  * crashes or leaks (ASan), an accepted event re-parses as one JSON object
@@ -21,18 +22,19 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct schema *sch;
-static struct transform *tfs[12];
+static struct transform *tfs[24];
 
 static struct transform *pick(uint8_t b)
 {
-    unsigned i = b % 12;
+    unsigned i = b % 24;
     if (tfs[i] == NULL) {
         struct transform_config cfg;
         char errstr[128];
         transform_config_init(&cfg);
         cfg.scope = (i & 1) ? TRANSFORM_SCOPE_PATH : TRANSFORM_SCOPE_NAME;
         cfg.unknown_fields = (enum transform_unknown)((i >> 1) % 3);
-        cfg.max_depth = i >= 6 ? 8 : 64;
+        cfg.max_depth = (i % 12) >= 6 ? 8 : 64;
+        cfg.defer_new_keys = i >= 12; /* the pipeline's mode */
         cfg.max_event_bytes = 4096;
         if (sch == NULL) {
             sch = schema_new();
@@ -80,13 +82,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         yajl_tree_free(v);
         free(copy);
+    } else if (rc == CORE_ERR_RETRY) {
+        /* deferred: only in that mode, with at least one new key, which
+         * the caller then claims (here: records) */
+        if (data[0] % 24 < 12 || transform_new_keys(tf) == 0) {
+            abort();
+        }
+        for (size_t i = 0; i < transform_new_keys(tf); i++) {
+            const char *k;
+            size_t len;
+            enum schema_type t;
+            transform_new_key(tf, i, &k, &len, &t);
+            schema_put(sch, k, len, schema_hash(k, len), t);
+        }
     } else if (rc != CORE_ERR_REJECT || rej.code <= CORE_REJECT_NONE ||
                rej.code >= CORE_REJECT_API_REJECTED) {
         abort();
     }
     if (schema_count(sch) > 100000) {
         /* keep memory flat over a long run */
-        for (unsigned i = 0; i < 12; i++) {
+        for (unsigned i = 0; i < 24; i++) {
             transform_destroy(tfs[i]);
             tfs[i] = NULL;
         }
