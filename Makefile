@@ -39,13 +39,13 @@ ALL_LDFLAGS = $(SAN) $(LDFLAGS)
 
 # Library sources of each folder; main.c and the commands are linked only
 # into the binary so unit tests can link the rest.
-CORE_SRC := core/alloc.c core/codes.c core/log.c core/ndjson.c core/config.c core/parked.c
+CORE_SRC := core/alloc.c core/codes.c core/log.c core/ndjson.c core/config.c core/parked.c core/metrics.c
 SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
 INGEST_SRC := ingest/ingest.c
-SINK_SRC := sink/dlq.c
+SINK_SRC := sink/dlq.c sink/dlq_read.c
 LIB_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) $(INGEST_SRC) $(SINK_SRC)
-MAIN_SRC = core/main.c core/cmd_transform.c core/cmd_run.c core/cmd_schema.c
+MAIN_SRC = core/main.c core/cmd_transform.c core/cmd_run.c core/cmd_schema.c core/cmd_dlq.c
 
 UNIT_TESTS :=     # cmocka executables, run by `make check`
 SCRIPT_TESTS :=   # shell tests, run by `make check` after the unit tests
@@ -127,7 +127,9 @@ clean:
 
 # libFuzzer over the transform: build with clang, run FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
-FUZZ_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) tests/fuzz/fuzz_transform.c
+# only what the transform needs: no Kafka, no HTTP in the fuzzer
+FUZZ_SRC = core/alloc.c core/codes.c core/log.c schemas/schema.c \
+	schemas/schema_file.c $(TRANSFORM_SRC) tests/fuzz/fuzz_transform.c
 fuzz: fuzz-deps
 	@mkdir -p build/fuzz build/fuzz/corpus
 	clang $(filter-out -Werror,$(WARN)) -g -O1 -fsanitize=fuzzer,address,undefined \

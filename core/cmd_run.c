@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "config.h"
 #include "core.h"
+#include "metrics.h"
 #include "parked.h"
 #include "../ingest/ingest.h"
 #include "../schemas/schema.h"
@@ -45,7 +46,17 @@ struct run {
     struct sink_dlq *dlq;
     struct schema_claims *claims;
     struct core_parked *parked;
-    int fatal; /* exit status 1 once set */
+    struct metrics *metrics;
+    struct metrics_snapshot *snap; /* reused: it is large */
+    int exit_at_end;
+    int tty; /* stderr is a terminal: a live progress line */
+    int64_t started_ms;
+    int64_t next_publish_ms, next_progress_ms;
+    uint64_t total_at_start; /* events to consume, once known */
+    uint64_t last_done;
+    int64_t last_done_ms;
+    double rate;                                /* events/s, smoothed */
+    int fatal;                                  /* exit status 1 once set */
     uint64_t waits, wait_ms_total, wait_ms_max; /* events parked for claims */
     uint64_t accepted, rejected, refused;
     uint64_t rejects_by_code[CORE_REJECT__COUNT];
@@ -222,8 +233,7 @@ static void reject(struct run *r, const struct ingest_msg *m,
              "code=%s path=\"%s\"",
              m->topic, m->partition, (long long)m->offset,
              core_reject_name(rej->code), rej->path);
-    produce_reject(r, m, core_reject_name(rej->code), rej->path,
-                   rej->message);
+    produce_reject(r, m, core_reject_name(rej->code), rej->path, rej->message);
 }
 
 /*
@@ -296,6 +306,145 @@ static void unpark(struct run *r)
         transform_user_id(r->tf, &uid, &uid_len);
         r->accepted++;
         sink_add(r->snk, uid, uid_len, out, out_len, ticket);
+    }
+}
+
+/* ---- observability ---------------------------------------------------- */
+
+static uint64_t rejects_total(const struct run *r)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < CORE_REJECT__COUNT; i++) {
+        n += r->rejects_by_code[i];
+    }
+    return n;
+}
+
+_Static_assert(SINK_LATENCY_BUCKETS == METRICS_LATENCY_BUCKETS,
+               "the sink's and the endpoint's histograms share their bounds");
+
+static void publish(struct run *r)
+{
+    struct metrics_snapshot *m = r->snap;
+    struct sink_stats ss;
+    struct ingest_stats is;
+    struct ingest_partition_info info[METRICS_MAX_PARTITIONS];
+    size_t n;
+
+    sink_get_stats(r->snk, &ss);
+    ingest_get_stats(r->ing, &is);
+    memset(m, 0, sizeof(*m));
+    m->consumed = is.consumed;
+    m->accepted = r->accepted;
+    memcpy(m->rejected_by_code, r->rejects_by_code,
+           sizeof(m->rejected_by_code));
+    m->batches_sent = ss.batches_ok;
+    m->users_sent = ss.events_ok;
+    memcpy(m->responses, ss.status, sizeof(m->responses));
+    m->retries = ss.retries;
+    m->in_flight = ss.in_flight;
+    /* the sink's and the endpoint's histograms share their bounds */
+    memcpy(m->latency_bucket, ss.latency_bucket, sizeof(m->latency_bucket));
+    m->latency_sum_s = (double)ss.latency_sum_ms / 1000.0;
+    m->latency_count = ss.requests;
+    m->schema_keys = schema_count(r->sch);
+    m->parked = core_parked_count(r->parked);
+    m->moesif_reachable = ss.reachable || ss.requests == 0;
+    n = ingest_partitions(r->ing, info, METRICS_MAX_PARTITIONS);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(m->parts[i].topic, sizeof(m->parts[i].topic), "%s",
+                 info[i].topic);
+        m->parts[i].partition = info[i].partition;
+        m->parts[i].lag = info[i].lag;
+        m->parts[i].paused = info[i].paused;
+        m->paused += (unsigned)info[i].paused;
+    }
+    m->nparts = n;
+    m->assigned = (unsigned)n;
+    metrics_publish(r->metrics, m);
+}
+
+/* Backfill progress (--exit-at-end): a live line on a terminal, a log
+ * line every progress.interval_ms otherwise. */
+static void progress(struct run *r, int64_t now, int final)
+{
+    struct ingest_partition_info info[METRICS_MAX_PARTITIONS];
+    struct ingest_stats is;
+    size_t n = ingest_partitions(r->ing, info, METRICS_MAX_PARTITIONS);
+    uint64_t remaining = 0, done;
+    int known = n > 0;
+    double secs = (double)(now - r->started_ms) / 1000.0;
+    char eta[32] = "?";
+
+    ingest_get_stats(r->ing, &is);
+    for (size_t i = 0; i < n; i++) {
+        if (info[i].remaining < 0) {
+            known = 0;
+        } else {
+            remaining += (uint64_t)info[i].remaining;
+        }
+    }
+    done = is.settled;
+    if (known && r->total_at_start == 0) {
+        r->total_at_start = is.consumed + remaining;
+    }
+    if (now > r->last_done_ms) {
+        double inst = (double)(done - r->last_done) * 1000.0 /
+                      (double)(now - r->last_done_ms);
+        r->rate = r->last_done_ms == 0 ? inst : 0.7 * r->rate + 0.3 * inst;
+        r->last_done = done;
+        r->last_done_ms = now;
+    }
+    if (r->total_at_start > done && r->rate > 1.0) {
+        snprintf(eta, sizeof(eta), "%.0fs",
+                 (double)(r->total_at_start - done) / r->rate);
+    } else if (r->total_at_start > 0 && done >= r->total_at_start) {
+        snprintf(eta, sizeof(eta), "0s");
+    }
+    if (r->tty) {
+        if (r->total_at_start > 0) {
+            fprintf(stderr,
+                    "\r\033[Kuserpipe: %llu/%llu events (%.1f%%), %.0f "
+                    "events/s, %llu rejects, %.0fs elapsed, %s left",
+                    (unsigned long long)done,
+                    (unsigned long long)r->total_at_start,
+                    100.0 * (double)done / (double)r->total_at_start, r->rate,
+                    (unsigned long long)rejects_total(r), secs, eta);
+        } else {
+            fprintf(stderr,
+                    "\r\033[Kuserpipe: %llu events, %.0f events/s, %llu "
+                    "rejects, %.0fs elapsed (waiting for partitions)",
+                    (unsigned long long)done, r->rate,
+                    (unsigned long long)rejects_total(r), secs);
+        }
+        if (final) {
+            fputc('\n', stderr);
+        }
+        fflush(stderr);
+    } else {
+        core_log(CORE_LOG_INFO, "run",
+                 "msg=\"progress\" done=%llu total=%llu rate=%.0f "
+                 "rejects=%llu elapsed_s=%.0f eta=%s",
+                 (unsigned long long)done,
+                 (unsigned long long)r->total_at_start, r->rate,
+                 (unsigned long long)rejects_total(r), secs, eta);
+    }
+}
+
+/* Called every turn of the loop: publishes metrics (4 times a second)
+ * and reports progress. */
+static void tick(struct run *r)
+{
+    int64_t now = now_ms();
+
+    if (r->metrics != NULL && now >= r->next_publish_ms) {
+        publish(r);
+        r->next_publish_ms = now + 250;
+    }
+    if (r->exit_at_end && now >= r->next_progress_ms) {
+        progress(r, now, 0);
+        r->next_progress_ms =
+            now + (r->tty ? 1000 : (int64_t)r->cfg.progress_interval_ms);
     }
 }
 
@@ -409,6 +558,9 @@ int cmd_run(int argc, char **argv)
 
     memset(&r, 0, sizeof(r));
     core_config_init(&r.cfg);
+    r.snap = core_calloc(1, sizeof(*r.snap));
+    r.started_ms = started_ms;
+    r.tty = isatty(STDERR_FILENO);
     status = parse_args(argc, argv, &path, &overrides, &noverrides,
                         &from_beginning, &exit_at_end);
     if (status != 0) {
@@ -423,6 +575,7 @@ int cmd_run(int argc, char **argv)
         goto out;
     }
     core_log_threshold = r.cfg.log_level;
+    r.exit_at_end = exit_at_end;
 
     /* every client is configured (and kafka.* checked by librdkafka)
      * before anything touches the network */
@@ -458,9 +611,16 @@ int cmd_run(int argc, char **argv)
         rc = ingest_new(&icfg, &icb, &r.ing, errstr, sizeof(errstr));
     }
     if (rc == CORE_OK) {
+        rc = metrics_new(r.cfg.metrics_listen, &r.metrics, errstr,
+                         sizeof(errstr));
+        if (rc == CORE_OK && r.metrics != NULL) {
+            core_log(CORE_LOG_INFO, "run", "msg=\"metrics listening\" port=%u",
+                     metrics_port(r.metrics));
+        }
+    }
+    if (rc == CORE_OK) {
         /* the shared schema, read to its end before any event */
-        rc = core_open_schema(&r.cfg, r.sch, &r.claims, errstr,
-                              sizeof(errstr));
+        rc = core_open_schema(&r.cfg, r.sch, &r.claims, errstr, sizeof(errstr));
     }
     if (rc != CORE_OK) {
         fprintf(stderr, "userpipe run: %s\n", errstr);
@@ -499,12 +659,12 @@ int cmd_run(int argc, char **argv)
             break;
         }
         if (exit_at_end && ingest_at_end(r.ing) && sink_pending(r.snk) == 0 &&
-            sink_dlq_pending(r.dlq) == 0 &&
-            core_parked_count(r.parked) == 0) {
+            sink_dlq_pending(r.dlq) == 0 && core_parked_count(r.parked) == 0) {
             core_log(CORE_LOG_INFO, "run",
                      "msg=\"every partition reached its end offset\"");
             break;
         }
+        tick(&r);
         /* a flood of events waiting for claims pauses consumption too */
         ingest_pause(r.ing, sink_saturated(r.snk) ||
                                 core_parked_count(r.parked) > 100000);
@@ -542,6 +702,24 @@ int cmd_run(int argc, char **argv)
         }
     }
     summary(&r, started_ms);
+    if (exit_at_end && r.tty) {
+        progress(&r, now_ms(), 1);
+        fprintf(stderr,
+                "userpipe: %s after %.1fs: %llu accepted, %llu "
+                "rejected",
+                r.fatal ? "stopped" : "done",
+                (double)(now_ms() - started_ms) / 1000.0,
+                (unsigned long long)r.accepted,
+                (unsigned long long)rejects_total(&r));
+        for (int i = 1; i < CORE_REJECT__COUNT; i++) {
+            if (r.rejects_by_code[i] > 0) {
+                fprintf(stderr, "%s %s=%llu", i ? "," : "",
+                        core_reject_name((enum core_reject_code)i),
+                        (unsigned long long)r.rejects_by_code[i]);
+            }
+        }
+        fputc('\n', stderr);
+    }
 
 out:
     if (r.fatal) {
@@ -555,6 +733,8 @@ out:
     transform_destroy(r.tf);
     schema_claims_destroy(r.claims);
     core_parked_destroy(r.parked);
+    metrics_destroy(r.metrics);
+    free(r.snap);
     schema_destroy(r.sch);
     core_config_release(&r.cfg);
     free(overrides);

@@ -58,9 +58,8 @@ static enum core_err settle_claims(struct schema_claims *sc, char *errstr,
 }
 
 enum core_err core_open_schema(const struct core_config *cfg,
-                               struct schema *sch,
-                               struct schema_claims **out, char *errstr,
-                               size_t errstr_size)
+                               struct schema *sch, struct schema_claims **out,
+                               char *errstr, size_t errstr_size)
 {
     struct schema_claims_config ccfg;
     struct schema_claims *sc = NULL;
@@ -82,8 +81,7 @@ enum core_err core_open_schema(const struct core_config *cfg,
     ccfg.kafka_count = cfg->kafka_count;
     ccfg.topic = cfg->schema_topic;
     ccfg.instance = instance;
-    ccfg.scope =
-        cfg->transform.scope == TRANSFORM_SCOPE_PATH ? "path" : "name";
+    ccfg.scope = cfg->transform.scope == TRANSFORM_SCOPE_PATH ? "path" : "name";
     rc = schema_claims_new(&ccfg, sch, &sc, errstr, errstr_size);
     if (rc == CORE_OK) {
         rc = schema_claims_sync(sc, SCHEMA_SYNC_MS, errstr, errstr_size);
@@ -168,8 +166,9 @@ int cmd_schema(int argc, char **argv)
     verb = argv[1];
     if (strcmp(verb, "show") != 0 && strcmp(verb, "export") != 0 &&
         strcmp(verb, "import") != 0) {
-        fprintf(stderr, "userpipe schema: unknown verb '%s'; see 'userpipe "
-                        "schema --help'\n",
+        fprintf(stderr,
+                "userpipe schema: unknown verb '%s'; see 'userpipe "
+                "schema --help'\n",
                 verb);
         status = 2;
         goto out;
@@ -180,15 +179,16 @@ int cmd_schema(int argc, char **argv)
         if (c == 'c') {
             path = optarg;
         } else if (c == 'X') {
-            overrides = core_realloc(overrides,
-                                     (noverrides + 1) * sizeof(char *));
+            overrides =
+                core_realloc(overrides, (noverrides + 1) * sizeof(char *));
             overrides[noverrides++] = optarg;
         } else if (c == 'h') {
             usage(stdout);
             goto out;
         } else {
-            fprintf(stderr, "userpipe schema: unknown or incomplete option "
-                            "'%s'\n",
+            fprintf(stderr,
+                    "userpipe schema: unknown or incomplete option "
+                    "'%s'\n",
                     argv[optind - 1]);
             status = 2;
             goto out;
@@ -213,8 +213,8 @@ int cmd_schema(int argc, char **argv)
         status = 2;
         goto out;
     }
-    core_log_threshold = cfg.log_level < CORE_LOG_WARN ? cfg.log_level
-                                                       : CORE_LOG_WARN;
+    core_log_threshold =
+        cfg.log_level < CORE_LOG_WARN ? cfg.log_level : CORE_LOG_WARN;
     free(cfg.schema_file); /* `schema` never imports the run's seed */
     cfg.schema_file = NULL;
     rc = core_open_schema(&cfg, sch, &sc, errstr, sizeof(errstr));
@@ -231,8 +231,8 @@ int cmd_schema(int argc, char **argv)
             enum schema_type t;
             schema_entry(sch, i, &k, &len, &t);
             schema_claims_origin(sc, i, &by, &at);
-            printf("%-40.*s %-8s %-30s %s\n", (int)len, k,
-                   schema_type_name(t), by, at);
+            printf("%-40.*s %-8s %-30s %s\n", (int)len, k, schema_type_name(t),
+                   by, at);
         }
     } else if (strcmp(verb, "export") == 0) {
         schema_write(sch, stdout);

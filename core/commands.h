@@ -10,6 +10,7 @@ int cmd_transform(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_config_reference(int argc, char **argv);
 int cmd_schema(int argc, char **argv);
+int cmd_dlq(int argc, char **argv);
 
 #include "config.h"
 #include "../schemas/schema.h"

@@ -121,6 +121,15 @@ static const struct key keys[] = {
      64 * MIB, "1048576", "Larger events are rejected as `too_large`.", NULL},
     {"transform.max_depth", K_UINT, OFF(transform.max_depth), 2, 1024, "64",
      "Deeper nesting is rejected as `too_deep` (the event is level 1).", NULL},
+    {"metrics.listen", K_STR, OFF(metrics_listen), 0, 0, "127.0.0.1:9464",
+     "Address of the Prometheus `/metrics`, `/healthz` and `/readyz` "
+     "endpoints, `HOST:PORT` (port 0 picks a free one), or `off`.",
+     NULL},
+    {"progress.interval_ms", K_UINT, OFF(progress_interval_ms), 100, 3600000,
+     "5000",
+     "With `--exit-at-end` and no terminal, how often the progress figures "
+     "are logged (on a terminal a live line is updated every second).",
+     NULL},
     {"log.level", K_LOGLEVEL, OFF(log_level), 0, 3, "info",
      "Least severe log level written: `error`, `warn`, `info` or `debug`.",
      level_names},
@@ -135,6 +144,8 @@ void core_config_init(struct core_config *cfg)
     transform_config_init(&cfg->transform);
     cfg->log_level = CORE_LOG_INFO;
     cfg->drain_timeout_ms = 30000;
+    cfg->metrics_listen = core_strdup("127.0.0.1:9464");
+    cfg->progress_interval_ms = 5000;
     cfg->base_url = core_strdup("https://api.moesif.net");
     cfg->schema_topic = core_strdup("userpipe-schema");
 }
@@ -151,6 +162,7 @@ void core_config_release(struct core_config *cfg)
     free(cfg->dlq_topic);
     free(cfg->schema_file);
     free(cfg->schema_topic);
+    free(cfg->metrics_listen);
     free(cfg->instance_id);
     free(cfg->base_url);
     if (cfg->application_id != NULL) {
@@ -435,6 +447,16 @@ enum core_err core_config_load(struct core_config *cfg, const char *path,
     cfg->sink.base_url = cfg->base_url;
     cfg->sink.application_id = cfg->application_id;
     return CORE_OK;
+}
+
+const char *core_config_kafka(const struct core_config *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        if (strcmp(cfg->kafka_keys[i], name) == 0) {
+            return cfg->kafka_values[i];
+        }
+    }
+    return NULL;
 }
 
 static const char *type_name(const struct key *k)

@@ -23,13 +23,15 @@ struct core_config {
     char **kafka_values;
     size_t kafka_count;
 
-    char *source_topics;       /* comma-separated, required */
-    char *dlq_topic;           /* NULL: <source topic>.dlq */
-    char *schema_file;         /* seed file, optional */
-    char *schema_topic;        /* the shared schema's claims topic */
-    char *instance_id;         /* who claims: NULL means host:pid */
-    int log_level;             /* enum core_log_level */
-    unsigned drain_timeout_ms; /* bound on flushing at shutdown/rebalance */
+    char *source_topics;           /* comma-separated, required */
+    char *dlq_topic;               /* NULL: <source topic>.dlq */
+    char *schema_file;             /* seed file, optional */
+    char *schema_topic;            /* the shared schema's claims topic */
+    char *instance_id;             /* who claims: NULL means host:pid */
+    int log_level;                 /* enum core_log_level */
+    unsigned drain_timeout_ms;     /* bound on flushing at shutdown/rebalance */
+    char *metrics_listen;          /* HOST:PORT of /metrics, or "off" */
+    unsigned progress_interval_ms; /* backfill progress without a terminal */
 
     /* owned copies of the sink's strings */
     char *base_url;
@@ -49,9 +51,9 @@ void core_config_release(struct core_config *cfg);
  * only), then applies overrides ("key=value" strings), then the
  * environment (MOESIF_APPLICATION_ID when moesif.application_id is unset),
  * then checks that required keys are present (source.topics and the
- * application id only when for_run: `userpipe schema` needs neither).  Returns CORE_OK, or
- * CORE_ERR_USAGE / CORE_ERR_IO with errstr naming the key (or file and
- * line) and what to fix.
+ * application id only when for_run: `userpipe schema` needs neither).  Returns
+ * CORE_OK, or CORE_ERR_USAGE / CORE_ERR_IO with errstr naming the key (or file
+ * and line) and what to fix.
  */
 CORE_WUR enum core_err core_config_load(struct core_config *cfg,
                                         const char *path,
@@ -63,6 +65,9 @@ CORE_WUR enum core_err core_config_load(struct core_config *cfg,
 CORE_WUR enum core_err core_config_set(struct core_config *cfg, const char *key,
                                        const char *value, char *errstr,
                                        size_t errstr_size);
+
+/* The value of kafka.<name>, or NULL when it is not set. */
+const char *core_config_kafka(const struct core_config *cfg, const char *name);
 
 /* Writes the reference of every key as a Markdown table. */
 void core_config_reference(FILE *f);

@@ -25,6 +25,9 @@ static void usage(FILE *f)
         "              the dead-letter topic (-c FILE)\n"
         "  transform   the transform alone: NDJSON events on stdin, accepted\n"
         "              events on stdout, rejects as NDJSON to a file\n"
+        "  schema      show, export or import the shared metadata schema\n"
+        "              (the schema topic; -c FILE)\n"
+        "  dlq         the dead-letter topics: stats, redrive (-c FILE)\n"
         "  config-reference\n"
         "              every configuration key of `run`, as a Markdown table\n"
         "\n"
@@ -53,6 +56,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "run") == 0) {
         return cmd_run(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "dlq") == 0) {
+        return cmd_dlq(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "schema") == 0) {
         return cmd_schema(argc - 1, argv + 1);

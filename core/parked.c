@@ -96,8 +96,7 @@ void core_parked_push(struct core_parked *p, uint64_t ticket,
         p->head = 0;
         p->cap *= 2;
     }
-    p->ring[(p->head + p->len) % p->cap] =
-        (struct entry){ticket, h, now_ms};
+    p->ring[(p->head + p->len) % p->cap] = (struct entry){ticket, h, now_ms};
     p->len++;
     if ((p->uused + 1) * 2 > p->ucap) {
         users_grow(p);

@@ -40,6 +40,7 @@ kafka.group.id=userpipe-demo
 source.topics=users
 moesif.base_url=$MOESIF_URL
 batch.linger_ms=200
+metrics.listen=off
 EOF
 echo "== userpipe run -c $OUT/userpipe.properties --from-beginning --exit-at-end"
 echo "   (the application id comes from MOESIF_APPLICATION_ID; the dev group"

@@ -31,6 +31,7 @@ struct part {
     uint64_t head, tail;  /* seqs: oldest unsettled, next to hand out */
     int64_t stored;       /* offset last stored, -1 none */
     int64_t end_at_start; /* high watermark when assigned, -1 unknown */
+    int64_t next_offset;  /* after the last consumed message, -1 none */
     int reached_end;
     int revoked;
     int dirty; /* head moved since the last store */
@@ -127,6 +128,7 @@ static struct part *part_add(struct ingest *ing, const char *topic,
     p->done = core_calloc(p->cap, 1);
     p->stored = -1;
     p->end_at_start = -1;
+    p->next_offset = -1;
     for (size_t i = 0; i < ing->nparts; i++) {
         if (ing->parts[i] == NULL) {
             slot = i;
@@ -624,6 +626,7 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
         p->msgs[idx] = m;
         p->offsets[idx] = m->offset;
         p->done[idx] = 0;
+        p->next_offset = m->offset + 1;
         if (p->end_at_start >= 0 && m->offset + 1 >= p->end_at_start) {
             p->reached_end = 1;
         }
@@ -717,6 +720,43 @@ enum core_err ingest_commit(struct ingest *ing)
         return CORE_ERR_RETRY;
     }
     return CORE_OK;
+}
+
+size_t ingest_partitions(const struct ingest *ing,
+                         struct ingest_partition_info *out, size_t max)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < ing->nparts && n < max; i++) {
+        const struct part *p = ing->parts[i];
+        int64_t lo = -1, hi = -1;
+
+        if (p == NULL || p->revoked) {
+            continue;
+        }
+        /* cached by librdkafka from fetch responses: never blocks */
+        rd_kafka_get_watermark_offsets(ing->rk, p->topic, p->partition, &lo,
+                                       &hi);
+        out[n].topic = p->topic;
+        out[n].partition = p->partition;
+        out[n].lag = -1;
+        if (hi >= 0 && p->next_offset >= 0) {
+            out[n].lag = hi > p->next_offset ? hi - p->next_offset : 0;
+        }
+        out[n].remaining = -1;
+        if (p->reached_end) {
+            out[n].remaining = 0;
+        } else if (p->end_at_start >= 0 && p->next_offset >= 0) {
+            out[n].remaining = p->end_at_start > p->next_offset
+                                   ? p->end_at_start - p->next_offset
+                                   : 0;
+        } else if (p->end_at_start >= 0 && lo >= 0) {
+            out[n].remaining = p->end_at_start - lo;
+        }
+        out[n].paused = ing->paused || ing->stopped;
+        n++;
+    }
+    return n;
 }
 
 const char *ingest_error(const struct ingest *ing)

@@ -114,6 +114,19 @@ enum core_err ingest_commit(struct ingest *ing);
 /* The sentence describing a fatal error after ingest_poll returned -1. */
 const char *ingest_error(const struct ingest *ing);
 
+/* One assigned partition, for metrics and progress. */
+struct ingest_partition_info {
+    const char *topic; /* valid until the next ingest_poll */
+    int32_t partition;
+    int64_t lag;       /* high watermark - next offset; -1 unknown */
+    int64_t remaining; /* to the end offset it had when assigned; -1 unknown */
+    int paused;
+};
+
+/* Fills out with up to max assigned partitions; returns how many. */
+size_t ingest_partitions(const struct ingest *ing,
+                         struct ingest_partition_info *out, size_t max);
+
 struct ingest_stats {
     uint64_t consumed;
     uint64_t settled;

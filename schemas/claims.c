@@ -37,7 +37,7 @@ struct schema_claims {
     char *instance;
     char *scope;
     struct schema *sch;
-    struct schema *mine; /* keys this instance claimed */
+    struct schema *mine;    /* keys this instance claimed */
     struct origin *origins; /* by schema entry index */
     size_t norigins;
     size_t in_flight;
@@ -74,10 +74,21 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
  * (the schema topic is tiny and read from the start). */
 static int connection_property(const char *k)
 {
-    static const char *const prefixes[] = {
-        "bootstrap.servers", "metadata.broker.list", "security.", "sasl.",
-        "ssl.", "ssl_", "client.", "socket.", "broker.", "api.version",
-        "reconnect.", "enable.ssl", "debug", "log_level", "topic.metadata"};
+    static const char *const prefixes[] = {"bootstrap.servers",
+                                           "metadata.broker.list",
+                                           "security.",
+                                           "sasl.",
+                                           "ssl.",
+                                           "ssl_",
+                                           "client.",
+                                           "socket.",
+                                           "broker.",
+                                           "api.version",
+                                           "reconnect.",
+                                           "enable.ssl",
+                                           "debug",
+                                           "log_level",
+                                           "topic.metadata"};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
         if (strncmp(k, prefixes[i], strlen(prefixes[i])) == 0) {
             return 1;
@@ -96,8 +107,8 @@ static rd_kafka_conf_t *base_conf(const struct schema_claims_config *cfg,
         if (!connection_property(cfg->kafka_keys[i])) {
             continue;
         }
-        if (rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i],
-                              e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        if (rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], e,
+                              sizeof(e)) != RD_KAFKA_CONF_OK) {
             snprintf(errstr, errstr_size, "configuration key 'kafka.%s': %s",
                      cfg->kafka_keys[i], e);
             rd_kafka_conf_destroy(conf);
@@ -111,9 +122,8 @@ static rd_kafka_conf_t *base_conf(const struct schema_claims_config *cfg,
 static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
 {
     char e[256];
-    return rd_kafka_conf_set(conf, k, v, e, sizeof(e)) == RD_KAFKA_CONF_OK
-               ? 0
-               : -1;
+    return rd_kafka_conf_set(conf, k, v, e, sizeof(e)) == RD_KAFKA_CONF_OK ? 0
+                                                                           : -1;
 }
 
 /* Checks the topic has one partition; creates it when it is missing. */
@@ -227,8 +237,7 @@ enum core_err schema_claims_new(const struct schema_claims_config *cfg,
     pconf = NULL;
     sc->cons = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, e, sizeof(e));
     if (sc->cons == NULL) {
-        snprintf(errstr, errstr_size, "cannot create the schema reader: %s",
-                 e);
+        snprintf(errstr, errstr_size, "cannot create the schema reader: %s", e);
         goto fail;
     }
     cconf = NULL;
@@ -290,8 +299,8 @@ static const char *str_at(yajl_val root, const char *name)
 /* Applies one claim record. */
 static void apply(struct schema_claims *sc, const rd_kafka_message_t *m)
 {
-    char *text = core_strndup(m->payload ? (const char *)m->payload : "",
-                              m->len);
+    char *text =
+        core_strndup(m->payload ? (const char *)m->payload : "", m->len);
     char perr[128];
     yajl_val root = yajl_tree_parse(text, perr, sizeof(perr));
     const char *key, *type, *scope, *by = NULL, *at = NULL;
@@ -332,8 +341,8 @@ static void apply(struct schema_claims *sc, const rd_kafka_message_t *m)
     }
     /* origins are indexed like the schema's entries, which may include
      * keys not from the topic (none in a pipeline, but keep it aligned) */
-    sc->origins = core_realloc(sc->origins,
-                               schema_count(sc->sch) * sizeof(*sc->origins));
+    sc->origins =
+        core_realloc(sc->origins, schema_count(sc->sch) * sizeof(*sc->origins));
     while (sc->norigins < schema_count(sc->sch)) {
         sc->origins[sc->norigins].by = core_strdup("");
         sc->origins[sc->norigins].at = core_strdup("");
@@ -344,9 +353,9 @@ static void apply(struct schema_claims *sc, const rd_kafka_message_t *m)
     sc->origins[sc->norigins - 1].by = core_strdup(by ? by : "");
     sc->origins[sc->norigins - 1].at = core_strdup(at ? at : "");
 out:
-    if (key != NULL && schema_get(sc->mine, key, strlen(key),
-                                  schema_hash(key, strlen(key))) !=
-                           SCHEMA_TYPE_NONE &&
+    if (key != NULL &&
+        schema_get(sc->mine, key, strlen(key), schema_hash(key, strlen(key))) !=
+            SCHEMA_TYPE_NONE &&
         by != NULL && strcmp(by, sc->instance) == 0 && sc->in_flight > 0) {
         sc->in_flight--;
     }
@@ -386,8 +395,8 @@ enum core_err schema_claims_sync(struct schema_claims *sc, int timeout_ms,
                                            timeout_ms);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(errstr, errstr_size,
-                 "cannot read the end of the schema topic '%s': %s",
-                 sc->topic, rd_kafka_err2str(err));
+                 "cannot read the end of the schema topic '%s': %s", sc->topic,
+                 rd_kafka_err2str(err));
         return CORE_ERR_RETRY;
     }
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -397,8 +406,7 @@ enum core_err schema_claims_sync(struct schema_claims *sc, int timeout_ms,
             return CORE_ERR_STOP;
         }
         clock_gettime(CLOCK_MONOTONIC, &t);
-        if ((t.tv_sec - t0.tv_sec) * 1000 +
-                (t.tv_nsec - t0.tv_nsec) / 1000000 >
+        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
             timeout_ms) {
             snprintf(errstr, errstr_size,
                      "reading the schema topic '%s' to its end (offset "
@@ -457,12 +465,10 @@ void schema_claims_claim(struct schema_claims *sc, const char *key, size_t len,
     gen_str(g, at, strlen(at));
     yajl_gen_map_close(g);
     yajl_gen_get_buf(g, &buf, &blen);
-    err = rd_kafka_producev(sc->prod, RD_KAFKA_V_TOPIC(sc->topic),
-                            RD_KAFKA_V_PARTITION(0),
-                            RD_KAFKA_V_KEY(key, len),
-                            RD_KAFKA_V_VALUE((void *)buf, blen),
-                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                            RD_KAFKA_V_END);
+    err = rd_kafka_producev(
+        sc->prod, RD_KAFKA_V_TOPIC(sc->topic), RD_KAFKA_V_PARTITION(0),
+        RD_KAFKA_V_KEY(key, len), RD_KAFKA_V_VALUE((void *)buf, blen),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
     yajl_gen_free(g);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         /* queue full: not recorded as mine, so the next call claims

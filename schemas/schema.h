@@ -87,7 +87,6 @@ CORE_WUR enum core_err schema_save_file(const struct schema *sch,
                                         const char *path, char *errstr,
                                         size_t errstr_size);
 
-
 /*
  * The shared schema (schemas/claims.c, DESIGN.md section 3): a Kafka topic
  * of one partition holds claims {key, type, who, when}; every instance
@@ -127,8 +126,8 @@ CORE_WUR enum core_err schema_claims_sync(struct schema_claims *sc,
 
 /* Claims key as type, unless the schema has a type for it or a claim of
  * this instance for it is on its way.  Never blocks. */
-void schema_claims_claim(struct schema_claims *sc, const char *key,
-                         size_t len, enum schema_type type);
+void schema_claims_claim(struct schema_claims *sc, const char *key, size_t len,
+                         enum schema_type type);
 
 /* Serves deliveries and applies the claims read since the last call;
  * never blocks.  CORE_ERR_STOP once the topic cannot be written or read
@@ -146,9 +145,9 @@ void schema_claims_origin(const struct schema_claims *sc, size_t i,
 const char *schema_claims_error(const struct schema_claims *sc);
 
 struct schema_claims_stats {
-    uint64_t made;     /* claims produced by this instance */
-    uint64_t read;     /* claims read from the topic */
-    uint64_t ignored;  /* read but a key already had a type (lost races) */
+    uint64_t made;    /* claims produced by this instance */
+    uint64_t read;    /* claims read from the topic */
+    uint64_t ignored; /* read but a key already had a type (lost races) */
 };
 
 void schema_claims_get_stats(const struct schema_claims *sc,

@@ -176,20 +176,20 @@ enum core_err schema_save_file(const struct schema *sch, const char *path,
     snprintf(tmp, plen + 8, "%s.tmp", path);
     f = fopen(tmp, "wb");
     if (f == NULL) {
-        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s",
-                 tmp, strerror(errno));
+        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s", tmp,
+                 strerror(errno));
         free(tmp);
         return CORE_ERR_IO;
     }
     schema_write(sch, f);
     if (fflush(f) != 0 || ferror(f)) {
-        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s",
-                 tmp, strerror(errno));
+        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s", tmp,
+                 strerror(errno));
         rc = CORE_ERR_IO;
     }
     if (fclose(f) != 0 && rc == CORE_OK) {
-        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s",
-                 tmp, strerror(errno));
+        snprintf(errstr, errstr_size, "cannot write schema file '%s': %s", tmp,
+                 strerror(errno));
         rc = CORE_ERR_IO;
     }
     if (rc == CORE_OK && rename(tmp, path) != 0) {

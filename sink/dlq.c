@@ -10,6 +10,7 @@
  * permanent error (authorisation, a record too large) stops the pipeline.
  */
 #include "sink.h"
+#include "sink_int.h"
 
 #include <librdkafka/rdkafka.h>
 #include <inttypes.h>
@@ -34,6 +35,40 @@ static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                                          : CORE_LOG_DEBUG;
     (void)rk;
     core_log(l, "dlq", "msg=\"%s\" facility=%s", buf, fac);
+}
+
+int sink_consumer_only_property(const char *name)
+{
+    /* kafka.* goes to consumers and producers alike; these would make
+     * librdkafka warn at every producer's start */
+    static const char *const consumer_only[] = {
+        "group.id",
+        "auto.offset.reset",
+        "enable.auto.commit",
+        "auto.commit.interval.ms",
+        "queued.max.messages.kbytes",
+        "fetch.max.bytes",
+        "enable.partition.eof",
+        "session.timeout.ms",
+        "max.poll.interval.ms",
+        "partition.assignment.strategy",
+        "group.instance.id",
+        "heartbeat.interval.ms",
+        "fetch.wait.max.ms",
+        "fetch.min.bytes",
+        "fetch.message.max.bytes",
+        "isolation.level",
+        "enable.auto.offset.store",
+        "queued.min.messages",
+        "group.protocol.type",
+        "check.crcs",
+        "coordinator.query.interval.ms"};
+    for (size_t j = 0; j < sizeof(consumer_only) / sizeof(char *); j++) {
+        if (strcmp(name, consumer_only[j]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -62,30 +97,6 @@ enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
                            struct sink_dlq **out, char *errstr,
                            size_t errstr_size)
 {
-    /* Consumer-only properties are left out of the producer so librdkafka
-     * does not warn about each of them. */
-    static const char *const consumer_only[] = {
-        "group.id",
-        "auto.offset.reset",
-        "enable.auto.commit",
-        "auto.commit.interval.ms",
-        "queued.max.messages.kbytes",
-        "fetch.max.bytes",
-        "enable.partition.eof",
-        "session.timeout.ms",
-        "max.poll.interval.ms",
-        "partition.assignment.strategy",
-        "group.instance.id",
-        "heartbeat.interval.ms",
-        "fetch.wait.max.ms",
-        "fetch.min.bytes",
-        "fetch.message.max.bytes",
-        "isolation.level",
-        "enable.auto.offset.store",
-        "queued.min.messages",
-        "group.protocol.type",
-        "check.crcs",
-        "coordinator.query.interval.ms"};
     static const char *const forced[][2] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
@@ -98,13 +109,7 @@ enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
 
     *out = NULL;
     for (size_t i = 0; i < cfg->kafka_count; i++) {
-        int skip = 0;
-        for (size_t j = 0; j < sizeof(consumer_only) / sizeof(char *); j++) {
-            if (strcmp(cfg->kafka_keys[i], consumer_only[j]) == 0) {
-                skip = 1;
-            }
-        }
-        if (!skip &&
+        if (!sink_consumer_only_property(cfg->kafka_keys[i]) &&
             rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], e,
                               sizeof(e)) != RD_KAFKA_CONF_OK) {
             snprintf(errstr, errstr_size, "configuration key 'kafka.%s': %s",

@@ -342,6 +342,9 @@ void sink_flush(struct sink *snk)
  * of 429s some lane nearly always retries, so an immediate pause would
  * stall every lane behind one.  A quarter still leaves the other lanes
  * several batches each to send. */
+const unsigned sink_latency_le_ms[SINK_LATENCY_BUCKETS] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+
 int sink_saturated(const struct sink *snk)
 {
     size_t cap = snk->cfg.max_pending_bytes;
@@ -537,6 +540,17 @@ static void settle(struct sink *snk, const struct sink_completion *c)
         cls = 0;
     }
     snk->st.status[cls]++;
+    snk->st.reachable = c->err == SINK_TP_OK;
+    {
+        uint64_t now = snk->ops->now_ms(snk->tp);
+        uint64_t ms = now > lane->sent_ms ? now - lane->sent_ms : 0;
+        unsigned b = 0;
+        while (b < SINK_LATENCY_BUCKETS && ms > sink_latency_le_ms[b]) {
+            b++;
+        }
+        snk->st.latency_bucket[b]++;
+        snk->st.latency_sum_ms += ms;
+    }
     if (lane->gz_cap > snk->gz_keep) {
         /* an event beyond max_bytes grew it: give that back */
         free(lane->gz);
@@ -578,6 +592,7 @@ static void lane_kick(struct sink *snk, unsigned i)
         assert(req.body_len > 0);
     }
     lane->in_flight = 1;
+    lane->sent_ms = snk->ops->now_ms(snk->tp);
     snk->in_flight++;
     if (snk->ops->start(snk->tp, i, &req) != CORE_OK) {
         struct sink_completion c;

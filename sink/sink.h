@@ -102,6 +102,11 @@ size_t sink_pending(const struct sink *snk);
 /* The sentence describing the fatal condition after CORE_ERR_STOP. */
 const char *sink_error(const struct sink *snk);
 
+/* Upper bounds (ms) of the request latency histogram of sink_stats; the
+ * metrics endpoint (core/metrics.h) uses the same bounds. */
+#define SINK_LATENCY_BUCKETS 11
+extern const unsigned sink_latency_le_ms[SINK_LATENCY_BUCKETS];
+
 struct sink_stats {
     uint64_t requests;   /* HTTP requests completed (any outcome) */
     uint64_t batches_ok; /* batches accepted (2xx) */
@@ -113,6 +118,11 @@ struct sink_stats {
     uint64_t bytes_raw;  /* uncompressed body bytes */
     uint64_t status[6];  /* by class: [0] transport errors, [1..5] 1xx..5xx */
     unsigned in_flight;
+    /* request latency: counts per bucket (not cumulative), the last one
+     * above every bound; the sum over all requests */
+    uint64_t latency_bucket[SINK_LATENCY_BUCKETS + 1];
+    uint64_t latency_sum_ms;
+    int reachable; /* the last request got an HTTP answer */
 };
 
 void sink_get_stats(const struct sink *snk, struct sink_stats *st);
@@ -176,5 +186,39 @@ CORE_WUR enum core_err sink_dlq_poll(struct sink_dlq *dlq, int timeout_ms);
 size_t sink_dlq_pending(const struct sink_dlq *dlq);
 
 const char *sink_dlq_error(const struct sink_dlq *dlq);
+
+/*
+ * Reading the dead-letter topics back (sink/dlq_read.c), for `userpipe dlq
+ * stats` and `userpipe dlq redrive`.  Each record read is handed to fn,
+ * which returns 1 to send it back to its source topic (redrive), 0 to
+ * leave it.  With group NULL the topics are read from the beginning to the
+ * end they had at the start, nothing is written and nothing committed
+ * (stats, dry runs).  With a group, the group's committed offsets decide
+ * where to start (earliest when it has none), records fn picks are
+ * produced to their source topic with their original key and value byte
+ * for byte (idempotent, acks=all), and only after every one of them is
+ * acknowledged are the group's offsets committed: a record is redriven at
+ * least once, and once per group in practice.
+ */
+struct sink_dlq_read_config {
+    const char *const *kafka_keys;
+    const char *const *kafka_values;
+    size_t kafka_count;
+    const char *const *topics; /* dead-letter topics */
+    size_t ntopics;
+    const char *group; /* NULL: read only */
+};
+
+/* rec's strings are valid during the call only; rec->ticket is unused;
+ * dlq_timestamp_ms is when the record was dead-lettered. */
+typedef int (*sink_dlq_read_fn)(void *opaque, const struct sink_dlq_record *rec,
+                                int64_t dlq_timestamp_ms);
+
+/* Reads every record once.  *redriven gets how many were produced back.
+ * Returns CORE_OK, or an error with errstr saying what failed. */
+CORE_WUR enum core_err sink_dlq_read(const struct sink_dlq_read_config *cfg,
+                                     sink_dlq_read_fn fn, void *opaque,
+                                     uint64_t *redriven, char *errstr,
+                                     size_t errstr_size);
 
 #endif

@@ -182,9 +182,10 @@ struct sink_lane {
     uint64_t *uids; /* open-addressing set of user_id hashes in `open`; 0 is
                        the empty slot */
     size_t uids_mask;
-    int in_flight; /* head is being sent */
-    int retrying;  /* head failed at least once and is not settled */
-    char *gz;      /* this lane's compressed body, alive while in flight */
+    int in_flight;    /* head is being sent */
+    uint64_t sent_ms; /* when the request in flight started */
+    int retrying;     /* head failed at least once and is not settled */
+    char *gz;         /* this lane's compressed body, alive while in flight */
     size_t gz_cap;
 };
 
@@ -231,5 +232,9 @@ void sink_lane_split_head(struct sink_batcher *bat, struct sink_lane *lane);
 
 /* Gives a settled batch back (kept for reuse, or freed). */
 void sink_batch_recycle(struct sink_batcher *bat, struct sink_batch *batch);
+
+/* Whether a librdkafka property is for consumers only (kept out of the
+ * producers' configuration: sink/dlq.c). */
+int sink_consumer_only_property(const char *name);
 
 #endif

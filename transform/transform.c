@@ -139,6 +139,8 @@ struct transform {
     int failed;
     int aborted; /* too_deep: the parse was cancelled */
     int bad_ws;  /* a form feed or vertical tab between tokens */
+    unsigned top_values; /* JSON values at depth 0 in this event */
+    int extra_value;     /* more than one: invalid JSON */
     size_t new_keys;
 };
 
@@ -599,6 +601,11 @@ static int scalar(struct transform *tf, enum schema_type t, const char *s,
         }
     }
     if (tf->depth == 0) {
+        if (++tf->top_values > 1) {
+            tf->extra_value = 1;
+            tf->failed = 1;
+            return 1;
+        }
         fail(tf, CORE_REJECT_NOT_AN_OBJECT, "the event is %s, not an object",
              a_type(t));
         return 1;
@@ -646,6 +653,12 @@ static int open_container(struct transform *tf, int is_array)
                  "(transform.max_depth)",
                  tf->cfg.max_depth);
         return 0;
+    }
+    if (tf->depth == 0 && ++tf->top_values > 1) {
+        /* the handle takes several values (it is reused across events):
+         * a second one in one event is not JSON */
+        tf->extra_value = 1;
+        tf->failed = 1;
     }
     if (tf->depth == 0) {
         if (is_array) {
@@ -1052,6 +1065,9 @@ void transform_destroy(struct transform *tf)
         return;
     }
     schema_destroy(tf->pending);
+    if (tf->h != NULL) {
+        yajl_free(tf->h);
+    }
     if (tf->g != NULL) {
         yajl_gen_free(tf->g);
     }
@@ -1106,6 +1122,8 @@ static void reset(struct transform *tf, const char *buf, size_t len,
     tf->npatches = 0;
     tf->rej = rej;
     tf->failed = tf->aborted = tf->bad_ws = 0;
+    tf->top_values = 0;
+    tf->extra_value = 0;
     tf->new_keys = 0;
     rej->code = CORE_REJECT_NONE;
     rej->path[0] = '\0';
@@ -1154,7 +1172,15 @@ enum core_err transform_event(struct transform *tf, const char *buf, size_t len,
         return CORE_ERR_REJECT;
     }
     reset(tf, buf, len, rej);
-    tf->h = yajl_alloc(&tf->cb, NULL, tf);
+    if (tf->h == NULL) {
+        /* one handle for every event while they parse cleanly: yajl has
+         * no reset, but with multiple values allowed a finished value
+         * leaves it ready for the next (a second value inside one event
+         * is caught by the callbacks).  Saves an allocation and a free of
+         * the handle, its lexer and its stack per event (make bench). */
+        tf->h = yajl_alloc(&tf->cb, NULL, tf);
+        yajl_config(tf->h, yajl_allow_multiple_values, 1);
+    }
     st = yajl_parse(tf->h, (const unsigned char *)buf, len);
     at = yajl_get_bytes_consumed(tf->h);
     if (st == yajl_status_ok) {
@@ -1173,6 +1199,12 @@ enum core_err transform_event(struct transform *tf, const char *buf, size_t len,
         /* too_deep, already described */
     } else if (st != yajl_status_ok) {
         invalid_json(tf, buf, len, at);
+    } else if (tf->extra_value) {
+        tf->failed = 1;
+        rej->code = CORE_REJECT_INVALID_JSON;
+        rej->path[0] = '\0';
+        snprintf(rej->message, sizeof(rej->message),
+                 "the event is not valid JSON: more than one JSON value");
     } else if (tf->bad_ws) {
         tf->failed = 1;
         rej->code = CORE_REJECT_INVALID_JSON;
@@ -1187,8 +1219,11 @@ enum core_err transform_event(struct transform *tf, const char *buf, size_t len,
                  "the event has no user_id; every user update needs a "
                  "non-empty string user_id");
     }
-    yajl_free(tf->h);
-    tf->h = NULL;
+    if (tf->aborted || st != yajl_status_ok) {
+        /* a cancelled or failed parse leaves the handle in error */
+        yajl_free(tf->h);
+        tf->h = NULL;
+    }
     if (tf->aborted || st != yajl_status_ok || tf->failed) {
         return CORE_ERR_REJECT;
     }

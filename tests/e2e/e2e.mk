@@ -8,4 +8,6 @@ SCRIPT_TESTS += \
 	tests/e2e/test_run_refused_connections.sh \
 	tests/e2e/test_run_kill9.sh \
 	tests/e2e/test_run_group_takeover.sh \
-	tests/e2e/test_schema_shared.sh
+	tests/e2e/test_schema_shared.sh \
+	tests/e2e/test_run_observability.sh \
+	tests/e2e/test_dlq_redrive.sh

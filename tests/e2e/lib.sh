@@ -26,6 +26,7 @@ write_config() {
         echo "moesif.base_url=$MOESIF_URL"
         echo "batch.linger_ms=100"
         echo "sink.retry_backoff_max_ms=2000"
+        echo "metrics.listen=127.0.0.1:0"
         for kv in "$@"; do
             echo "$kv"
         done
@@ -90,4 +91,15 @@ start_userpipe() {
 rss_kb() {
     awk '/^VmRSS:/ { print $2; found = 1 } END { if (!found) print 0 }' \
         "/proc/$1/status" 2>/dev/null || echo 0
+}
+
+# metrics_port LOG: the port `userpipe run` logged for its metrics.
+metrics_port() {
+    sed -n 's/.*msg="metrics listening" port=\([0-9]*\).*/\1/p' "$1" | head -n 1
+}
+
+# metric BODY NAME: the value of one series (NAME with its labels, exactly
+# as the exposition prints it) in a /metrics body.
+metric() {
+    awk -v n="$2" '$1 == n { print $2; found = 1 } END { if (!found) print "missing" }' <<<"$1"
 }

@@ -28,7 +28,7 @@ both_assigned() {
 committed_all() {
     [ "$(group_committed_total e2e-group users)" -eq "$total" ]
 }
-wait_for "both instances to have partitions" 60 both_assigned
+wait_for "both instances to have partitions" 150 both_assigned
 wait_for "a quarter of the events" 90 upserts_at_least $((total / 4))
 kill -TERM "$a"
 wait "$a" || { tail -20 "$DEV_TMP/a.log" >&2; fail "the stopped instance exited non-zero"; }

@@ -1,0 +1,617 @@
+/*
+ * metrics.c: the observability endpoint (see metrics.h): /metrics in the
+ * Prometheus text format 0.0.4, /healthz and /readyz, served by
+ * libmicrohttpd's own polling thread on metrics.listen.
+ *
+ * It is separate from the pipeline because it runs on another thread: the
+ * pipeline publishes a snapshot of its counters, the HTTP thread formats
+ * the last one.  The invariant not to break: the two threads share only
+ * `snap` and `published`, and only under `mu`, which each side holds for
+ * one bounded copy (never while formatting or doing I/O), so a slow scrape
+ * can never stall the pipeline.  Every body is built into a buffer whose
+ * size is computed from the snapshot before formatting starts.
+ */
+#include "metrics.h"
+#include "core.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const unsigned metrics_latency_le_ms[METRICS_LATENCY_BUCKETS] = {
+    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
+
+/*
+ * Probes and scrapers are few: a kubelet's two probes and one or two
+ * Prometheus servers.  32 connections of MHD's default 32 KiB pool each
+ * bound the memory an unexpected client can take.
+ */
+#define METRICS_CONNECTION_LIMIT 32
+/* Prometheus' default scrape_timeout is 10 s; an idle client goes then. */
+#define METRICS_CONNECTION_TIMEOUT_S 10
+
+#define CONTENT_TYPE_TEXT "text/plain; charset=utf-8"
+/* The exposition format 0.0.4 (Prometheus docs, "Exposition formats"). */
+#define CONTENT_TYPE_PROMETHEUS "text/plain; version=0.0.4; charset=utf-8"
+
+struct metrics {
+    struct MHD_Daemon *d;
+    unsigned port;
+    int mu_ready; /* mu was initialised (destroy accepts half-built) */
+    pthread_mutex_t mu;
+    /* under mu: */
+    int published; /* a snapshot was published */
+    struct metrics_snapshot snap;
+};
+
+/* ---- the snapshot ------------------------------------------------------ */
+
+/*
+ * Copies a snapshot without the unused tail of parts[] (36 KiB when every
+ * slot is copied; a consumer usually has a handful of partitions), so the
+ * time either side holds the mutex follows the partitions in use.
+ */
+static void snap_copy(struct metrics_snapshot *dst,
+                      const struct metrics_snapshot *src)
+{
+    size_t n = src->nparts;
+
+    if (n > METRICS_MAX_PARTITIONS) {
+        n = METRICS_MAX_PARTITIONS;
+    }
+    memcpy(dst, src, offsetof(struct metrics_snapshot, parts));
+    memcpy(dst->parts, src->parts, n * sizeof(dst->parts[0]));
+    dst->nparts = n;
+    dst->moesif_reachable = src->moesif_reachable;
+}
+
+void metrics_publish(struct metrics *m, const struct metrics_snapshot *snap)
+{
+    if (m == NULL) {
+        return; /* metrics.listen=off */
+    }
+    pthread_mutex_lock(&m->mu);
+    snap_copy(&m->snap, snap);
+    m->published = 1;
+    pthread_mutex_unlock(&m->mu);
+}
+
+/* ---- a bounded text buffer --------------------------------------------- */
+
+struct body {
+    char *p;
+    size_t len, cap;
+    int full; /* something did not fit: the body is unusable */
+};
+
+static void body_init(struct body *b, size_t cap)
+{
+    b->p = core_malloc(cap);
+    b->len = 0;
+    b->cap = cap;
+    b->full = 0;
+    b->p[0] = '\0';
+}
+
+static void body_printf(struct body *b, const char *fmt, ...) CORE_PRINTF(2, 3);
+
+static void body_printf(struct body *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (b->full) {
+        return;
+    }
+    va_start(ap, fmt);
+    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= b->cap - b->len) {
+        b->full = 1;
+        b->p[b->len] = '\0';
+        return;
+    }
+    b->len += (size_t)n;
+}
+
+static void body_putc(struct body *b, char c)
+{
+    if (b->full) {
+        return;
+    }
+    if (b->cap - b->len < 2) {
+        b->full = 1;
+        return;
+    }
+    b->p[b->len++] = c;
+    b->p[b->len] = '\0';
+}
+
+/*
+ * A label value, escaped as the text format requires: backslash, double
+ * quote and line feed become \\, \" and \n.  At most twice len bytes.
+ */
+static void body_label_value(struct body *b, const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\' || s[i] == '"') {
+            body_putc(b, '\\');
+            body_putc(b, s[i]);
+        } else if (s[i] == '\n') {
+            body_putc(b, '\\');
+            body_putc(b, 'n');
+        } else {
+            body_putc(b, s[i]);
+        }
+    }
+}
+
+/* ---- /metrics ---------------------------------------------------------- */
+
+/*
+ * The largest body without per-partition lines: 16 families of HELP and
+ * TYPE lines (under 130 bytes each), 10 reject series, 6 response series
+ * and 14 histogram lines (under 90 bytes each, values of up to 20 digits).
+ * That is under 5 KiB; the test with every field at its maximum checks it.
+ */
+#define BODY_FIXED_MAX 8192
+/* One consumer_lag line: the fixed text, a topic that is all escapes, an
+ * int32 partition and an int64 lag. */
+#define BODY_PART_MAX                                                          \
+    (sizeof("userpipe_consumer_lag{topic=\"\",partition=\"\"} \n") +           \
+     2 * (sizeof(((struct metrics_partition *)0)->topic) - 1) + 11 + 20)
+
+static size_t body_bound(const struct metrics_snapshot *snap)
+{
+    return BODY_FIXED_MAX + snap->nparts * BODY_PART_MAX;
+}
+
+static void family(struct body *b, const char *name, const char *type,
+                   const char *help)
+{
+    body_printf(b, "# HELP userpipe_%s %s\n# TYPE userpipe_%s %s\n", name, help,
+                name, type);
+}
+
+static void sample_u64(struct body *b, const char *name, uint64_t v)
+{
+    body_printf(b, "userpipe_%s %" PRIu64 "\n", name, v);
+}
+
+/*
+ * A float the way Prometheus' own clients write it: the shortest text
+ * that reads back as the same double (Go's FormatFloat(v, 'g', -1, 64)).
+ * Assumes the C locale's decimal point; userpipe never calls setlocale.
+ */
+static void format_double(char *out, size_t out_size, double v)
+{
+    if (isnan(v)) {
+        snprintf(out, out_size, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        snprintf(out, out_size, "%s", v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, out_size, "%.*g", prec, v);
+        if (strtod(out, NULL) == v) {
+            return;
+        }
+    }
+}
+
+/* A bucket bound in seconds from milliseconds, exactly: 2500 -> "2.5". */
+static void format_le(char *out, size_t out_size, unsigned ms)
+{
+    unsigned frac = ms % 1000;
+    int digits = 3;
+
+    if (frac == 0) {
+        snprintf(out, out_size, "%u", ms / 1000);
+        return;
+    }
+    while (frac % 10 == 0) {
+        frac /= 10;
+        digits--;
+    }
+    snprintf(out, out_size, "%u.%0*u", ms / 1000, digits, frac);
+}
+
+static void format_histogram(struct body *b,
+                             const struct metrics_snapshot *snap)
+{
+    static const char name[] = "userpipe_request_duration_seconds";
+    uint64_t cum = 0;
+    char num[40];
+
+    family(b, "request_duration_seconds", "histogram",
+           "Latency of Moesif requests, from send to answer or error.");
+    for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+        cum += snap->latency_bucket[i];
+        format_le(num, sizeof(num), metrics_latency_le_ms[i]);
+        body_printf(b, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, num, cum);
+    }
+    cum += snap->latency_bucket[METRICS_LATENCY_BUCKETS];
+    body_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
+    format_double(num, sizeof(num), snap->latency_sum_s);
+    body_printf(b, "%s_sum %s\n", name, num);
+    body_printf(b, "%s_count %" PRIu64 "\n", name, snap->latency_count);
+}
+
+static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
+{
+    /* responses[] index: 0 transport errors, 1..5 the status classes */
+    static const char *const classes[6] = {
+        "transport_error", "1xx", "2xx", "3xx", "4xx", "5xx"};
+
+    family(b, "events_consumed_total", "counter",
+           "Messages consumed from the source topics.");
+    sample_u64(b, "events_consumed_total", snap->consumed);
+    family(b, "events_accepted_total", "counter",
+           "Events the transform accepted.");
+    sample_u64(b, "events_accepted_total", snap->accepted);
+    family(b, "events_rejected_total", "counter",
+           "Events sent to the dead-letter topic, by reject code.");
+    for (int c = 1; c < CORE_REJECT__COUNT; c++) {
+        body_printf(b,
+                    "userpipe_events_rejected_total{code=\"%s\"} %" PRIu64 "\n",
+                    core_reject_name((enum core_reject_code)c),
+                    snap->rejected_by_code[c]);
+    }
+    family(b, "batches_sent_total", "counter", "Batches Moesif accepted.");
+    sample_u64(b, "batches_sent_total", snap->batches_sent);
+    family(b, "users_sent_total", "counter", "User updates Moesif accepted.");
+    sample_u64(b, "users_sent_total", snap->users_sent);
+    family(b, "http_responses_total", "counter",
+           "Moesif responses by status class; transport_error when no "
+           "answer came.");
+    for (int i = 1; i <= 5; i++) {
+        body_printf(b,
+                    "userpipe_http_responses_total{class=\"%s\"} %" PRIu64 "\n",
+                    classes[i], snap->responses[i]);
+    }
+    body_printf(b, "userpipe_http_responses_total{class=\"%s\"} %" PRIu64 "\n",
+                classes[0], snap->responses[0]);
+    family(b, "retries_total", "counter", "Moesif requests retried.");
+    sample_u64(b, "retries_total", snap->retries);
+    family(b, "requests_in_flight", "gauge", "Moesif requests in flight.");
+    sample_u64(b, "requests_in_flight", snap->in_flight);
+    format_histogram(b, snap);
+    family(b, "schema_keys", "gauge", "Keys known in the shared schema.");
+    sample_u64(b, "schema_keys", snap->schema_keys);
+    family(b, "events_waiting_for_schema", "gauge",
+           "Events parked until their schema claims are read back.");
+    sample_u64(b, "events_waiting_for_schema", snap->parked);
+    family(b, "partitions_assigned", "gauge",
+           "Partitions assigned to this consumer.");
+    sample_u64(b, "partitions_assigned", snap->assigned);
+    family(b, "partitions_paused", "gauge",
+           "Assigned partitions paused for back-pressure.");
+    sample_u64(b, "partitions_paused", snap->paused);
+    family(b, "consumer_lag", "gauge",
+           "Messages between the next offset to consume and the end of the "
+           "partition.");
+    for (size_t i = 0; i < snap->nparts; i++) {
+        const struct metrics_partition *pt = &snap->parts[i];
+
+        if (pt->lag < 0) {
+            continue; /* unknown until the first watermark query */
+        }
+        body_printf(b, "userpipe_consumer_lag{topic=\"");
+        body_label_value(b, pt->topic, strnlen(pt->topic, sizeof(pt->topic)));
+        body_printf(b, "\",partition=\"%" PRId32 "\"} %" PRId64 "\n",
+                    pt->partition, pt->lag);
+    }
+    family(b, "moesif_reachable", "gauge",
+           "1 when the last Moesif request got an HTTP answer, else 0.");
+    sample_u64(b, "moesif_reachable", snap->moesif_reachable ? 1 : 0);
+}
+
+/* ---- HTTP -------------------------------------------------------------- */
+
+static enum MHD_Result queue(struct MHD_Connection *conn, unsigned status,
+                             struct MHD_Response *resp, const char *type)
+{
+    enum MHD_Result r;
+
+    if (resp == NULL) {
+        return MHD_NO; /* MHD could not allocate: it drops the connection */
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    if (status == MHD_HTTP_METHOD_NOT_ALLOWED) {
+        /* RFC 9110 15.5.6: a 405 lists the methods the resource allows */
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    }
+    r = MHD_queue_response(conn, status, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+/* A constant text answer. */
+static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status,
+                                  const char *text)
+{
+    return queue(conn, status,
+                 MHD_create_response_from_buffer(strlen(text), (void *)text,
+                                                 MHD_RESPMEM_PERSISTENT),
+                 CONTENT_TYPE_TEXT);
+}
+
+static enum MHD_Result serve_readyz(struct metrics *m,
+                                    struct MHD_Connection *conn)
+{
+    int published, assigned, reachable;
+
+    pthread_mutex_lock(&m->mu);
+    published = m->published;
+    assigned = m->snap.assigned > 0;
+    reachable = m->snap.moesif_reachable != 0;
+    pthread_mutex_unlock(&m->mu);
+
+    if (!published) {
+        return queue_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "not ready: the pipeline has not started\n");
+    }
+    if (!assigned && !reachable) {
+        return queue_text(
+            conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+            "not ready: no partition assigned; Moesif unreachable\n");
+    }
+    if (!assigned) {
+        return queue_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "not ready: no partition assigned\n");
+    }
+    if (!reachable) {
+        return queue_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "not ready: Moesif unreachable\n");
+    }
+    return queue_text(conn, MHD_HTTP_OK, "ready\n");
+}
+
+static enum MHD_Result serve_metrics(struct metrics *m,
+                                     struct MHD_Connection *conn)
+{
+    struct metrics_snapshot *snap = core_malloc(sizeof(*snap));
+    struct MHD_Response *resp;
+    struct body b;
+
+    pthread_mutex_lock(&m->mu);
+    snap_copy(snap, &m->snap);
+    pthread_mutex_unlock(&m->mu);
+
+    body_init(&b, body_bound(snap));
+    format_metrics(&b, snap);
+    free(snap);
+    if (b.full) {
+        /* body_bound() is wrong: a bug, but not one to stop the pipeline */
+        free(b.p);
+        core_log(CORE_LOG_ERROR, "metrics",
+                 "msg=\"the /metrics body outgrew its bound\"");
+        return queue_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                          "the metrics body outgrew its bound\n");
+    }
+    resp = MHD_create_response_from_buffer_with_free_callback(b.len, b.p, free);
+    if (resp == NULL) {
+        free(b.p);
+    }
+    return queue(conn, MHD_HTTP_OK, resp, CONTENT_TYPE_PROMETHEUS);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+    struct metrics *m = cls;
+
+    (void)version;
+    (void)upload_data;
+    /*
+     * A method no endpoint allows is refused on the first call, before
+     * any request body is read; MHD then closes the connection.  HEAD is
+     * served as GET without the body (MHD drops it), as RFC 9110 9.1 asks
+     * of every server.
+     */
+    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+        strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
+        return queue_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED,
+                          "method not allowed\n");
+    }
+    /*
+     * Otherwise answer once the request is complete: MHD closes the
+     * connection after an answer queued on the first call (measured with
+     * 0.9.75), and Prometheus keeps its connection between scrapes.  A
+     * body sent with GET is read and dropped, so it costs no memory.
+     */
+    if (*req_cls == NULL) {
+        *req_cls = m;
+        return MHD_YES;
+    }
+    if (*upload_data_size != 0) {
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (strcmp(url, "/metrics") == 0) {
+        return serve_metrics(m, conn);
+    }
+    if (strcmp(url, "/readyz") == 0) {
+        return serve_readyz(m, conn);
+    }
+    if (strcmp(url, "/healthz") == 0) {
+        return queue_text(conn, MHD_HTTP_OK, "ok\n");
+    }
+    return queue_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
+}
+
+/* ---- construction ------------------------------------------------------ */
+
+/* Parses "HOST:PORT" (an IPv4 dotted quad or localhost; port 0..65535). */
+static enum core_err parse_listen(const char *listen, struct sockaddr_in *sa,
+                                  char *errstr, size_t errstr_size)
+{
+    static const char hint[] =
+        "write HOST:PORT with an IPv4 address or localhost, such as "
+        "127.0.0.1:9464, or off";
+    const char *colon = strrchr(listen, ':');
+    const char *port_text;
+    char host[sizeof("255.255.255.255")];
+    size_t host_len;
+    unsigned long port = 0;
+
+    if (colon == NULL) {
+        snprintf(errstr, errstr_size, "metrics.listen: \"%s\" has no port; %s",
+                 listen, hint);
+        return CORE_ERR_USAGE;
+    }
+    host_len = (size_t)(colon - listen);
+    if (host_len == 0 || host_len >= sizeof(host)) {
+        goto bad_host;
+    }
+    memcpy(host, listen, host_len);
+    host[host_len] = '\0';
+    if (strcmp(host, "localhost") == 0) {
+        snprintf(host, sizeof(host), "127.0.0.1");
+    }
+    memset(sa, 0, sizeof(*sa));
+    sa->sin_family = AF_INET;
+    /* inet_pton takes exactly four decimal parts, unlike inet_aton */
+    if (inet_pton(AF_INET, host, &sa->sin_addr) != 1) {
+        goto bad_host;
+    }
+
+    port_text = colon + 1;
+    if (*port_text == '\0' || strlen(port_text) > 5) {
+        goto bad_port;
+    }
+    for (const char *p = port_text; *p != '\0'; p++) {
+        if (*p < '0' || *p > '9') {
+            goto bad_port;
+        }
+        port = port * 10 + (unsigned long)(*p - '0');
+    }
+    if (port > 65535) {
+        goto bad_port;
+    }
+    sa->sin_port = htons((uint16_t)port);
+    return CORE_OK;
+
+bad_host:
+    snprintf(errstr, errstr_size,
+             "metrics.listen: the host of \"%s\" is not an IPv4 address or "
+             "localhost; %s",
+             listen, hint);
+    return CORE_ERR_USAGE;
+bad_port:
+    snprintf(errstr, errstr_size,
+             "metrics.listen: the port of \"%s\" is not a number from 0 to "
+             "65535; %s",
+             listen, hint);
+    return CORE_ERR_USAGE;
+}
+
+/* What to do about a failed bind, by its errno. */
+static const char *listen_advice(int err)
+{
+    switch (err) {
+    case EADDRINUSE:
+    case EACCES:
+        return "choose another port or set metrics.listen=off";
+    case EADDRNOTAVAIL:
+        return "choose an address of this host or set metrics.listen=off";
+    default:
+        return "check the address or set metrics.listen=off";
+    }
+}
+
+enum core_err metrics_new(const char *listen, struct metrics **out,
+                          char *errstr, size_t errstr_size)
+{
+    struct metrics *m = NULL;
+    struct sockaddr_in sa;
+    const union MHD_DaemonInfo *info;
+    enum core_err rc;
+    char reason[128];
+    int err;
+
+    *out = NULL;
+    if (strcmp(listen, "off") == 0) {
+        return CORE_OK;
+    }
+    rc = parse_listen(listen, &sa, errstr, errstr_size);
+    if (rc != CORE_OK) {
+        goto out;
+    }
+
+    m = core_calloc(1, sizeof(*m));
+    /* glibc's default mutex cannot fail to initialise; anything else is
+     * out of memory, which aborts (STYLE 3) */
+    if (pthread_mutex_init(&m->mu, NULL) != 0) {
+        abort();
+    }
+    m->mu_ready = 1;
+
+    /*
+     * MHD_USE_AUTO picks epoll on Linux: plain select() would fail once
+     * librdkafka's sockets push our descriptors past FD_SETSIZE (1024).
+     * MHD_USE_ERROR_LOG stays off: a failure comes back as errstr.
+     */
+    errno = 0;
+    m->d = MHD_start_daemon(
+        MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, m,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNECTION_LIMIT,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_CONNECTION_TIMEOUT_S,
+        MHD_OPTION_END);
+    if (m->d == NULL) {
+        /*
+         * MHD reports no cause; 0.9.75 leaves bind()'s errno in place
+         * (measured: EADDRINUSE, EADDRNOTAVAIL), which is not a documented
+         * contract, hence the fallback text.
+         */
+        err = errno;
+        if (err == 0 || strerror_r(err, reason, sizeof(reason)) != 0) {
+            snprintf(reason, sizeof(reason), "the HTTP server did not start");
+        }
+        snprintf(errstr, errstr_size,
+                 "metrics.listen: cannot listen on %s: %s; %s", listen, reason,
+                 listen_advice(err));
+        rc = CORE_ERR_USAGE;
+        goto out;
+    }
+    info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
+    m->port = info != NULL ? info->port : ntohs(sa.sin_port);
+    *out = m;
+    m = NULL;
+
+out:
+    metrics_destroy(m);
+    return rc;
+}
+
+unsigned metrics_port(const struct metrics *m)
+{
+    return m != NULL ? m->port : 0;
+}
+
+void metrics_destroy(struct metrics *m)
+{
+    if (m == NULL) {
+        return;
+    }
+    if (m->d != NULL) {
+        MHD_stop_daemon(m->d); /* joins the HTTP thread */
+    }
+    if (m->mu_ready) {
+        pthread_mutex_destroy(&m->mu);
+    }
+    free(m);
+}

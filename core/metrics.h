@@ -1,0 +1,72 @@
+/*
+ * metrics.h: the observability endpoint of `userpipe run`: Prometheus
+ * /metrics, /healthz and /readyz over libmicrohttpd (metrics.listen).
+ *
+ * The pipeline's thread publishes a snapshot of its counters (at most a
+ * few times a second); the HTTP thread formats the last snapshot.  The two
+ * threads share only that snapshot, under a mutex, so the pipeline's hot
+ * path never waits for a scrape.
+ */
+#ifndef CORE_METRICS_H
+#define CORE_METRICS_H
+
+#include "core.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Request latency histogram upper bounds, in ms (+Inf is implied). */
+#define METRICS_LATENCY_BUCKETS 11
+extern const unsigned metrics_latency_le_ms[METRICS_LATENCY_BUCKETS];
+
+#define METRICS_MAX_PARTITIONS 256
+
+struct metrics_partition {
+    char topic[128];
+    int32_t partition;
+    int64_t lag; /* end offset - next offset to consume; -1 unknown */
+    int paused;
+};
+
+struct metrics_snapshot {
+    uint64_t consumed; /* messages consumed */
+    uint64_t accepted; /* events the transform accepted */
+    uint64_t rejected_by_code[CORE_REJECT__COUNT]; /* dead-lettered, by code */
+    uint64_t batches_sent;                         /* batches Moesif accepted */
+    uint64_t users_sent;   /* user updates Moesif accepted */
+    uint64_t responses[6]; /* [0] transport errors, [1..5] 1xx..5xx */
+    uint64_t retries;
+    unsigned in_flight; /* requests in flight */
+    uint64_t latency_bucket[METRICS_LATENCY_BUCKETS + 1]; /* not cumulative;
+                                                   last = above all bounds */
+    double latency_sum_s;
+    uint64_t latency_count;
+    size_t schema_keys;
+    size_t parked;     /* events waiting for schema claims */
+    unsigned assigned; /* partitions assigned */
+    unsigned paused;   /* partitions paused */
+    struct metrics_partition parts[METRICS_MAX_PARTITIONS];
+    size_t nparts;
+    int moesif_reachable; /* the last request got an HTTP answer */
+};
+
+struct metrics;
+
+/*
+ * Starts the HTTP server on listen ("HOST:PORT"; port 0 picks one).
+ * Returns CORE_OK, or CORE_ERR_USAGE with errstr naming metrics.listen.
+ * *out is NULL when listen is "off".
+ */
+CORE_WUR enum core_err metrics_new(const char *listen, struct metrics **out,
+                                   char *errstr, size_t errstr_size);
+
+/* The port it listens on (useful with port 0). */
+unsigned metrics_port(const struct metrics *m);
+
+/* Publishes a snapshot (copied).  Never blocks on a scrape for long. */
+void metrics_publish(struct metrics *m, const struct metrics_snapshot *snap);
+
+/* Stops the server and frees; accepts NULL. */
+void metrics_destroy(struct metrics *m);
+
+#endif
