@@ -109,6 +109,11 @@ void core_log_write(enum core_log_level level, const char *component,
         }                                                                      \
     } while (0)
 
+/* Writes one of librdkafka's log lines (syslog level 0-7, facility, text)
+ * as ours; every librdkafka client's log callback forwards here. */
+void core_log_kafka(int syslog_level, const char *component,
+                    const char *facility, const char *text);
+
 /* Parses "error", "warn", "info", "debug"; returns -1 when unknown. */
 int core_log_level_parse(const char *name);
 

@@ -51,3 +51,14 @@ void core_log_write(enum core_log_level level, const char *component,
     va_end(ap);
     fprintf(stderr, "%s\n", line);
 }
+
+void core_log_kafka(int syslog_level, const char *component,
+                    const char *facility, const char *text)
+{
+    /* syslog levels: 0-3 error, 4 warning, 5-6 notice and info, 7 debug */
+    enum core_log_level l = syslog_level <= 3   ? CORE_LOG_ERROR
+                            : syslog_level == 4 ? CORE_LOG_WARN
+                            : syslog_level <= 6 ? CORE_LOG_INFO
+                                                : CORE_LOG_DEBUG;
+    core_log(l, component, "msg=\"%s\" facility=%s", text, facility);
+}

@@ -63,13 +63,8 @@ static int64_t now_ms(void)
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
 {
-    /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
-    enum core_log_level l = level <= 3   ? CORE_LOG_ERROR
-                            : level == 4 ? CORE_LOG_WARN
-                            : level <= 6 ? CORE_LOG_INFO
-                                         : CORE_LOG_DEBUG;
     (void)rk;
-    core_log(l, "kafka", "msg=\"%s\" facility=%s", buf, fac);
+    core_log_kafka(level, "kafka", fac, buf);
 }
 
 /* ---- partitions -------------------------------------------------------- */

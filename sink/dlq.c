@@ -29,12 +29,8 @@ struct sink_dlq {
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
                    const char *buf)
 {
-    enum core_log_level l = level <= 3   ? CORE_LOG_ERROR
-                            : level == 4 ? CORE_LOG_WARN
-                            : level <= 6 ? CORE_LOG_INFO
-                                         : CORE_LOG_DEBUG;
     (void)rk;
-    core_log(l, "dlq", "msg=\"%s\" facility=%s", buf, fac);
+    core_log_kafka(level, "dlq", fac, buf);
 }
 
 int sink_consumer_only_property(const char *name)
