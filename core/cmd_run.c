@@ -55,8 +55,9 @@ struct run {
     uint64_t total_at_start; /* events to consume, once known */
     uint64_t last_done;
     int64_t last_done_ms;
-    double rate;                                /* events/s, smoothed */
-    int fatal;                                  /* exit status 1 once set */
+    double rate;        /* events/s, smoothed */
+    int fatal;          /* exit status 1 once set */
+    int refused_config; /* Moesif refused the configuration: exit 3 */
     uint64_t waits, wait_ms_total, wait_ms_max; /* events parked for claims */
     uint64_t accepted, rejected, refused;
     uint64_t rejects_by_code[CORE_REJECT__COUNT];
@@ -102,7 +103,9 @@ static void usage(FILE *f)
           "SIGTERM/SIGINT: stop consuming, flush, commit, exit 0.\n"
           "exit status: 0 done, 1 a fatal error (a message says what to "
           "fix), 2 bad\n"
-          "usage or configuration.\n",
+          "usage or configuration, 3 Moesif refused the configuration "
+          "(401, 402,\n"
+          "403, 404, 405, 406, 410: the application id or the base URL).\n",
           f);
 }
 
@@ -191,6 +194,7 @@ static void drive(struct run *r, int timeout_ms)
     if (sink_poll(r->snk, timeout_ms) != CORE_OK) {
         core_log(CORE_LOG_ERROR, "sink", "msg=\"%s\"", sink_error(r->snk));
         r->fatal = 1;
+        r->refused_config = 1;
         return;
     }
     if (sink_dlq_poll(r->dlq, 0) != CORE_OK) {
@@ -690,8 +694,9 @@ int cmd_run(int argc, char **argv)
 
     if (r.fatal) {
         /* nothing more is settled: offsets stay where Moesif and the
-         * dead-letter topic agree */
-        status = 1;
+         * dead-letter topic agree.  3 tells a supervisor that restarting
+         * will not help until the configuration is fixed */
+        status = r.refused_config ? 3 : 1;
     } else {
         sink_flush(r.snk);
         drain(&r, now_ms() + (int64_t)r.cfg.drain_timeout_ms);

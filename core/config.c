@@ -17,7 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum key_type { K_STR, K_UINT, K_SIZE, K_BOOL, K_ENUM, K_LOGLEVEL };
+/* K_SIZE and K_COUNT both fill a size_t: bytes, or a count. */
+enum key_type { K_STR, K_UINT, K_SIZE, K_COUNT, K_BOOL, K_ENUM, K_LOGLEVEL };
 
 struct key {
     const char *name;
@@ -54,7 +55,7 @@ static const struct key keys[] = {
      "Moesif application id, sent as `X-Moesif-Application-Id` (required; "
      "or the environment variable `MOESIF_APPLICATION_ID`). Never logged.",
      NULL},
-    {"batch.max_events", K_SIZE, OFF(sink.batch_max_events), 1, 10000, "200",
+    {"batch.max_events", K_COUNT, OFF(sink.batch_max_events), 1, 10000, "200",
      "A batch is sent when it holds this many events.", NULL},
     {"batch.max_bytes", K_SIZE, OFF(sink.batch_max_bytes), 1024, 64 * MIB,
      "1048576",
@@ -252,7 +253,8 @@ enum core_err core_config_set(struct core_config *cfg, const char *name,
         return CORE_OK;
     }
     case K_UINT:
-    case K_SIZE: {
+    case K_SIZE:
+    case K_COUNT: {
         char *end;
         unsigned long long v;
         errno = 0;
@@ -265,7 +267,7 @@ enum core_err core_config_set(struct core_config *cfg, const char *name,
                      name, k->min, k->max, value);
             return CORE_ERR_USAGE;
         }
-        if (k->type == K_SIZE) {
+        if (k->type == K_SIZE || k->type == K_COUNT) {
             *(size_t *)(base + k->offset) = (size_t)v;
         } else {
             *(unsigned *)(base + k->offset) = (unsigned)v;
@@ -465,6 +467,7 @@ static const char *type_name(const struct key *k)
     case K_STR:
         return "string";
     case K_UINT:
+    case K_COUNT:
         return "integer";
     case K_SIZE:
         return "bytes";
@@ -488,7 +491,7 @@ void core_config_reference(FILE *f)
     for (size_t i = 0; i < NKEYS; i++) {
         const struct key *k = &keys[i];
         fprintf(f, "| `%s` | %s", k->name, type_name(k));
-        if (k->type == K_UINT || k->type == K_SIZE) {
+        if (k->type == K_UINT || k->type == K_SIZE || k->type == K_COUNT) {
             fprintf(f, " %llu..%llu", k->min, k->max);
         } else if (k->names != NULL) {
             fputs(" (", f);

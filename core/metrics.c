@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 const unsigned metrics_latency_le_ms[METRICS_LATENCY_BUCKETS] = {
     5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
@@ -48,7 +49,8 @@ struct metrics {
     int mu_ready; /* mu was initialised (destroy accepts half-built) */
     pthread_mutex_t mu;
     /* under mu: */
-    int published; /* a snapshot was published */
+    int published;       /* a snapshot was published */
+    double published_at; /* CLOCK_MONOTONIC seconds of the last one */
     struct metrics_snapshot snap;
 };
 
@@ -73,6 +75,13 @@ static void snap_copy(struct metrics_snapshot *dst,
     dst->moesif_reachable = src->moesif_reachable;
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 void metrics_publish(struct metrics *m, const struct metrics_snapshot *snap)
 {
     if (m == NULL) {
@@ -81,6 +90,7 @@ void metrics_publish(struct metrics *m, const struct metrics_snapshot *snap)
     pthread_mutex_lock(&m->mu);
     snap_copy(&m->snap, snap);
     m->published = 1;
+    m->published_at = mono_s();
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -346,6 +356,30 @@ static enum MHD_Result queue_text(struct MHD_Connection *conn, unsigned status,
                  CONTENT_TYPE_TEXT);
 }
 
+/* /healthz: alive as long as the pipeline's loop publishes.  The loop
+ * publishes 4 times a second and turns at least every 100 ms; a rebalance
+ * may hold it for up to shutdown.drain_timeout_ms (30 s by default), so a
+ * loop silent for HEALTHZ_STALL_S is stuck and the probe says so. */
+#define HEALTHZ_STALL_S 120
+
+static enum MHD_Result serve_healthz(struct metrics *m,
+                                     struct MHD_Connection *conn)
+{
+    double age;
+    int published;
+
+    pthread_mutex_lock(&m->mu);
+    published = m->published;
+    age = mono_s() - m->published_at;
+    pthread_mutex_unlock(&m->mu);
+    if (published && age > HEALTHZ_STALL_S) {
+        return queue_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "unhealthy: the pipeline loop has not run for "
+                          "over 120 s\n");
+    }
+    return queue_text(conn, MHD_HTTP_OK, "ok\n");
+}
+
 static enum MHD_Result serve_readyz(struct metrics *m,
                                     struct MHD_Connection *conn)
 {
@@ -447,7 +481,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         return serve_readyz(m, conn);
     }
     if (strcmp(url, "/healthz") == 0) {
-        return queue_text(conn, MHD_HTTP_OK, "ok\n");
+        return serve_healthz(m, conn);
     }
     return queue_text(conn, MHD_HTTP_NOT_FOUND, "not found\n");
 }

@@ -441,6 +441,17 @@ enum core_err ingest_new(const struct ingest_config *cfg,
         rc = CORE_ERR_USAGE;
         goto out;
     }
+    if (user_value(cfg, "partition.assignment.strategy") != NULL &&
+        strstr(user_value(cfg, "partition.assignment.strategy"),
+               "cooperative") != NULL) {
+        snprintf(errstr, errstr_size,
+                 "configuration key 'kafka.partition.assignment.strategy': "
+                 "cooperative assignment is not supported; userpipe settles "
+                 "revoked partitions with the eager protocol (use range or "
+                 "roundrobin)");
+        rc = CORE_ERR_USAGE;
+        goto out;
+    }
     if (user_value(cfg, "group.id") == NULL) {
         snprintf(errstr, errstr_size,
                  "configuration key 'kafka.group.id' is required: the "

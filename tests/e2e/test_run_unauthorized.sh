@@ -14,7 +14,7 @@ MOESIF_APPLICATION_ID=not-the-right-id timeout 120 "$USERPIPE" run -c "$cfg" \
     --from-beginning --exit-at-end 2>"$DEV_TMP/run.log"
 rc=$?
 set -e
-[ $rc -ne 0 ] && [ $rc -ne 124 ] || { tail "$DEV_TMP/run.log" >&2; fail "exit status $rc, want a failure"; }
+[ $rc -eq 3 ] || { tail "$DEV_TMP/run.log" >&2; fail "exit status $rc, want 3 (Moesif refused the configuration)"; }
 grep -q "moesif.application_id" "$DEV_TMP/run.log" ||
     { tail "$DEV_TMP/run.log" >&2; fail "the message does not name moesif.application_id"; }
 grep -q "not-the-right-id" "$DEV_TMP/run.log" && fail "the application id appears in the log"
