@@ -669,9 +669,14 @@ int cmd_run(int argc, char **argv)
             break;
         }
         tick(&r);
-        /* a flood of events waiting for claims pauses consumption too */
-        ingest_pause(r.ing, sink_saturated(r.snk) ||
-                                core_parked_count(r.parked) > 100000);
+        /* backpressure, with hysteresis (sink_drained); a flood of events
+         * waiting for claims pauses consumption too */
+        if (sink_saturated(r.snk) || core_parked_count(r.parked) > 100000) {
+            ingest_pause(r.ing, 1);
+        } else if (sink_drained(r.snk) &&
+                   core_parked_count(r.parked) <= 50000) {
+            ingest_pause(r.ing, 0);
+        }
         n = ingest_poll(r.ing, msgs, 1024, 0);
         if (n < 0) {
             core_log(CORE_LOG_ERROR, "ingest", "msg=\"%s\"",

@@ -96,7 +96,7 @@ void sink_config_init(struct sink_config *cfg)
     cfg->timeout_ms = 30000;
     cfg->gzip = 1;
     /* libdeflate's default level; issue 4 asks it measured in make bench */
-    cfg->gzip_level = 6;
+    cfg->gzip_level = 1;
     cfg->retry_backoff_ms = 100;
     cfg->retry_backoff_max_ms = 30000;
     cfg->retry_max = 0;
@@ -353,6 +353,16 @@ int sink_saturated(const struct sink *snk)
         cap /= 4;
     }
     return snk->pending_bytes > cap;
+}
+
+int sink_drained(const struct sink *snk)
+{
+    size_t cap = snk->cfg.max_pending_bytes;
+
+    if (snk->retrying > 0) {
+        cap /= 4;
+    }
+    return snk->pending_bytes <= cap / 2;
 }
 
 size_t sink_pending(const struct sink *snk)

@@ -31,7 +31,7 @@ struct sink_config {
     unsigned max_in_flight;     /* lanes = requests in flight, default 8 */
     unsigned timeout_ms;        /* per request, default 30000 */
     int gzip;                   /* send Content-Encoding: gzip, default 1 */
-    int gzip_level;             /* libdeflate level 1-12, default 6 */
+    int gzip_level;             /* libdeflate level 1-12, default 1 */
     unsigned retry_backoff_ms;  /* first retry delay, default 100 */
     unsigned retry_backoff_max_ms; /* cap, default 30000 */
     unsigned retry_max;            /* retries per batch, 0 = without end */
@@ -95,6 +95,12 @@ void sink_flush(struct sink *snk);
  * while a batch is being retried): the caller pauses consumption while
  * true. */
 int sink_saturated(const struct sink *snk);
+
+/* Whether the sink holds at most half of what saturates it: the caller
+ * resumes consumption only then.  The gap between the two thresholds
+ * keeps consumption from flapping: librdkafka drops what it prefetched
+ * for a partition that is paused, and fetches it again on resume. */
+int sink_drained(const struct sink *snk);
 
 /* Events added and not yet settled (done or refused). */
 size_t sink_pending(const struct sink *snk);

@@ -496,7 +496,7 @@ static void test_sink_config_init__design_defaults(void **state)
     assert_int_equal(cfg.max_in_flight, 8);
     assert_int_equal(cfg.timeout_ms, 30000);
     assert_int_equal(cfg.gzip, 1);
-    assert_int_equal(cfg.gzip_level, 6);
+    assert_int_equal(cfg.gzip_level, 1);
     assert_int_equal(cfg.retry_backoff_ms, 100);
     assert_int_equal(cfg.retry_backoff_max_ms, 30000);
     assert_int_equal(cfg.retry_max, 0);

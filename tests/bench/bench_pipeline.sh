@@ -1,0 +1,429 @@
+#!/usr/bin/env bash
+# bench_pipeline.sh: the pipeline part of `make bench` (issue 4).  One run
+# of this script prints every figure, all measured here:
+#
+#   1. N events (default 1,000,000, about 470 bytes each, keyed by user_id;
+#      tests/e2e/gen_events.py) loaded into kafka-dev, in a `users` topic of
+#      as many partitions as `kafka-dev plan` says the 5 MiB cap needs;
+#   2. the raw consume rate of that topic by kcat (`kcat -C -e -o
+#      beginning`), the baseline of the ratio;
+#   3. `userpipe run --from-beginning --exit-at-end` against moesif-dev:
+#      events/s, CPU us per event, peak RSS, ratio to kcat;
+#   4. the same with moesif-dev answering 429 to every request for 30 s;
+#   5. the same with 5% of requests answered 429 and 1% 500, all along;
+#   6. the same with sink.gzip_level=1 and sink.gzip=false (the fault-free
+#      run of 3 is the default level 6).
+#
+# Every run has its own consumer group and starts from a reset moesif-dev,
+# and must end with moesif-dev's `upserts` equal to the number of valid
+# events (counted once with `userpipe transform`) and the group's committed
+# offsets at the end of the topic, or the script fails.
+# Targets are printed beside the figures (MISS does not fail the script).
+#
+# Rates: "events/s" is valid events over the time from the first partition
+# assignment to the exit (userpipe's own log), so kafka-dev's fixed 3 s
+# wait before a new group's first assignment (deploy/dev/README.md) is left
+# out, as kcat (no group) never pays it; the wall time with it is printed
+# too.  CPU is user+sys of the whole process (every thread) from
+# /usr/bin/time; peak RSS is its maximum resident set (VmHWM).  The
+# machine is shared: the load average and the CPU that moesif-dev and
+# kafka-dev spent during each run are printed with it.
+#
+# Env: BUILD (build/release), USERPIPE (build/userpipe; copied once, so a
+# rebuild during the bench changes nothing), BENCH_EVENTS (1000000),
+# BENCH_SEED (7), BENCH_MAX_PARTITIONS (256: above it, fewer events are
+# loaded and the output says so), BENCH_FAULT_SECONDS (30),
+# BENCH_RUN_TIMEOUT (600 s per run), BENCH_PERF=1 (perf record the
+# fault-free run and print its top entries), BENCH_KEEP=1 (keep the work
+# folder).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$ROOT/tests/e2e/lib.sh" # dev.sh (dev_start...), write_config, moesif_stat
+
+N=${BENCH_EVENTS:-1000000}
+SEED=${BENCH_SEED:-7}
+EVENT_BYTES=470
+MAX_PARTITIONS=${BENCH_MAX_PARTITIONS:-256}
+FAULT_SECONDS=${BENCH_FAULT_SECONDS:-30}
+RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-600}
+BENCH_PERF=${BENCH_PERF:-0}
+
+# targets of issue 4
+T_CPU_US=5
+T_RATIO=0.5
+T_RSS_MB=128
+T_FAULT_RATIO=0.8
+
+say() { printf '%s\n' "$*"; }
+die() {
+    echo "bench_pipeline: FAIL: $*" >&2
+    exit 1
+}
+now_ms() { date +%s%3N; }
+# ISO time of a log line ("time=2026-...Z ...") -> epoch ms
+log_ms() { date -u -d "$1" +%s%3N; }
+# utime+stime of a process in clock ticks (0 once gone)
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+vm_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
+TCK=$(getconf CLK_TCK)
+
+for tool in kcat curl /usr/bin/time /usr/bin/python3 pgrep; do
+    command -v "$tool" >/dev/null || die "$tool is not installed (make deps)"
+done
+[ -x "$USERPIPE" ] || die "USERPIPE=$USERPIPE is not built (make)"
+[ -x "$KAFKA_DEV" ] || die "$KAFKA_DEV is not built (make)"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-pipeline.XXXXXX")
+if [ "${BENCH_KEEP:-0}" = 1 ]; then
+    trap 'echo "bench_pipeline: kept $WORK" >&2' EXIT
+else
+    trap 'rm -rf "$WORK"' EXIT
+fi
+# one binary for every run, whatever happens to the build meanwhile
+cp "$USERPIPE" "$WORK/userpipe"
+UP=$WORK/userpipe
+bench_t0=$(now_ms)
+
+say "== userpipe pipeline benchmark (issue 4)"
+say "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start (shared: other work takes cores)"
+say "binary: $USERPIPE ($(stat -c %s "$USERPIPE") bytes, built $(date -r "$USERPIPE" '+%F %T'); git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- core ingest sink transform schemas 2>/dev/null || echo ' with uncommitted changes in the pipeline sources'))"
+
+# ---- 1. data, partitions, load ------------------------------------------
+
+t=$(now_ms)
+/usr/bin/python3 "$ROOT/tests/e2e/gen_events.py" "$N" "$SEED" --bytes "$EVENT_BYTES" >"$WORK/events.ndjson"
+gen_ms=$(($(now_ms) - t))
+plan=$("$KAFKA_DEV" plan "$WORK/events.ndjson")
+field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
+needed=$(field needed "$plan")
+[ -n "$needed" ] || die "kafka-dev plan said: $plan"
+note=""
+if [ "$needed" -gt "$MAX_PARTITIONS" ]; then
+    # fewer events, the largest count that fits MAX_PARTITIONS
+    n2=$((N * MAX_PARTITIONS / needed))
+    while :; do
+        head -n "$n2" "$WORK/events.ndjson" >"$WORK/events.cut"
+        "$KAFKA_DEV" plan --partitions "$MAX_PARTITIONS" "$WORK/events.cut" >/dev/null && break
+        n2=$((n2 * 97 / 100))
+    done
+    mv "$WORK/events.cut" "$WORK/events.ndjson"
+    note="NOTE: $N events need $needed partitions, above BENCH_MAX_PARTITIONS=$MAX_PARTITIONS: $n2 events loaded instead"
+    N=$n2
+    needed=$MAX_PARTITIONS
+    plan=$("$KAFKA_DEV" plan --partitions "$needed" "$WORK/events.ndjson" || true)
+fi
+bytes=$(stat -c %s "$WORK/events.ndjson")
+
+# valid events, counted once by the transform the pipeline runs
+"$UP" transform --rejects "$WORK/rejects.ndjson" <"$WORK/events.ndjson" >"$WORK/accepted.ndjson" ||
+    die "userpipe transform failed on the generated events"
+VALID=$(wc -l <"$WORK/accepted.ndjson")
+INVALID=$(wc -l <"$WORK/rejects.ndjson")
+rm -f "$WORK/accepted.ndjson"
+[ "$VALID" -gt 0 ] || die "no valid event in the generated data"
+
+dev_start "users:$needed" || die "the dev stack did not start with users:$needed"
+[ "${BENCH_KEEP:-0}" = 1 ] || dev_at_exit "rm -rf '$WORK'"
+# a run still going when the script fails: stopped by its pid, and only
+# if that pid is still our copy of the binary
+CURRENT_UPID=""
+kill_current() {
+    if [ -n "$CURRENT_UPID" ] && tr '\0' ' ' <"/proc/$CURRENT_UPID/cmdline" 2>/dev/null | grep -q "^$UP run"; then
+        kill "$CURRENT_UPID"
+    fi
+}
+dev_at_exit kill_current
+MOESIF_PID=$(cat "$DEV_DIR/moesif-dev.pid")
+KAFKA_PID=$(cat "$DEV_DIR/kafka-dev.pid")
+
+t=$(now_ms)
+produce_file users "$WORK/events.ndjson" || die "loading the events failed (see above)"
+load_ms=$(($(now_ms) - t))
+loaded=$(topic_count users)
+[ "$loaded" -eq "$N" ] || die "users holds $loaded messages, not $N"
+kafka_ctl check users >/dev/null || die "kafka-dev dropped data: $(kafka_ctl check users 2>&1)"
+
+say ""
+say "== data"
+[ -z "$note" ] || say "$note"
+awk -v n="$N" -v b="$bytes" -v v="$VALID" -v i="$INVALID" -v ms="$gen_ms" 'BEGIN {
+    printf "events:            %d (%.0f bytes each on average, %.1f MB), generated in %.1f s (gen_events.py)\n", n, (b - n) / n, b / 1e6, ms / 1000
+    printf "valid events:      %d (userpipe transform; %d rejected)\n", v, i }'
+say "partitions:        $needed (kafka-dev plan: $plan)"
+awk -v n="$N" -v ms="$load_ms" -v p="$needed" 'BEGIN {
+    printf "load:              %.1f s, %.0f events/s (load-topic.sh: kcat -K, acks=all; no partition dropped data)\n", ms / 1000, n / (ms / 1000) }'
+
+# ---- 2. kcat baseline ------------------------------------------------------
+
+say ""
+say "== kcat baseline: kcat -C -b BOOTSTRAP -t users -e -o beginning -q | wc -l (3 runs, median)"
+kcat_rates=()
+for i in 1 2 3; do
+    t=$(now_ms)
+    c=$(/usr/bin/time -f '%U %S %M' -o "$WORK/kcat.time" \
+        kcat -C -b "$BOOTSTRAP" -t users -e -o beginning -q | wc -l)
+    ms=$(($(now_ms) - t))
+    [ "$c" -eq "$N" ] || die "kcat read $c messages, not $N"
+    read -r ku ks km <"$WORK/kcat.time"
+    r=$(awk -v n="$c" -v ms="$ms" 'BEGIN { printf "%.0f", n / (ms / 1000) }')
+    kcat_rates+=("$r")
+    awk -v i="$i" -v n="$c" -v ms="$ms" -v u="$ku" -v s="$ks" -v m="$km" 'BEGIN {
+        printf "kcat run %d:        %d messages in %.2f s = %.0f events/s (kcat CPU %.2f us/event, RSS %.0f MB)\n", i, n, ms / 1000, n / (ms / 1000), (u + s) * 1e6 / n, m / 1024 }'
+done
+KCAT_RATE=$(printf '%s\n' "${kcat_rates[@]}" | sort -n | sed -n 2p)
+say "kcat raw rate:     $KCAT_RATE events/s (median)"
+
+# ---- the pipeline runs -------------------------------------------------------
+
+moesif_post() {
+    curl -sf -X POST "$MOESIF_URL$1" >/dev/null || die "moesif-dev refused POST $1"
+}
+
+# stat_of FILE PATH: a member of a saved /_dev/stats answer ("upserts",
+# "responses.429"); 0 when absent
+stat_of() {
+    /usr/bin/python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))
+for k in sys.argv[2].split("."):
+    v = v.get(k, 0) if isinstance(v, dict) else 0
+print(v)' "$1" "$2"
+}
+
+# run_pipeline NAME [key=value]...: one `userpipe run --from-beginning
+# --exit-at-end` over the topic, its own group, moesif-dev reset first.
+# FAULTS (query string) is set on moesif-dev for the whole run;
+# FAULT429_AT (upserts) starts a FAULT_SECONDS window of fail_429=1 once
+# moesif-dev has that many upserts.  Sets the R_* figures; fails loudly
+# unless it exits 0 with upserts == VALID.
+run_pipeline() {
+    local name=$1
+    shift
+    local cfg=$WORK/$name.properties log=$WORK/$name.log tf=$WORK/$name.time
+    local group="bench-$name-$$-$RANDOM"
+    local tpid upid rc t0 t_end m0 k0 line
+    local f_start=0 f_end=0 f_rss0=0 f_rssmax=0 rss_max=0 rss
+
+    write_config "$cfg" "$group" "$@"
+    moesif_post "/_dev/faults?fail_429=0&fail_500=0&fail_503=0&latency_ms=0&status=0&seed=1"
+    moesif_post "/_dev/reset"
+    [ -z "${FAULTS:-}" ] || moesif_post "/_dev/faults?$FAULTS"
+    R_LOAD=$(cut -d' ' -f1 /proc/loadavg)
+    m0=$(cpu_ticks "$MOESIF_PID")
+    k0=$(cpu_ticks "$KAFKA_PID")
+    t0=$(now_ms)
+    /usr/bin/time -f '%e %U %S %M' -o "$tf" \
+        env MOESIF_APPLICATION_ID="$APP_ID" "$UP" run -c "$cfg" \
+        --from-beginning --exit-at-end 2>"$log" &
+    tpid=$!
+    upid=""
+    for _ in $(seq 100); do
+        upid=$(pgrep -P "$tpid" || true)
+        [ -n "$upid" ] && break
+        sleep 0.02
+    done
+    [ -n "$upid" ] || die "$name: userpipe did not start"
+    CURRENT_UPID=$upid
+    if [ "$BENCH_PERF" = 1 ] && [ "$name" = fault-free ]; then
+        perf record -F 499 -o "$WORK/perf.data" -p "$upid" >/dev/null 2>"$WORK/perf.err" &
+        PERF_PID=$!
+    fi
+
+    while kill -0 "$upid" 2>/dev/null; do
+        rss=$(vm_kb "$upid" VmRSS)
+        rss=${rss:-0}
+        [ "$rss" -gt "$rss_max" ] && rss_max=$rss
+        if [ -n "${FAULT429_AT:-}" ]; then
+            if [ "$f_start" = 0 ] &&
+                [ "$(curl -sf "$MOESIF_URL/_dev/stats" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["upserts"])')" -ge "$FAULT429_AT" ]; then
+                moesif_post "/_dev/faults?fail_429=1"
+                f_start=$(now_ms)
+                f_rss0=$rss
+                F_UPSERTS0=$(moesif_stat upserts)
+            elif [ "$f_start" != 0 ] && [ "$f_end" = 0 ]; then
+                [ "$rss" -gt "$f_rssmax" ] && f_rssmax=$rss
+                if [ $(($(now_ms) - f_start)) -ge $((FAULT_SECONDS * 1000)) ]; then
+                    F_UPSERTS1=$(moesif_stat upserts)
+                    moesif_post "/_dev/faults?fail_429=0"
+                    f_end=$(now_ms)
+                fi
+            fi
+        fi
+        if [ $(($(now_ms) - t0)) -gt $((RUN_TIMEOUT * 1000)) ]; then
+            kill "$upid" 2>/dev/null || true
+            tail -n 20 "$log" >&2
+            die "$name: userpipe still ran after ${RUN_TIMEOUT}s (BENCH_RUN_TIMEOUT); moesif-dev has $(moesif_stat upserts) of $VALID upserts"
+        fi
+        sleep 0.2
+    done
+    rc=0
+    wait "$tpid" || rc=$?
+    t_end=$(now_ms)
+    R_MCPU=$(awk -v a="$m0" -v b="$(cpu_ticks "$MOESIF_PID")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
+    R_KCPU=$(awk -v a="$k0" -v b="$(cpu_ticks "$KAFKA_PID")" -v t="$TCK" 'BEGIN { printf "%.2f", (b - a) / t }')
+    if [ -n "${PERF_PID:-}" ]; then
+        wait "$PERF_PID" 2>/dev/null || true
+    fi
+    if [ "$rc" -ne 0 ]; then
+        tail -n 20 "$log" >&2
+        die "$name: userpipe exited with status $rc"
+    fi
+    if [ -n "${FAULT429_AT:-}" ]; then
+        [ "$f_start" != 0 ] || die "$name: the run ended before moesif-dev had $FAULT429_AT upserts, so the 429 window never started (more BENCH_EVENTS)"
+        [ "$f_end" != 0 ] || die "$name: the run ended inside the 429 window: events were delivered while every request got 429"
+        R_F_RSS0=$f_rss0
+        R_F_RSSMAX=$f_rssmax
+        R_F_AFTER_S=$(awk -v a="$f_end" -v b="$t_end" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
+    fi
+    curl -sf "$MOESIF_URL/_dev/stats" >"$WORK/$name.stats.json" || die "$name: no /_dev/stats"
+    moesif_post "/_dev/faults?fail_429=0&fail_500=0&fail_503=0"
+    R_UPSERTS=$(stat_of "$WORK/$name.stats.json" upserts)
+    if [ "$R_UPSERTS" -ne "$VALID" ]; then
+        tail -n 5 "$log" >&2
+        die "$name: moesif-dev counted $R_UPSERTS upserts, but $VALID events are valid"
+    fi
+    R_COMMITTED=$(group_committed_total "$group" users) || die "$name: cannot read the committed offsets of $group"
+    [ "$R_COMMITTED" -eq "$N" ] || die "$name: group $group committed $R_COMMITTED of $N offsets after exiting 0"
+    R_DUP=$(stat_of "$WORK/$name.stats.json" dup_in_batch)
+    [ "$R_DUP" -eq 0 ] || die "$name: moesif-dev saw $R_DUP batches holding one user twice"
+    R_REQ=$(stat_of "$WORK/$name.stats.json" requests)
+    R_201=$(stat_of "$WORK/$name.stats.json" responses.201)
+    R_429=$(stat_of "$WORK/$name.stats.json" responses.429)
+    R_500=$(stat_of "$WORK/$name.stats.json" responses.500)
+    R_WIRE=$(stat_of "$WORK/$name.stats.json" bytes_in)
+    R_PLAIN=$(stat_of "$WORK/$name.stats.json" bytes_plain)
+
+    read -r R_WALL R_USER R_SYS R_RSS_KB <"$tf"
+    # processing time: first partition assignment to the exit
+    line=$(grep -m1 '^time=.*msg="partition assigned"' "$log" || true)
+    local a_ms e_ms
+    if [ -n "$line" ]; then
+        a_ms=$(log_ms "$(sed 's/^time=\([^ ]*\).*/\1/' <<<"$line")")
+        e_ms=$(log_ms "$(grep '^time=' "$log" | tail -n 1 | sed 's/^time=\([^ ]*\).*/\1/')")
+        R_ACTIVE=$(awk -v a="$a_ms" -v e="$e_ms" 'BEGIN { printf "%.2f", (e - a) / 1000 }')
+        R_JOIN=$(awk -v a="$a_ms" -v s="$t0" 'BEGIN { printf "%.1f", (a - s) / 1000 }')
+    else
+        R_ACTIVE=$R_WALL
+        R_JOIN="?"
+    fi
+    R_RATE=$(awk -v v="$VALID" -v s="$R_ACTIVE" 'BEGIN { printf "%.0f", v / s }')
+    R_CPU_S=$(awk -v u="$R_USER" -v s="$R_SYS" 'BEGIN { printf "%.2f", u + s }')
+    R_US=$(awk -v c="$R_CPU_S" -v v="$VALID" 'BEGIN { printf "%.2f", c * 1e6 / v }')
+    R_RSS_MB=$(awk -v k="$R_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
+    R_STOPPED=$(grep -m1 'msg="stopped"' "$log" | sed 's/.*msg="stopped" //' || true)
+    R_RETRIES=$(sed -n 's/.*\bretries=\([0-9]*\).*/\1/p' <<<"$R_STOPPED")
+}
+
+# verdict VALUE OP LIMIT: "ok" or "MISS"
+verdict() {
+    awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN {
+        ok = (op == "<=") ? v <= l : (op == "<") ? v < l : v >= l
+        print ok ? "ok" : "MISS" }'
+}
+
+print_run() {
+    say "wall time:         ${R_WALL} s (of which ${R_JOIN} s before the first partition assignment: kafka-dev's 3 s group delay and startup)"
+    say "processing time:   ${R_ACTIVE} s (first assignment to exit)"
+    say "delivered:         upserts=$R_UPSERTS = valid events $VALID (moesif-dev /_dev/stats), committed offsets $R_COMMITTED = $N; requests=$R_REQ (201: $R_201, 429: $R_429, 500: $R_500), $(awk -v v="$VALID" -v b="$R_201" 'BEGIN { printf "%.1f", b ? v / b : 0 }') events per accepted batch, ${R_RETRIES:-?} retries"
+    say "userpipe's summary: ${R_STOPPED:-(no \"stopped\" line)}"
+    say "wire:              $(awk -v w="$R_WIRE" -v p="$R_PLAIN" 'BEGIN { printf "%.1f MB sent for %.1f MB of JSON (%.1fx)", w / 1e6, p / 1e6, w ? p / w : 0 }')"
+    say "other processes:   moesif-dev ${R_MCPU} s CPU, kafka-dev ${R_KCPU} s CPU during the run; load average ${R_LOAD} at its start"
+}
+
+print_core() {
+    local ratio
+    ratio=$(awk -v r="$R_RATE" -v k="$KCAT_RATE" 'BEGIN { printf "%.3f", r / k }')
+    say "events/s:          $R_RATE"
+    say "CPU per event:     $R_US us   (${R_CPU_S} s user+sys; userpipe busy $(awk -v c="$R_CPU_S" -v s="$R_ACTIVE" 'BEGIN { printf "%.2f", c / s }') cores on average while processing)   target <= $T_CPU_US us: $(verdict "$R_US" '<=' "$T_CPU_US")"
+    say "peak RSS:          $R_RSS_MB MB   target < $T_RSS_MB MB: $(verdict "$R_RSS_MB" '<' "$T_RSS_MB")"
+    say "ratio to kcat:     $ratio ($R_RATE / $KCAT_RATE)   target >= $T_RATIO: $(verdict "$ratio" '>=' "$T_RATIO")"
+}
+
+# ---- 3. fault-free ---------------------------------------------------------
+
+say ""
+say "== userpipe run, fault-free (write_config of tests/e2e/lib.sh: batch.linger_ms=100, sink.retry_backoff_max_ms=2000; other keys default: gzip level 6, 8 lanes, 200 events a batch)"
+FAULTS="" FAULT429_AT="" run_pipeline fault-free
+print_run
+print_core
+FREE_RATE=$R_RATE
+FREE_US=$R_US
+FREE_WIRE=$R_WIRE
+FREE_PLAIN=$R_PLAIN
+FREE_M=$R_MCPU
+FREE_RSS=$R_RSS_MB
+FREE_RATIO=$(awk -v r="$R_RATE" -v k="$KCAT_RATE" 'BEGIN { printf "%.3f", r / k }')
+if [ "$BENCH_PERF" = 1 ]; then
+    if [ -s "$WORK/perf.data" ]; then
+        say "perf record -F 499 -p of the fault-free run (share of userpipe's samples):"
+        perf_top() {
+            # whole report first: head closing the pipe must not fail it
+            perf report -i "$WORK/perf.data" --no-children --sort "$1" --stdio >"$WORK/perf.txt" 2>/dev/null || true
+            grep -E '^ +[0-9.]+%' "$WORK/perf.txt" | head -n "$2" | sed 's/  *$//; s/  *-  *-$//; s/^/  /' || true
+        }
+        say " by thread:"
+        perf_top comm 6
+        say " by library:"
+        perf_top dso 8
+        say " top symbols (libdeflate has no symbols: its addresses are the compressor):"
+        perf_top dso,symbol 15
+    else
+        say "perf: no data ($(head -c 200 "$WORK/perf.err" 2>/dev/null))"
+    fi
+fi
+
+# ---- 4. 429 to everything for FAULT_SECONDS ------------------------------------
+
+say ""
+say "== userpipe run, moesif-dev answering 429 (Retry-After: 1) to every request for ${FAULT_SECONDS} s, from the moment it holds 10% of the events"
+FAULTS="" FAULT429_AT=$((VALID / 10 > 0 ? VALID / 10 : 1)) run_pipeline fault-429
+print_run
+say "429 window:        RSS $(awk -v k="$R_F_RSS0" 'BEGIN { printf "%.1f", k / 1024 }') MB when it began, at most $(awk -v k="$R_F_RSSMAX" 'BEGIN { printf "%.1f", k / 1024 }') MB during it (sampled every 0.2 s); upserts $F_UPSERTS0 -> $F_UPSERTS1 during it; the run ended $R_F_AFTER_S s after it"
+say "peak RSS:          $R_RSS_MB MB   target < $T_RSS_MB MB: $(verdict "$R_RSS_MB" '<' "$T_RSS_MB")"
+say "after the window:  every valid event arrived: upserts=$R_UPSERTS = $VALID"
+say "CPU per event:     $R_US us"
+F429_RSS=$R_RSS_MB
+
+# ---- 5. 5% 429 and 1% 500 all along -----------------------------------------------
+
+say ""
+say "== userpipe run, moesif-dev answering 5% of requests 429 (Retry-After: 1) and 1% 500 for the whole run"
+FAULTS="fail_429=0.05&fail_500=0.01&seed=1" FAULT429_AT="" run_pipeline fault-mix
+print_run
+say "events/s:          $R_RATE"
+fratio=$(awk -v r="$R_RATE" -v f="$FREE_RATE" 'BEGIN { printf "%.3f", r / f }')
+say "ratio to fault-free: $fratio ($R_RATE / $FREE_RATE)   target >= $T_FAULT_RATIO: $(verdict "$fratio" '>=' "$T_FAULT_RATIO")"
+say "CPU per event:     $R_US us; peak RSS $R_RSS_MB MB"
+
+# ---- 6. gzip -------------------------------------------------------------------------
+
+say ""
+say "== gzip: sink.gzip_level=1, =6 (the default: the fault-free run above), sink.gzip=false"
+FAULTS="" FAULT429_AT="" run_pipeline gzip-1 sink.gzip_level=1
+G1_RATE=$R_RATE G1_US=$R_US G1_WIRE=$R_WIRE G1_PLAIN=$R_PLAIN G1_RSS=$R_RSS_MB G1_M=$R_MCPU
+FAULTS="" FAULT429_AT="" run_pipeline gzip-off sink.gzip=false
+G0_RATE=$R_RATE G0_US=$R_US G0_WIRE=$R_WIRE G0_PLAIN=$R_PLAIN G0_RSS=$R_RSS_MB G0_M=$R_MCPU
+gz_line() {
+    awk -v n="$1" -v r="$2" -v u="$3" -v w="$4" -v p="$5" -v k="$KCAT_RATE" -v m="$6" -v rss="$7" 'BEGIN {
+        printf "%-16s %9.0f %7.3f %9.2f %10.1f %6.1fx %9s %8s\n", n, r, r / k, u, w / 1e6, w ? p / w : 0, m, rss }'
+}
+printf '%-16s %9s %7s %9s %10s %7s %9s %8s\n' setting events/s /kcat "CPU us/ev" "wire MB" ratio "moesif s" "RSS MB"
+gz_line "gzip_level=1" "$G1_RATE" "$G1_US" "$G1_WIRE" "$G1_PLAIN" "$G1_M" "$G1_RSS"
+gz_line "gzip_level=6 *" "$FREE_RATE" "$FREE_US" "$FREE_WIRE" "$FREE_PLAIN" "$FREE_M" "$FREE_RSS"
+gz_line "gzip=false" "$G0_RATE" "$G0_US" "$G0_WIRE" "$G0_PLAIN" "$G0_M" "$G0_RSS"
+say "(* default; CPU us/event is userpipe's user+sys over the valid events; moesif s is moesif-dev's CPU for the run)"
+
+say ""
+say "== targets (issue 4)"
+printf '%-52s %10s %12s  %s\n' "figure" value target verdict
+tline() { printf '%-52s %10s %12s  %s\n' "$1" "$2" "$3 $4" "$(verdict "$2" "$3" "$4")"; }
+tline "CPU us per event, fault-free (gzip level 6)" "$FREE_US" '<=' "$T_CPU_US"
+tline "CPU us per event, gzip level 1" "$G1_US" '<=' "$T_CPU_US"
+tline "events/s / kcat events/s, fault-free" "$FREE_RATIO" '>=' "$T_RATIO"
+tline "peak RSS MB, fault-free" "$FREE_RSS" '<' "$T_RSS_MB"
+tline "peak RSS MB, ${FAULT_SECONDS} s of 429 to everything" "$F429_RSS" '<' "$T_RSS_MB"
+tline "events/s / fault-free events/s, 5% 429 + 1% 500" "$fratio" '>=' "$T_FAULT_RATIO"
+
+say ""
+say "bench_pipeline: done in $(awk -v ms=$(($(now_ms) - bench_t0)) 'BEGIN { printf "%.0f", ms / 1000 }') s, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
