@@ -63,9 +63,10 @@ static const struct key keys[] = {
      NULL},
     {"batch.linger_ms", K_UINT, OFF(sink.batch_linger_ms), 0, 60000, "1000",
      "A batch is sent at the latest this long after its first event.", NULL},
-    {"sink.max_in_flight", K_UINT, OFF(sink.max_in_flight), 1, 256, "8",
+    {"sink.max_in_flight", K_UINT, OFF(sink.max_in_flight), 1, 256, "32",
      "Requests in flight at once; also the number of lanes (updates of one "
-     "user always use the same lane, one request at a time).",
+     "user always use the same lane, one request at a time, so a lane "
+     "waiting for Retry-After delays only its 1/N of the users).",
      NULL},
     {"sink.timeout_ms", K_UINT, OFF(sink.timeout_ms), 100, 600000, "30000",
      "Time-out of one HTTP request; a timed-out request is retried.", NULL},
@@ -90,7 +91,7 @@ static const struct key keys[] = {
     {"sink.max_pending_bytes", K_SIZE, OFF(sink.max_pending_bytes), MIB,
      4096 * MIB, "16777216",
      "Event bytes held by the sink before consumption pauses "
-     "(backpressure); a quarter of it while a batch is being retried.",
+     "(backpressure); it resumes at half.",
      NULL},
     {"shutdown.drain_timeout_ms", K_UINT, OFF(drain_timeout_ms), 0, 3600000,
      "30000",

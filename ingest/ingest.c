@@ -13,6 +13,7 @@
 #include "ingest.h"
 
 #include <librdkafka/rdkafka.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,10 +22,23 @@
 #define SEQ_BITS 40
 #define SEQ_MASK ((1ULL << SEQ_BITS) - 1)
 
+/* A consumed message, copied out of librdkafka's fetch buffer: a message
+ * kept by librdkafka pins its whole fetch response (up to fetch.max.bytes)
+ * until destroyed, so holding the consumed messages of a hundred
+ * partitions until Moesif settles them would hold a hundred buffers (make
+ * bench saw 170 MB).  A copy costs one allocation and the message's own
+ * bytes. */
+struct held {
+    int64_t timestamp_ms;
+    size_t key_len; /* SIZE_MAX: no key */
+    size_t len;
+    char bytes[]; /* the key, then the value */
+};
+
 struct part {
     char *topic;
     int32_t partition;
-    rd_kafka_message_t **msgs; /* ring, indexed by seq & (cap - 1) */
+    struct held **msgs; /* ring, indexed by seq & (cap - 1) */
     int64_t *offsets;
     uint8_t *done;
     size_t cap;
@@ -98,9 +112,7 @@ static void part_free(struct part *p)
     }
     for (uint64_t s = p->head; s < p->tail; s++) {
         size_t i = (size_t)(s & (p->cap - 1));
-        if (p->msgs[i] != NULL) {
-            rd_kafka_message_destroy(p->msgs[i]);
-        }
+        free(p->msgs[i]);
     }
     free(p->topic);
     free(p->msgs);
@@ -142,7 +154,7 @@ static struct part *part_add(struct ingest *ing, const char *topic,
 static void part_grow(struct part *p)
 {
     size_t ncap = p->cap * 2;
-    rd_kafka_message_t **msgs = core_calloc(ncap, sizeof(*msgs));
+    struct held **msgs = core_calloc(ncap, sizeof(*msgs));
     int64_t *offsets = core_calloc(ncap, sizeof(*offsets));
     uint8_t *done = core_calloc(ncap, 1);
 
@@ -190,19 +202,37 @@ static void store_offsets(struct ingest *ing, int include_revoking)
     }
 }
 
-static void fill_msg(struct ingest_msg *out, rd_kafka_message_t *m,
-                     uint64_t ticket)
+static struct held *hold(const rd_kafka_message_t *m)
 {
+    size_t klen = m->key != NULL ? m->key_len : 0;
+    struct held *h = core_malloc(sizeof(*h) + klen + m->len);
     rd_kafka_timestamp_type_t tstype;
 
-    out->key = m->key;
-    out->key_len = m->key_len;
-    out->value = m->payload;
-    out->len = m->len;
-    out->topic = rd_kafka_topic_name(m->rkt);
-    out->partition = m->partition;
-    out->offset = m->offset;
-    out->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+    h->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
+    h->key_len = m->key != NULL ? m->key_len : SIZE_MAX;
+    h->len = m->len;
+    if (klen > 0) {
+        memcpy(h->bytes, m->key, klen);
+    }
+    if (m->len > 0) {
+        memcpy(h->bytes + klen, m->payload, m->len);
+    }
+    return h;
+}
+
+static void fill_msg(struct ingest_msg *out, const struct part *p,
+                     const struct held *h, int64_t offset, uint64_t ticket)
+{
+    size_t klen = h->key_len == SIZE_MAX ? 0 : h->key_len;
+
+    out->key = h->key_len == SIZE_MAX ? NULL : h->bytes;
+    out->key_len = klen;
+    out->value = h->bytes + klen;
+    out->len = h->len;
+    out->topic = p->topic;
+    out->partition = p->partition;
+    out->offset = offset;
+    out->timestamp_ms = h->timestamp_ms;
     out->ticket = ticket;
 }
 
@@ -225,7 +255,7 @@ int ingest_message(const struct ingest *ing, uint64_t ticket,
     if (p->done[i] || p->msgs[i] == NULL) {
         return -1;
     }
-    fill_msg(msg, p->msgs[i], ticket);
+    fill_msg(msg, p, p->msgs[i], p->offsets[i], ticket);
     return 0;
 }
 
@@ -248,7 +278,7 @@ void ingest_done(struct ingest *ing, uint64_t ticket)
         return;
     }
     p->done[i] = 1;
-    rd_kafka_message_destroy(p->msgs[i]);
+    free(p->msgs[i]);
     p->msgs[i] = NULL;
     ing->in_flight--;
     ing->settled++;
@@ -415,12 +445,15 @@ enum core_err ingest_new(const struct ingest_config *cfg,
      * queue all partitions feed; once a fetch overfills it, no partition
      * is fetched again until the broker thread's next wake-up, up to 1 s
      * later (librdkafka issue 2879; fetch.queue.backoff.ms, its fix, came
-     * after 2.0.2).  make bench measured 15k events/s with 4 MiB and about
-     * 5 times that with 32 MiB, fetches of 4 MiB leaving room for several
-     * before the queue is full.  32 MiB plus the sink's 16 MiB keep the
-     * process under its 128 MB budget. */
+     * after 2.0.2).  Measured on the dev broker with 300k events of 470
+     * bytes over 40 partitions (peak RSS, events/s after assignment):
+     *   4 MiB:  ~60 MB, 15k/s     16 MiB: ~97 MB, 46k/s
+     *   24 MiB: ~140 MB, 65k/s    32 MiB: ~156 MB, 83k/s
+     * 16 MiB keeps the process under its 128 MB budget, the sink's 16 MiB
+     * of pending events included; kafka.queued.max.messages.kbytes trades
+     * memory for rate where more is available. */
     static const char *const defaults[][2] = {
-        {"queued.max.messages.kbytes", "32768"},
+        {"queued.max.messages.kbytes", "16384"},
         {"fetch.max.bytes", "4194304"},
         {"auto.commit.interval.ms", "1000"},
         {"enable.auto.commit", "true"},
@@ -633,15 +666,16 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
             part_grow(p);
         }
         idx = (size_t)(p->tail & (p->cap - 1));
-        p->msgs[idx] = m;
+        p->msgs[idx] = hold(m);
         p->offsets[idx] = m->offset;
         p->done[idx] = 0;
         p->next_offset = m->offset + 1;
         if (p->end_at_start >= 0 && m->offset + 1 >= p->end_at_start) {
             p->reached_end = 1;
         }
-        fill_msg(&msgs[out], m,
+        fill_msg(&msgs[out], p, p->msgs[idx], m->offset,
                  ((uint64_t)slot << SEQ_BITS) | (p->tail & SEQ_MASK));
+        rd_kafka_message_destroy(m);
         p->tail++;
         ing->in_flight++;
         ing->consumed++;

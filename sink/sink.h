@@ -28,7 +28,7 @@ struct sink_config {
     size_t batch_max_events;    /* default 200 */
     size_t batch_max_bytes;     /* uncompressed body bytes, default 1 MiB */
     unsigned batch_linger_ms;   /* default 1000 */
-    unsigned max_in_flight;     /* lanes = requests in flight, default 8 */
+    unsigned max_in_flight;     /* lanes = requests in flight, default 32 */
     unsigned timeout_ms;        /* per request, default 30000 */
     int gzip;                   /* send Content-Encoding: gzip, default 1 */
     int gzip_level;             /* libdeflate level 1-12, default 1 */
@@ -91,9 +91,9 @@ CORE_WUR enum core_err sink_poll(struct sink *snk, int timeout_ms);
  * end of a backfill, a rebalance). */
 void sink_flush(struct sink *snk);
 
-/* Whether the sink holds more than max_pending_bytes (a quarter of it
- * while a batch is being retried): the caller pauses consumption while
- * true. */
+/* Whether the sink holds more than max_pending_bytes: the caller pauses
+ * consumption while true.  A batch waiting for its retry holds only its
+ * lane, whose backlog counts here like any other. */
 int sink_saturated(const struct sink *snk);
 
 /* Whether the sink holds at most half of what saturates it: the caller

@@ -493,7 +493,7 @@ static void test_sink_config_init__design_defaults(void **state)
     assert_int_equal(cfg.batch_max_events, 200);
     assert_int_equal(cfg.batch_max_bytes, 1024 * 1024);
     assert_int_equal(cfg.batch_linger_ms, 1000);
-    assert_int_equal(cfg.max_in_flight, 8);
+    assert_int_equal(cfg.max_in_flight, 32);
     assert_int_equal(cfg.timeout_ms, 30000);
     assert_int_equal(cfg.gzip, 1);
     assert_int_equal(cfg.gzip_level, 1);
@@ -961,8 +961,7 @@ static void test_sink_poll__retries_500_429_and_transport_errors(void **state)
     e->f.n_script = 5;
     e->cfg.retry_backoff_ms = 100;
     e->cfg.retry_backoff_max_ms = 400;
-    /* one event of a few dozen bytes: under the cap, but over a quarter
-     * of it, the cap while a batch is being retried */
+    /* one event of a few dozen bytes: under the cap, retrying or not */
     e->cfg.max_pending_bytes = 100;
     env_open(e);
     add_event(e->snk, 1, 0, 0, 0, 1);
@@ -971,11 +970,12 @@ static void test_sink_poll__retries_500_429_and_transport_errors(void **state)
     for (int i = 0; i < 1000 && sink_pending(e->snk) > 0; i++) {
         assert_int_equal(sink_poll(e->snk, 100), CORE_OK);
         if (sink_pending(e->snk) > 0 && e->f.n_log > 0) {
-            assert_true(sink_saturated(e->snk));
+            /* a retry alone does not pause consumption */
+            assert_false(sink_saturated(e->snk));
             saw_saturated = 1;
         }
     }
-    assert_true(saw_saturated);
+    assert_true(saw_saturated); /* the retrying state was observed */
     assert_false(sink_saturated(e->snk));
     assert_int_equal(e->f.n_log, 6);
     assert_int_equal(e->r.done_count[1], 1);
@@ -1063,7 +1063,7 @@ test_sink_poll__a_retrying_lane_does_not_block_the_others(void **state)
     e->f.ctx = &sc;
     e->cfg.max_in_flight = 2;
     e->cfg.batch_linger_ms = 10;
-    e->cfg.max_pending_bytes = 100; /* a quarter: under one event */
+    e->cfg.max_pending_bytes = 100;
     env_open(e);
     /* a user on the other lane than u0 */
     for (;; other++) {
@@ -1080,9 +1080,10 @@ test_sink_poll__a_retrying_lane_does_not_block_the_others(void **state)
             assert_int_equal(sink_poll(e->snk, 10), CORE_OK);
         }
     }
-    /* u0's lane is still waiting for its retries, the other flowed */
+    /* u0's lane is still waiting for its retries, the other flowed, and
+     * the retry alone does not saturate the sink */
     assert_int_equal(e->r.done_count[0], 0);
-    assert_true(sink_saturated(e->snk));
+    assert_false(sink_saturated(e->snk));
     for (unsigned seq = 0; seq < 20; seq++) {
         assert_int_equal(e->r.done_count[1 + seq], 1);
     }
