@@ -276,19 +276,11 @@ int cmd_dlq(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (path == NULL && noverrides == 0) {
-        fprintf(stderr, "userpipe dlq: -c FILE is required\n");
-        status = 2;
+    status = core_config_load_tool(&cfg, "userpipe dlq", path, overrides,
+                                   noverrides);
+    if (status != 0) {
         goto out;
     }
-    rc = core_config_load(&cfg, path, overrides, noverrides, 0, errstr,
-                          sizeof(errstr));
-    if (rc != CORE_OK) {
-        fprintf(stderr, "userpipe dlq: %s\n", errstr);
-        status = 2;
-        goto out;
-    }
-    core_log_threshold = CORE_LOG_WARN;
     if (cfg.dlq_topic != NULL) {
         topics[ntopics++] = cfg.dlq_topic;
     } else if (cfg.source_topics != NULL) {

@@ -201,20 +201,11 @@ int cmd_schema(int argc, char **argv)
         status = 2;
         goto out;
     }
-    if (path == NULL && noverrides == 0) {
-        fprintf(stderr, "userpipe schema: -c FILE is required\n");
-        status = 2;
+    status = core_config_load_tool(&cfg, "userpipe schema", path, overrides,
+                                   noverrides);
+    if (status != 0) {
         goto out;
     }
-    rc = core_config_load(&cfg, path, overrides, noverrides, 0, errstr,
-                          sizeof(errstr));
-    if (rc != CORE_OK) {
-        fprintf(stderr, "userpipe schema: %s\n", errstr);
-        status = 2;
-        goto out;
-    }
-    core_log_threshold =
-        cfg.log_level < CORE_LOG_WARN ? cfg.log_level : CORE_LOG_WARN;
     free(cfg.schema_file); /* `schema` never imports the run's seed */
     cfg.schema_file = NULL;
     rc = core_open_schema(&cfg, sch, &sc, errstr, sizeof(errstr));

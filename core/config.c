@@ -455,6 +455,26 @@ enum core_err core_config_load(struct core_config *cfg, const char *path,
     return CORE_OK;
 }
 
+int core_config_load_tool(struct core_config *cfg, const char *who,
+                          const char *path, const char *const *overrides,
+                          size_t noverrides)
+{
+    char errstr[768];
+
+    if (path == NULL && noverrides == 0) {
+        fprintf(stderr, "%s: -c FILE is required\n", who);
+        return 2;
+    }
+    if (core_config_load(cfg, path, overrides, noverrides, 0, errstr,
+                         sizeof(errstr)) != CORE_OK) {
+        fprintf(stderr, "%s: %s\n", who, errstr);
+        return 2;
+    }
+    core_log_threshold =
+        cfg->log_level < CORE_LOG_WARN ? cfg->log_level : CORE_LOG_WARN;
+    return 0;
+}
+
 const char *core_config_kafka(const struct core_config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->kafka_count; i++) {

@@ -61,6 +61,16 @@ CORE_WUR enum core_err core_config_load(struct core_config *cfg,
                                         size_t noverrides, int for_run,
                                         char *errstr, size_t errstr_size);
 
+/*
+ * core_config_load for the tools that take run's -c FILE and -X (schema,
+ * dlq): no run-only key is required, and a failure is printed on stderr
+ * as "<who>: <sentence>".  Returns 0, or 2 (the exit status of bad
+ * usage).  Their logs show warnings and errors only.
+ */
+int core_config_load_tool(struct core_config *cfg, const char *who,
+                          const char *path, const char *const *overrides,
+                          size_t noverrides);
+
 /* Sets one key from its text value, as a line of the file would. */
 CORE_WUR enum core_err core_config_set(struct core_config *cfg, const char *key,
                                        const char *value, char *errstr,
