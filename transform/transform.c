@@ -137,8 +137,8 @@ struct transform {
 
     struct core_reject *rej;
     int failed;
-    int aborted; /* too_deep: the parse was cancelled */
-    int bad_ws;  /* a form feed or vertical tab between tokens */
+    int aborted;         /* too_deep: the parse was cancelled */
+    int bad_ws;          /* a form feed or vertical tab between tokens */
     unsigned top_values; /* JSON values at depth 0 in this event */
     int extra_value;     /* more than one: invalid JSON */
     size_t new_keys;

@@ -203,12 +203,13 @@ int main(int argc, char **argv)
            best_tf / (double)n * 1e6);
     printf("  ratio transform/yajl-parse-only: %.2f (target >= 0.60)\n",
            best_yajl / best_tf);
-    printf("  transform, schema of 50,000 known keys: %9.0f events/s "
-           "(%.2f us/event), %+.1f%% time per event vs an empty schema (target <= "
-           "+10%%)%s\n",
-           (double)n / best_50k, best_50k / (double)n * 1e6,
-           100.0 * (best_50k - best_tf) / best_tf,
-           accepted_50k == accepted ? "" : " [ACCEPTED COUNTS DIFFER]");
+    printf(
+        "  transform, schema of 50,000 known keys: %9.0f events/s "
+        "(%.2f us/event), %+.1f%% time per event vs an empty schema (target <= "
+        "+10%%)%s\n",
+        (double)n / best_50k, best_50k / (double)n * 1e6,
+        100.0 * (best_50k - best_tf) / best_tf,
+        accepted_50k == accepted ? "" : " [ACCEPTED COUNTS DIFFER]");
     free(c.buf);
     free(c.off);
     free(c.len);
