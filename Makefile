@@ -36,14 +36,14 @@ endif
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = $(WARN) $(OPT) $(SAN) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
-ALL_LDFLAGS = $(SAN) $(LDFLAGS)
+ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
 
 # Library sources of each folder; main.c and the commands are linked only
 # into the binary so unit tests can link the rest.
 CORE_SRC := core/alloc.c core/codes.c core/log.c core/ndjson.c core/config.c core/parked.c core/metrics.c
 SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
-INGEST_SRC := ingest/ingest.c
+INGEST_SRC := ingest/ingest.c ingest/refill.c
 SINK_SRC := sink/dlq.c sink/dlq_read.c
 LIB_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) $(INGEST_SRC) $(SINK_SRC)
 MAIN_SRC = core/main.c core/cmd_transform.c core/cmd_run.c core/cmd_schema.c core/cmd_dlq.c

@@ -55,9 +55,11 @@ struct run {
     uint64_t total_at_start; /* events to consume, once known */
     uint64_t last_done;
     int64_t last_done_ms;
-    double rate;        /* events/s, smoothed */
-    int fatal;          /* exit status 1 once set */
-    int refused_config; /* Moesif refused the configuration: exit 3 */
+    double rate;           /* events/s, smoothed */
+    int fatal;             /* exit status 1 once set */
+    int refused_config;    /* Moesif refused the configuration: exit 3 */
+    int64_t held_since_ms; /* consumption held since (backpressure), 0 not */
+    int paused;            /* and the partitions paused */
     uint64_t waits, wait_ms_total, wait_ms_max; /* events parked for claims */
     uint64_t accepted, rejected, refused;
     uint64_t rejects_by_code[CORE_REJECT__COUNT];
@@ -313,6 +315,38 @@ static void unpark(struct run *r)
     }
 }
 
+/*
+ * Backpressure, with hysteresis (sink_drained): while the sink is
+ * saturated (or a flood of events waits for claims) nothing more is taken
+ * from the consumer queue, whose own cap (queued.max.messages.kbytes) then
+ * stops the fetching.  Only a hold longer than HOLD_MS pauses the
+ * partitions: pausing makes librdkafka drop what it prefetched and fetch
+ * it again on resume, which make bench saw cost more than the short
+ * saturations it would absorb; a long hold (Moesif retrying, an outage)
+ * must pause, so the consumer keeps serving rebalances and heartbeats.
+ */
+#define HOLD_MS 1000
+
+static void backpressure(struct run *r)
+{
+    size_t parked = core_parked_count(r->parked);
+
+    if (sink_saturated(r->snk) || parked > 100000) {
+        int64_t now = now_ms();
+        if (r->held_since_ms == 0) {
+            r->held_since_ms = now;
+        } else if (now - r->held_since_ms >= HOLD_MS) {
+            ingest_pause(r->ing, 1);
+            r->paused = 1;
+        }
+    } else if (r->held_since_ms != 0 && sink_drained(r->snk) &&
+               parked <= 50000) {
+        r->held_since_ms = 0;
+        r->paused = 0;
+        ingest_pause(r->ing, 0);
+    }
+}
+
 /* ---- observability ---------------------------------------------------- */
 
 static uint64_t rejects_total(const struct run *r)
@@ -513,11 +547,13 @@ static void summary(struct run *r, int64_t started_ms)
 {
     struct sink_stats ss;
     struct schema_claims_stats cs;
+    struct ingest_stats is;
     double secs = (double)(now_ms() - started_ms) / 1000.0;
     char codes[512] = "";
 
     sink_get_stats(r->snk, &ss);
     schema_claims_get_stats(r->claims, &cs);
+    ingest_get_stats(r->ing, &is);
     for (int i = 1; i < CORE_REJECT__COUNT; i++) {
         if (r->rejects_by_code[i] > 0) {
             size_t n = strlen(codes);
@@ -530,7 +566,8 @@ static void summary(struct run *r, int64_t started_ms)
              "msg=\"stopped\" seconds=%.1f accepted=%llu rejected=%llu "
              "sent=%llu batches=%llu requests=%llu retries=%llu "
              "rejects_by_code=\"%s\" schema_keys=%zu claims_made=%llu "
-             "claim_waits=%llu claim_wait_ms_avg=%.1f claim_wait_ms_max=%llu",
+             "claim_waits=%llu claim_wait_ms_avg=%.1f claim_wait_ms_max=%llu "
+             "fetch_kicks=%llu",
              secs, (unsigned long long)r->accepted,
              (unsigned long long)(r->rejected + r->refused),
              (unsigned long long)ss.events_ok,
@@ -538,7 +575,8 @@ static void summary(struct run *r, int64_t started_ms)
              (unsigned long long)ss.retries, codes, schema_count(r->sch),
              (unsigned long long)cs.made, (unsigned long long)r->waits,
              r->waits ? (double)r->wait_ms_total / (double)r->waits : 0.0,
-             (unsigned long long)r->wait_ms_max);
+             (unsigned long long)r->wait_ms_max,
+             (unsigned long long)is.fetch_kicks);
 }
 
 int cmd_run(int argc, char **argv)
@@ -669,15 +707,10 @@ int cmd_run(int argc, char **argv)
             break;
         }
         tick(&r);
-        /* backpressure, with hysteresis (sink_drained); a flood of events
-         * waiting for claims pauses consumption too */
-        if (sink_saturated(r.snk) || core_parked_count(r.parked) > 100000) {
-            ingest_pause(r.ing, 1);
-        } else if (sink_drained(r.snk) &&
-                   core_parked_count(r.parked) <= 50000) {
-            ingest_pause(r.ing, 0);
-        }
-        n = ingest_poll(r.ing, msgs, 1024, 0);
+        backpressure(&r);
+        /* held: offsets are still stored; paused: rebalances served */
+        n = ingest_poll(r.ing, msgs,
+                        r.held_since_ms != 0 && !r.paused ? 0 : 1024, 0);
         if (n < 0) {
             core_log(CORE_LOG_ERROR, "ingest", "msg=\"%s\"",
                      ingest_error(r.ing));

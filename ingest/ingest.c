@@ -10,7 +10,7 @@
  * by the caller pausing consumption (sink saturation) plus librdkafka's
  * prefetch, which is capped here through queued.max.messages.kbytes.
  */
-#include "ingest.h"
+#include "ingest_int.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
@@ -46,6 +46,7 @@ struct part {
     int64_t stored;       /* offset last stored, -1 none */
     int64_t end_at_start; /* high watermark when assigned, -1 unknown */
     int64_t next_offset;  /* after the last consumed message, -1 none */
+    int32_t leader;       /* broker id, -1 unknown: whom a refill kick wakes */
     int reached_end;
     int revoked;
     int dirty; /* head moved since the last store */
@@ -64,6 +65,12 @@ struct ingest {
     int stopped;
     size_t in_flight;
     uint64_t consumed, settled;
+    /* refill kicks (see refill()) */
+    int64_t queue_max_bytes; /* queued.max.messages.kbytes x 1024 */
+    int64_t queue_max_msgs;  /* queued.min.messages */
+    double avg_len;          /* of consumed messages, moving average */
+    int filled;              /* the queue neared its cap since the last kick */
+    struct ingest_refill *refill;
     char error[512];
 };
 
@@ -136,6 +143,7 @@ static struct part *part_add(struct ingest *ing, const char *topic,
     p->stored = -1;
     p->end_at_start = -1;
     p->next_offset = -1;
+    p->leader = -1;
     for (size_t i = 0; i < ing->nparts; i++) {
         if (ing->parts[i] == NULL) {
             slot = i;
@@ -296,6 +304,114 @@ void ingest_done(struct ingest *ing, uint64_t ticket)
     }
 }
 
+/* ---- refill kicks (refill.c says why) ------------------------------------ */
+
+/* Broker ids of the partitions just assigned, from one metadata request
+ * per topic; a leader that moves later only makes its kicks miss. */
+static void learn_leaders(struct ingest *ing,
+                          const rd_kafka_topic_partition_list_t *parts)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        const char *topic = parts->elems[i].topic;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt;
+        int seen = 0;
+
+        for (int j = 0; j < i && !seen; j++) {
+            seen = strcmp(parts->elems[j].topic, topic) == 0;
+        }
+        if (seen) {
+            continue;
+        }
+        rkt = rd_kafka_topic_new(ing->rk, topic, NULL);
+        if (rkt == NULL) {
+            continue;
+        }
+        if (rd_kafka_metadata(ing->rk, 0, rkt, &md, 5000) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            md->topic_cnt == 1) {
+            const struct rd_kafka_metadata_topic *t = &md->topics[0];
+            for (int k = 0; k < t->partition_cnt; k++) {
+                size_t slot;
+                struct part *p =
+                    part_find(ing, topic, t->partitions[k].id, &slot);
+                if (p != NULL) {
+                    p->leader = t->partitions[k].leader;
+                }
+            }
+        }
+        if (md != NULL) {
+            rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+    }
+}
+
+/* Kicks the leaders of the partitions with data left: one partition of
+ * each, from the refill thread. */
+static void kick(struct ingest *ing)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+    int32_t woken[64];
+    int n_woken = 0;
+
+    for (size_t i = 0; i < ing->nparts && n_woken < 64; i++) {
+        struct part *p = ing->parts[i];
+        int64_t lo = -1, hi = -1;
+        int seen = 0;
+
+        if (p == NULL || p->revoked || p->leader < 0) {
+            continue;
+        }
+        for (int j = 0; j < n_woken && !seen; j++) {
+            seen = woken[j] == p->leader;
+        }
+        if (seen) {
+            continue;
+        }
+        /* the high watermark the last fetch brought: no request */
+        rd_kafka_get_watermark_offsets(ing->rk, p->topic, p->partition, &lo,
+                                       &hi);
+        if (p->next_offset >= 0 && hi >= 0 && hi <= p->next_offset) {
+            continue; /* caught up: its fetch is waiting for data anyway */
+        }
+        if (list == NULL) {
+            list = rd_kafka_topic_partition_list_new(4);
+        }
+        rd_kafka_topic_partition_list_add(list, p->topic, p->partition);
+        woken[n_woken++] = p->leader;
+    }
+    if (list != NULL) {
+        ingest_refill_kick(ing->refill, list);
+    }
+}
+
+/*
+ * After a poll: once the queue has neared its cap (three quarters, by the
+ * average size of the messages consumed) and drained to half of it, the
+ * brokers are kicked, so the next fetches arrive while half a queue is
+ * still there to work on.
+ */
+static void refill(struct ingest *ing)
+{
+    double qlen = (double)rd_kafka_queue_length(ing->queue);
+    double qbytes = qlen * ing->avg_len;
+    double max_bytes = (double)ing->queue_max_bytes;
+    double max_msgs = (double)ing->queue_max_msgs;
+
+    if (ing->paused || ing->stopped || !ing->assigned_once) {
+        return;
+    }
+    if (qbytes >= 0.75 * max_bytes || qlen >= 0.75 * max_msgs) {
+        ing->filled = 1;
+        return;
+    }
+    if (ing->filled && qbytes <= 0.5 * max_bytes && qlen <= 0.5 * max_msgs) {
+        ing->filled = 0;
+        kick(ing);
+    }
+}
+
 /* ---- rebalances ---------------------------------------------------------- */
 
 static void on_assign(struct ingest *ing,
@@ -353,6 +469,7 @@ static void on_assign(struct ingest *ing,
         }
         rd_kafka_topic_partition_list_destroy(c);
     }
+    learn_leaders(ing, parts);
     ing->assigned_once = 1;
 }
 
@@ -436,6 +553,17 @@ static const char *user_value(const struct ingest_config *cfg, const char *k)
     return NULL;
 }
 
+/* A numeric property of conf, as librdkafka holds it. */
+static int64_t conf_int(const rd_kafka_conf_t *conf, const char *k)
+{
+    char v[64];
+    size_t len = sizeof(v);
+    if (rd_kafka_conf_get(conf, k, v, &len) != RD_KAFKA_CONF_OK) {
+        return 0;
+    }
+    return strtoll(v, NULL, 10);
+}
+
 enum core_err ingest_new(const struct ingest_config *cfg,
                          const struct ingest_callbacks *cb, struct ingest **out,
                          char *errstr, size_t errstr_size)
@@ -443,15 +571,13 @@ enum core_err ingest_new(const struct ingest_config *cfg,
     /* Defaults that keep memory bounded and delivery explicit.  In
      * librdkafka 2.0.2 queued.max.messages.kbytes bounds the one consumer
      * queue all partitions feed; once a fetch overfills it, no partition
-     * is fetched again until the broker thread's next wake-up, up to 1 s
-     * later (librdkafka issue 2879; fetch.queue.backoff.ms, its fix, came
-     * after 2.0.2).  Measured on the dev broker with 300k events of 470
-     * bytes over 40 partitions (peak RSS, events/s after assignment):
-     *   4 MiB:  ~60 MB, 15k/s     16 MiB: ~97 MB, 46k/s
-     *   24 MiB: ~140 MB, 65k/s    32 MiB: ~156 MB, 83k/s
-     * 16 MiB keeps the process under its 128 MB budget, the sink's 16 MiB
-     * of pending events included; kafka.queued.max.messages.kbytes trades
-     * memory for rate where more is available. */
+     * is fetched again until the broker thread wakes, which refill.c
+     * makes happen as soon as half the queue is consumed.  Without that
+     * wake-up the rate grew with the queue (300k events of 470 bytes over
+     * 40 partitions: 4 MiB 15k/s, 16 MiB 46k/s, 32 MiB 83k/s at 156 MB);
+     * with it, 16 MiB sustains what the rest of the pipeline can take
+     * (make bench, README "Performance") inside the 128 MB budget, the
+     * sink's 16 MiB of pending events included. */
     static const char *const defaults[][2] = {
         {"queued.max.messages.kbytes", "16384"},
         {"fetch.max.bytes", "4194304"},
@@ -524,6 +650,9 @@ enum core_err ingest_new(const struct ingest_config *cfg,
     if (rc != CORE_OK) {
         goto out;
     }
+    ing->queue_max_bytes = conf_int(conf, "queued.max.messages.kbytes") * 1024;
+    ing->queue_max_msgs = conf_int(conf, "queued.min.messages");
+    ing->avg_len = 512;
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, ing);
@@ -535,6 +664,7 @@ enum core_err ingest_new(const struct ingest_config *cfg,
         goto out;
     }
     conf = NULL; /* owned by rk now */
+    ing->refill = ingest_refill_new(ing->rk);
     rd_kafka_poll_set_consumer(ing->rk);
     ing->queue = rd_kafka_queue_get_consumer(ing->rk);
 
@@ -584,6 +714,8 @@ void ingest_destroy(struct ingest *ing)
     }
     if (ing->rk != NULL) {
         ing->cb.drain = NULL; /* nothing left to drive during close */
+        ingest_refill_destroy(ing->refill);
+        ing->refill = NULL;
         rd_kafka_consumer_close(ing->rk);
         if (ing->queue != NULL) {
             rd_kafka_queue_destroy(ing->queue);
@@ -633,6 +765,9 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
     int out = 0;
 
     store_offsets(ing, 0);
+    if (max <= 0) {
+        return 0;
+    }
     if (max > 1024) {
         max = 1024;
     }
@@ -675,6 +810,7 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
         }
         fill_msg(&msgs[out], p, p->msgs[idx], m->offset,
                  ((uint64_t)slot << SEQ_BITS) | (p->tail & SEQ_MASK));
+        ing->avg_len += ((double)m->len - ing->avg_len) / 64.0;
         rd_kafka_message_destroy(m);
         p->tail++;
         ing->in_flight++;
@@ -684,6 +820,7 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
     if (ing->error[0] != '\0') {
         return -1;
     }
+    refill(ing);
     return out;
 }
 
@@ -821,4 +958,5 @@ void ingest_get_stats(const struct ingest *ing, struct ingest_stats *st)
     st->assigned = assigned;
     st->paused = ing->paused;
     st->lag = -1;
+    st->fetch_kicks = ing->refill ? ingest_refill_kicks(ing->refill) : 0;
 }

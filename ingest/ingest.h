@@ -73,7 +73,9 @@ void ingest_destroy(struct ingest *ing);
 /*
  * Fills msgs with up to max messages, waiting up to timeout_ms for the
  * first.  Returns how many, or -1 on a fatal consumer error (ingest_error()
- * says what).  Serves rebalances and librdkafka's logs.
+ * says what).  Serves rebalances and librdkafka's logs.  With max 0 it only
+ * stores the offsets settled so far: a caller holding back (backpressure)
+ * leaves the messages in librdkafka's queue, whose cap stops the fetching.
  */
 int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
                 int timeout_ms);
@@ -132,7 +134,8 @@ struct ingest_stats {
     uint64_t settled;
     unsigned assigned;
     int paused;
-    int64_t lag; /* sum over assigned partitions, -1 when unknown */
+    int64_t lag;          /* sum over assigned partitions, -1 when unknown */
+    uint64_t fetch_kicks; /* broker wake-ups after a full queue (refill.c) */
 };
 
 void ingest_get_stats(const struct ingest *ing, struct ingest_stats *st);
