@@ -24,6 +24,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <unistd.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -598,6 +599,14 @@ int cmd_run(int argc, char **argv)
     int64_t started_ms = now_ms(), stop_deadline = 0;
     enum core_err rc;
 
+    /* A fixed mmap threshold: buffers of 128 KiB and more (librdkafka's
+     * fetch responses of up to fetch.max.bytes, gzip bodies) are mapped
+     * and given back when freed.  glibc otherwise raises the threshold to
+     * the largest block freed, so 4 MiB fetch buffers came from the heaps
+     * of librdkafka's broker threads and stayed there: make bench measured
+     * peak RSS 112 -> 90 MB fault-free, 142 -> 118 MB through 30 s of 429,
+     * at the same rate. */
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     memset(&r, 0, sizeof(r));
     core_config_init(&r.cfg);
     r.snap = core_calloc(1, sizeof(*r.snap));

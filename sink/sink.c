@@ -1,33 +1,38 @@
 /*
  * sink.c: sink.h's verbs.  Events go into lanes (batch.c); sink_poll
- * seals lingering batches, starts the head batch of every idle lane on
+ * seals lingering batches, starts the next batch of every idle lane on
  * the transport (http.c, or a test's), and settles what finished by the
  * policy table (policy.c): callbacks fire only from here.
  *
  * Invariants not to break:
  * - per-user order: a lane has at most one request in flight and sends
- *   its FIFO in order; a failed batch stays at the head of its lane
- *   (retry) or is replaced there by its halves (split, bisect), so a later
- *   update of a user never overtakes an earlier one;
+ *   its FIFO in order; a batch that failed waits for its retry apart, and
+ *   its users' later updates wait behind it in the lane's held queue
+ *   (batch.c) until it settles, so a later update of a user never
+ *   overtakes an earlier one; split and bisected halves take the place
+ *   of their batch;
  * - each event settles exactly once, done or refused, in the order of its
  *   batch; after STOP nothing settles and nothing is sent;
- * - a lane waiting for a retry does not hold up the other lanes.
- *
+ * - a batch waiting for a retry holds up only its own users: its lane
+ *   and the other lanes keep sending.
+
  * Memory: what the sink holds is bounded by the caller's pausing.  It
  * counts pending bytes (the bytes of the events added and not settled) and
  * reports saturation above max_pending_bytes; the caller pauses consumption
  * while saturated, so pending bytes stay under max_pending_bytes plus what the
  * caller had in hand when it paused (its consumer's prefetch, which it sizes).
- * The heap held is then at most 1.25 x (pending bytes + 24 bytes a pending
+ * The heap held is then at most 1.25 x (pending bytes + 32 bytes a pending
  * event)  (batch.c shrinks a sealed batch's buffer and event array to a quarter
- * of slack)
+ * of slack; the held queue of a lane grows by doubling, so up to 2 x for the
+ * events it holds)
  *   + about 256 bytes a sealed batch
  *   + per lane: an open batch (max_bytes, touched only as written, and
- *     24 bytes x max_events), the user set (16 bytes x max_events), the
+ *     32 bytes x max_events), the user set (16 bytes x max_events), the
  *     gzip buffer (about max_bytes), one pooled batch (max_bytes)
- * so about 1.25 x max_pending_bytes + 3 x max_in_flight x max_bytes:
- * 44 MiB with the defaults (16 MiB, 8 lanes, 1 MiB), the caller's
- * overshoot aside.
+ * so about 1.25 x max_pending_bytes + 3 x max_in_flight x max_bytes in
+ * the worst case, but a lane's buffers are touched only as far as its
+ * batches fill (64 KiB for most): make bench's peak RSS of the whole
+ * process, librdkafka's queue included, is in README "Performance".
  *
  * Cost: sink_add is a hash of the user_id, a probe of a small open-
  * addressed set and a memcpy of the event into the open batch, whose
@@ -77,7 +82,6 @@ struct sink {
     uint64_t rng;                 /* xorshift64 state, for jitter only */
     size_t pending_events;
     size_t pending_bytes;
-    unsigned retrying; /* lanes whose head batch has failed */
     unsigned in_flight;
     int stopped;
     char error[768];
@@ -331,14 +335,13 @@ void sink_flush(struct sink *snk)
     }
 }
 
-/* "Retrying" runs from a batch's first failure until it settles, its
- * resends in flight included (sink_stats, the metrics).  It does not pause
- * consumption by itself: a lane waiting for Retry-After holds only its own
- * backlog, within max_pending_bytes, while the other lanes keep sending.
- * make bench measured the alternatives with 5% of answers 429 (Retry-After
- * 1 s): pausing while any lane retried, or at a quarter of the cap, left
- * 0.1 of the fault-free rate, since with hundreds of requests a second
- * some lane nearly always waits. */
+/* A batch waiting for its retry does not pause consumption by itself: it
+ * holds only its users' later updates, within max_pending_bytes, while
+ * every lane keeps sending.  make bench measured the alternatives with 5%
+ * of answers 429 (Retry-After 1 s): pausing while any lane retried, or at
+ * a quarter of the cap, left 0.1 of the fault-free rate, and holding the
+ * whole lane 0.13, since with hundreds of requests a second some lane
+ * nearly always waits. */
 const unsigned sink_latency_le_ms[SINK_LATENCY_BUCKETS] = {
     5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
 
@@ -370,37 +373,45 @@ void sink_get_stats(const struct sink *snk, struct sink_stats *st)
 
 /* ---- settling --------------------------------------------------------- */
 
-/* Takes the lane's head batch off for good: it no longer holds the lane
- * in a retry. */
-static struct sink_batch *head_take(struct sink *snk, struct sink_lane *lane)
+/* Takes the lane's batch in flight off for good. */
+static struct sink_batch *cur_take(struct sink *snk, struct sink_lane *lane)
 {
-    struct sink_batch *batch = sink_lane_pop(lane);
+    struct sink_batch *batch = lane->cur;
 
-    if (lane->retrying) {
-        lane->retrying = 0;
-        snk->retrying--;
-    }
+    lane->cur = NULL;
     snk->pending_events -= batch->n;
     snk->pending_bytes -= batch->event_bytes;
     return batch;
 }
 
+/* Recycles a settled batch; if it held its users, they go on. */
+static void settled(struct sink *snk, struct sink_lane *lane,
+                    struct sink_batch *batch)
+{
+    int was_held = batch->held;
+
+    sink_batch_recycle(&snk->bat, batch);
+    if (was_held) {
+        sink_lane_release(&snk->bat, lane, snk->now_ms);
+    }
+}
+
 static void settle_done(struct sink *snk, struct sink_lane *lane)
 {
-    struct sink_batch *batch = head_take(snk, lane);
+    struct sink_batch *batch = cur_take(snk, lane);
 
     snk->st.batches_ok++;
     snk->st.events_ok += batch->n;
     for (size_t i = 0; i < batch->n; i++) {
         snk->cb.done(snk->cb.opaque, batch->evs[i].ticket);
     }
-    sink_batch_recycle(&snk->bat, batch);
+    settled(snk, lane, batch);
 }
 
 static void settle_refused(struct sink *snk, struct sink_lane *lane,
                            const struct sink_completion *c)
 {
-    struct sink_batch *batch = head_take(snk, lane);
+    struct sink_batch *batch = cur_take(snk, lane);
 
     assert(batch->n == 1);
     snk->st.events_refused++;
@@ -408,21 +419,20 @@ static void settle_refused(struct sink *snk, struct sink_lane *lane,
              c->status);
     snk->cb.refused(snk->cb.opaque, batch->evs[0].ticket, c->status, c->body,
                     c->body_len);
-    sink_batch_recycle(&snk->bat, batch);
+    settled(snk, lane, batch);
 }
 
 static void settle_split(struct sink *snk, unsigned i, struct sink_lane *lane,
                          const struct sink_completion *c)
 {
+    struct sink_batch *batch = lane->cur;
+
     core_log(CORE_LOG_DEBUG, "sink",
              "msg=\"batch split\" lane=%u status=%ld events=%zu", i, c->status,
-             lane->head->n);
-    if (lane->retrying) {
-        lane->retrying = 0;
-        snk->retrying--;
-    }
+             batch->n);
     snk->st.splits++;
-    sink_lane_split_head(&snk->bat, lane);
+    lane->cur = NULL;
+    sink_lane_split(&snk->bat, lane, batch);
 }
 
 static void stop(struct sink *snk, const struct sink_policy_row *row,
@@ -442,7 +452,7 @@ static void stop(struct sink *snk, const struct sink_policy_row *row,
 static void settle_retry(struct sink *snk, unsigned i, struct sink_lane *lane,
                          const struct sink_completion *c)
 {
-    struct sink_batch *batch = lane->head;
+    struct sink_batch *batch = lane->cur;
     enum core_log_level level;
     uint64_t delay;
 
@@ -469,10 +479,8 @@ static void settle_retry(struct sink *snk, unsigned i, struct sink_lane *lane,
                             snk->cfg.retry_backoff_max_ms, c->retry_after_ms,
                             rng_next(snk));
     batch->not_before_ms = snk->now_ms + delay;
-    if (!lane->retrying) {
-        lane->retrying = 1;
-        snk->retrying++;
-    }
+    lane->cur = NULL;
+    sink_lane_hold(&snk->bat, lane, batch);
     snk->st.retries++;
     /* the first failure of a batch at debug (a 429 now and then is
      * normal), then at attempts 2, 4, 8...: an outage of hours writes a
@@ -512,7 +520,7 @@ static void apply(struct sink *snk, unsigned i, const struct sink_completion *c)
         /* the same move for both: 413 halves until the parts fit, 400/422
          * halves until the refused events stand alone; a single event so
          * answered is Moesif's refusal of that event */
-        if (lane->head->n == 1) {
+        if (lane->cur->n == 1) {
             settle_refused(snk, lane, c);
         } else {
             settle_split(snk, i, lane, c);
@@ -529,7 +537,7 @@ static void settle(struct sink *snk, const struct sink_completion *c)
     struct sink_lane *lane = &snk->bat.lanes[c->lane];
     long cls = c->status / 100;
 
-    assert(c->lane < snk->bat.n_lanes && lane->in_flight && lane->head != NULL);
+    assert(c->lane < snk->bat.n_lanes && lane->in_flight && lane->cur != NULL);
     lane->in_flight = 0;
     snk->in_flight--;
     snk->st.requests++;
@@ -562,13 +570,17 @@ static void settle(struct sink *snk, const struct sink_completion *c)
 static void lane_kick(struct sink *snk, unsigned i)
 {
     struct sink_lane *lane = &snk->bat.lanes[i];
-    struct sink_batch *batch = lane->head;
+    struct sink_batch *batch;
     struct sink_request req;
 
-    if (lane->in_flight || batch == NULL ||
-        batch->not_before_ms > snk->now_ms) {
+    if (lane->in_flight) {
         return;
     }
+    batch = sink_lane_next(lane, snk->now_ms);
+    if (batch == NULL) {
+        return;
+    }
+    lane->cur = batch;
     req.url = snk->url;
     req.headers = snk->headers;
     req.n_headers = snk->n_headers;
@@ -641,8 +653,15 @@ static int next_wait(const struct sink *snk, int timeout_ms)
             due = due > snk->now_ms ? due - snk->now_ms : 0;
             wait = due < wait ? due : wait;
         }
-        if (!lane->in_flight && lane->head != NULL) {
-            due = lane->head->not_before_ms;
+        if (lane->in_flight) {
+            continue;
+        }
+        if (lane->head != NULL) {
+            wait = 0;
+        }
+        for (const struct sink_batch *b = lane->waiting; b != NULL;
+             b = b->next) {
+            due = b->not_before_ms;
             due = due > snk->now_ms ? due - snk->now_ms : 0;
             wait = due < wait ? due : wait;
         }

@@ -154,6 +154,7 @@ size_t sink_gzip_compress(struct sink_gzip *gz, const char *in, size_t len,
 /* One event of a batch: its bytes are buf[off..off+len) of the batch. */
 struct sink_event {
     uint64_t ticket;
+    uint64_t hash; /* of its user_id (sink_uid_hash) */
     size_t off;
     size_t len;
 };
@@ -174,6 +175,7 @@ struct sink_batch {
     uint64_t not_before_ms; /* earliest (re)send: retry backoff */
     unsigned attempts;      /* failed sends so far */
     int sealed;
+    int held; /* failed once: its users are held until it settles */
 };
 
 struct sink_lane {
@@ -182,9 +184,16 @@ struct sink_lane {
     uint64_t *uids; /* open-addressing set of user_id hashes in `open`; 0 is
                        the empty slot */
     size_t uids_mask;
-    int in_flight;    /* head is being sent */
+    struct sink_batch *cur; /* the batch in flight, off every list */
+    /* Batches that failed and wait for their retry, and the users they
+     * hold: a held user's later events wait in heldq, in order, until the
+     * batch settles; the lane meanwhile sends its other users' batches. */
+    struct sink_batch *waiting; /* unordered: their users are disjoint */
+    struct sink_batch *heldq;   /* events only, never sent as it is */
+    uint64_t *held;             /* set of held hashes; NULL when none */
+    size_t held_mask, held_n;
+    int in_flight;    /* cur is being sent */
     uint64_t sent_ms; /* when the request in flight started */
-    int retrying;     /* head failed at least once and is not settled */
     char *gz;         /* this lane's compressed body, alive while in flight */
     size_t gz_cap;
 };
@@ -225,10 +234,33 @@ void sink_lane_seal(struct sink_batcher *bat, struct sink_lane *lane);
 struct sink_batch *sink_lane_pop(struct sink_lane *lane);
 
 /*
- * Replaces the lane's head batch (n >= 2) by its two halves, order kept,
- * both at the front of the FIFO; the old batch is recycled.
+ * Replaces batch (n >= 2, the lane's batch just sent, off every list) by
+ * its two halves, order kept: at the front of the FIFO, or, for a held
+ * batch, among the waiting ones, due now and still holding its users.
+ * The old batch is recycled.
  */
-void sink_lane_split_head(struct sink_batcher *bat, struct sink_lane *lane);
+void sink_lane_split(struct sink_batcher *bat, struct sink_lane *lane,
+                     struct sink_batch *batch);
+
+/*
+ * Puts batch (the lane's batch just sent, off every list, failed and due
+ * again at its not_before_ms) among the waiting ones.  The first time, its
+ * users become held: their events in the lane's later batches move to the
+ * held queue, in order, and so do the events added for them from now on.
+ */
+void sink_lane_hold(struct sink_batcher *bat, struct sink_lane *lane,
+                    struct sink_batch *batch);
+
+/*
+ * After a held batch settled (and was recycled): its users are released,
+ * and their events in the held queue go to the open batch, in order.
+ */
+void sink_lane_release(struct sink_batcher *bat, struct sink_lane *lane,
+                       uint64_t now_ms);
+
+/* Takes the lane's next batch to send off its list: a waiting batch due
+ * at now_ms first, else the head of the FIFO; NULL when none. */
+struct sink_batch *sink_lane_next(struct sink_lane *lane, uint64_t now_ms);
 
 /* Gives a settled batch back (kept for reuse, or freed). */
 void sink_batch_recycle(struct sink_batcher *bat, struct sink_batch *batch);

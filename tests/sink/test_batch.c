@@ -271,7 +271,7 @@ static void test_sink_uid_hash__never_zero_and_length_matters(void **state)
     assert_true(sink_uid_hash("abcdefgh", 8) != sink_uid_hash("abcdefg", 7));
 }
 
-static void test_sink_lane_split_head__halves_in_order_at_front(void **state)
+static void test_sink_lane_split__halves_in_order_at_front(void **state)
 {
     struct sink_batcher bat;
     struct sink_lane *lane;
@@ -286,7 +286,7 @@ static void test_sink_lane_split_head__halves_in_order_at_front(void **state)
     lane = &bat.lanes[0];
     sink_lane_seal(&bat, lane);
     assert_int_equal(count_sealed(lane), 2);
-    sink_lane_split_head(&bat, lane);
+    sink_lane_split(&bat, lane, sink_lane_pop(lane));
     a = lane->head;
     b = a->next;
     c = b->next;
@@ -312,7 +312,7 @@ static void test_sink_lane_split_head__halves_in_order_at_front(void **state)
                      a->len - 1 - 2 + b->len - 2 - 2);
 
     /* down to single events, order kept */
-    sink_lane_split_head(&bat, lane);
+    sink_lane_split(&bat, lane, sink_lane_pop(lane));
     assert_int_equal(lane->head->n, 1);
     assert_int_equal(lane->head->evs[0].ticket, 0);
     assert_int_equal(lane->head->next->evs[0].ticket, 1);
@@ -320,7 +320,7 @@ static void test_sink_lane_split_head__halves_in_order_at_front(void **state)
     sink_batcher_release(&bat);
 }
 
-static void test_sink_lane_split_head__only_batch_sets_tail(void **state)
+static void test_sink_lane_split__only_batch_sets_tail(void **state)
 {
     struct sink_batcher bat;
     struct sink_lane *lane;
@@ -331,7 +331,7 @@ static void test_sink_lane_split_head__only_batch_sets_tail(void **state)
     add(&bat, 2, 0, 0, 2);
     lane = &bat.lanes[0];
     sink_lane_seal(&bat, lane);
-    sink_lane_split_head(&bat, lane);
+    sink_lane_split(&bat, lane, sink_lane_pop(lane));
     assert_int_equal(lane->head->evs[0].ticket, 1);
     assert_ptr_equal(lane->tail, lane->head->next);
     assert_int_equal(lane->tail->evs[0].ticket, 2);
@@ -340,6 +340,121 @@ static void test_sink_lane_split_head__only_batch_sets_tail(void **state)
     assert_null(lane->head);
     assert_null(lane->tail);
     assert_null(sink_lane_pop(lane));
+    sink_batcher_release(&bat);
+}
+
+/* The tickets of a batch, in order, as a string ("3,5"). */
+static const char *tickets_of(const struct sink_batch *b, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; b != NULL && i < b->n; i++) {
+        n += (size_t)snprintf(out + n, cap - n, "%s%llu", i ? "," : "",
+                              (unsigned long long)b->evs[i].ticket);
+    }
+    return out;
+}
+
+static void
+test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
+{
+    struct sink_batcher bat;
+    struct sink_lane *lane;
+    struct sink_batch *failed, *b;
+    char t[128];
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 5, 1 << 20);
+    lane = &bat.lanes[0];
+    add(&bat, 0, 0, 0, 0);
+    add(&bat, 1, 0, 0, 1);
+    add(&bat, 2, 0, 0, 2);
+    sink_lane_seal(&bat, lane);
+    failed = sink_lane_next(lane, 0); /* sent: [0,1,2] */
+    lane->cur = failed;
+    add(&bat, 3, 1, 0, 3);
+    add(&bat, 0, 1, 0, 4); /* user 0 again: behind ticket 0 */
+    add(&bat, 4, 1, 0, 5);
+    sink_lane_seal(&bat, lane);
+    add(&bat, 2, 2, 0, 6); /* open: user 2 again */
+    add(&bat, 5, 2, 0, 7);
+
+    /* it failed: due again at 100 */
+    failed->not_before_ms = 100;
+    lane->cur = NULL;
+    sink_lane_hold(&bat, lane, failed);
+    assert_string_equal(tickets_of(lane->head, t, sizeof(t)), "3,5");
+    assert_valid_body(lane->head);
+    assert_string_equal(tickets_of(lane->head->next, t, sizeof(t)), "7");
+    assert_valid_body(lane->head->next);
+    assert_ptr_equal(lane->tail, lane->head->next);
+    assert_null(lane->open);
+    assert_string_equal(tickets_of(lane->heldq, t, sizeof(t)), "4,6");
+    /* a held user's new event waits too; another user's does not */
+    add(&bat, 1, 3, 0, 8);
+    add(&bat, 6, 3, 0, 9);
+    assert_string_equal(tickets_of(lane->heldq, t, sizeof(t)), "4,6,8");
+    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "9");
+
+    /* the other users' batches go first; the failed one once due */
+    b = sink_lane_next(lane, 50);
+    assert_string_equal(tickets_of(b, t, sizeof(t)), "3,5");
+    sink_batch_recycle(&bat, b);
+    b = sink_lane_next(lane, 50);
+    assert_string_equal(tickets_of(b, t, sizeof(t)), "7");
+    sink_batch_recycle(&bat, b);
+    assert_null(sink_lane_next(lane, 50));
+    b = sink_lane_next(lane, 100);
+    assert_ptr_equal(b, failed);
+
+    /* accepted: its users' held events follow, in order */
+    sink_batch_recycle(&bat, b);
+    sink_lane_release(&bat, lane, 200);
+    assert_null(lane->heldq);
+    assert_int_equal(lane->held_n, 0);
+    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "9,4,6,8");
+    sink_lane_seal(&bat, lane);
+    assert_valid_body(lane->head);
+    sink_batcher_release(&bat);
+}
+
+static void test_sink_lane_hold__a_split_held_batch_still_holds(void **state)
+{
+    struct sink_batcher bat;
+    struct sink_lane *lane;
+    struct sink_batch *failed, *a;
+    char t[128];
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 5, 1 << 20);
+    lane = &bat.lanes[0];
+    for (unsigned u = 0; u < 4; u++) {
+        add(&bat, u, 0, 0, u);
+    }
+    sink_lane_seal(&bat, lane);
+    failed = sink_lane_next(lane, 0);
+    failed->not_before_ms = 10;
+    sink_lane_hold(&bat, lane, failed);
+    add(&bat, 3, 1, 0, 4); /* held */
+    assert_int_equal(lane->held_n, 4);
+    failed = sink_lane_next(lane, 10);
+    lane->cur = failed;
+    /* 400 on the resend: halves, due now, still holding */
+    lane->cur = NULL;
+    sink_lane_split(&bat, lane, failed);
+    a = sink_lane_next(lane, 10);
+    assert_string_equal(tickets_of(a, t, sizeof(t)), "0,1");
+    assert_true(a->held);
+    sink_batch_recycle(&bat, a);
+    sink_lane_release(&bat, lane, 20);
+    assert_int_equal(lane->held_n, 2);
+    assert_string_equal(tickets_of(lane->heldq, t, sizeof(t)), "4");
+    a = sink_lane_next(lane, 20);
+    assert_string_equal(tickets_of(a, t, sizeof(t)), "2,3");
+    sink_batch_recycle(&bat, a);
+    sink_lane_release(&bat, lane, 30);
+    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "4");
     sink_batcher_release(&bat);
 }
 
@@ -393,8 +508,11 @@ int main(void)
         cmocka_unit_test(test_sink_batcher_add__many_users_no_false_seal),
         cmocka_unit_test(test_sink_lane_of__one_user_one_lane_and_spread),
         cmocka_unit_test(test_sink_uid_hash__never_zero_and_length_matters),
-        cmocka_unit_test(test_sink_lane_split_head__halves_in_order_at_front),
-        cmocka_unit_test(test_sink_lane_split_head__only_batch_sets_tail),
+        cmocka_unit_test(test_sink_lane_split__halves_in_order_at_front),
+        cmocka_unit_test(test_sink_lane_split__only_batch_sets_tail),
+        cmocka_unit_test(
+            test_sink_lane_hold__holds_only_the_users_of_the_failed_batch),
+        cmocka_unit_test(test_sink_lane_hold__a_split_held_batch_still_holds),
         cmocka_unit_test(test_sink_lane_seal__small_buffers_are_pooled),
     };
     return cmocka_run_group_tests_name("sink_batch", tests, NULL, NULL);

@@ -1094,6 +1094,57 @@ test_sink_poll__a_retrying_lane_does_not_block_the_others(void **state)
     env_free(e);
 }
 
+static void test_sink_poll__a_retrying_batch_holds_only_its_users(void **state)
+{
+    struct env *e = env_new();
+    struct slow_ctx sc = {0, 5};
+    size_t pos0 = 0, pos1 = 0;
+
+    (void)state;
+    e->f.respond = respond_slow_user;
+    e->f.ctx = &sc;
+    e->cfg.max_in_flight = 1; /* one lane: u0 shares it with everyone */
+    e->cfg.batch_linger_ms = 10;
+    env_open(e);
+    add_event(e->snk, 0, 0, 0, 0, 0);
+    for (int i = 0; i < 5; i++) {
+        /* sent alone, and failed */
+        assert_int_equal(sink_poll(e->snk, 10), CORE_OK);
+    }
+    assert_true(sc.failures_left < 5);
+    for (unsigned seq = 0; seq < 20; seq++) {
+        add_event(e->snk, 1 + seq, 0, 0, 0, 1 + seq);
+        if (seq == 10) {
+            add_event(e->snk, 0, 1, 0, 0, 100); /* u0 again */
+        }
+        for (int i = 0; i < 5; i++) {
+            assert_int_equal(sink_poll(e->snk, 10), CORE_OK);
+        }
+    }
+    /* u0 waits for its retries; the lane's other users flowed */
+    assert_int_equal(e->r.done_count[0], 0);
+    assert_int_equal(e->r.done_count[100], 0);
+    for (unsigned seq = 0; seq < 20; seq++) {
+        assert_int_equal(e->r.done_count[1 + seq], 1);
+    }
+    assert_int_equal(run(e->snk, 10000), CORE_OK);
+    assert_int_equal(sc.failures_left, 0);
+    assert_int_equal(e->r.done_count[0], 1);
+    assert_int_equal(e->r.done_count[100], 1);
+    for (size_t i = 0; i < e->r.n_done; i++) {
+        if (e->r.done_order[i] == 0) {
+            pos0 = i;
+        } else if (e->r.done_order[i] == 100) {
+            pos1 = i;
+        }
+    }
+    assert_true(pos0 < pos1); /* u0's updates in order */
+    for (size_t i = 0; i < e->f.n_log; i++) {
+        assert_json_array(&e->f.log[i]);
+    }
+    env_free(e);
+}
+
 static void respond_503(struct fake *f, unsigned lane, const char *body,
                         size_t len, struct answer *ans)
 {
@@ -1353,6 +1404,7 @@ int main(void)
         cmocka_unit_test(test_sink_poll__a_start_that_fails_is_retried),
         cmocka_unit_test(
             test_sink_poll__a_retrying_lane_does_not_block_the_others),
+        cmocka_unit_test(test_sink_poll__a_retrying_batch_holds_only_its_users),
         cmocka_unit_test(test_sink_poll__retry_max_stops_naming_the_setting),
         cmocka_unit_test(
             test_sink_poll__stop_statuses_stop_and_say_what_to_fix),
