@@ -449,8 +449,8 @@ static void held_rebuild(struct sink_lane *lane)
     }
 }
 
-/* Moves the events of held users out of a sealed batch into the held
- * queue, order kept, and closes the gaps in its body. */
+/* Moves the events of held users out of a batch into the held queue,
+ * order kept, and closes the gaps in its body. */
 static void batch_filter(struct sink_batcher *bat, struct sink_lane *lane,
                          struct sink_batch *b)
 {
@@ -475,7 +475,9 @@ static void batch_filter(struct sink_batcher *bat, struct sink_lane *lane,
     }
     b->n = kept;
     b->len = w;
-    b->buf[b->len++] = ']';
+    if (b->sealed) {
+        b->buf[b->len++] = ']';
+    }
 }
 
 void sink_lane_hold(struct sink_batcher *bat, struct sink_lane *lane,
@@ -491,7 +493,6 @@ void sink_lane_hold(struct sink_batcher *bat, struct sink_lane *lane,
         return; /* its users' later events are held already */
     }
     held_rebuild(lane);
-    sink_lane_seal(bat, lane);
     link = &lane->head;
     lane->tail = NULL;
     while (*link != NULL) {
@@ -504,6 +505,20 @@ void sink_lane_hold(struct sink_batcher *bat, struct sink_lane *lane,
         }
         lane->tail = b;
         link = &b->next;
+    }
+    /* the open batch last: its events are the newest */
+    if (lane->open != NULL) {
+        /* filtered in place, not sealed early: batches stay full */
+        struct sink_batch *o = lane->open;
+        batch_filter(bat, lane, o);
+        memset(lane->uids, 0, (lane->uids_mask + 1) * sizeof(uint64_t));
+        for (size_t i = 0; i < o->n; i++) {
+            set_insert(lane->uids, lane->uids_mask, o->evs[i].hash);
+        }
+        if (o->n == 0) {
+            lane->open = NULL;
+            sink_batch_recycle(bat, o);
+        }
     }
 }
 

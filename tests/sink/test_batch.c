@@ -379,6 +379,7 @@ test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
     sink_lane_seal(&bat, lane);
     add(&bat, 2, 2, 0, 6); /* open: user 2 again */
     add(&bat, 5, 2, 0, 7);
+    add(&bat, 0, 2, 0, 10); /* user 0 a third time */
 
     /* it failed: due again at 100 */
     failed->not_before_ms = 100;
@@ -386,23 +387,26 @@ test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
     sink_lane_hold(&bat, lane, failed);
     assert_string_equal(tickets_of(lane->head, t, sizeof(t)), "3,5");
     assert_valid_body(lane->head);
-    assert_string_equal(tickets_of(lane->head->next, t, sizeof(t)), "7");
-    assert_valid_body(lane->head->next);
-    assert_ptr_equal(lane->tail, lane->head->next);
-    assert_null(lane->open);
-    assert_string_equal(tickets_of(lane->heldq, t, sizeof(t)), "4,6");
-    /* a held user's new event waits too; another user's does not */
+    assert_null(lane->head->next);
+    assert_ptr_equal(lane->tail, lane->head);
+    /* the open batch is filtered, not sealed */
+    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "7");
+    assert_string_equal(tickets_of(lane->heldq, t, sizeof(t)), "4,6,10");
+    /* a held user's new event waits too; another user's does not, and
+     * user 2, gone from the open batch, does not seal it */
     add(&bat, 1, 3, 0, 8);
     add(&bat, 6, 3, 0, 9);
-    assert_string_equal(tickets_of(lane->heldq, t, sizeof(t)), "4,6,8");
-    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "9");
+    assert_string_equal(tickets_of(lane->heldq, t, sizeof(t)), "4,6,10,8");
+    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "7,9");
+    sink_lane_seal(&bat, lane);
+    assert_valid_body(lane->tail);
 
     /* the other users' batches go first; the failed one once due */
     b = sink_lane_next(lane, 50);
     assert_string_equal(tickets_of(b, t, sizeof(t)), "3,5");
     sink_batch_recycle(&bat, b);
     b = sink_lane_next(lane, 50);
-    assert_string_equal(tickets_of(b, t, sizeof(t)), "7");
+    assert_string_equal(tickets_of(b, t, sizeof(t)), "7,9");
     sink_batch_recycle(&bat, b);
     assert_null(sink_lane_next(lane, 50));
     b = sink_lane_next(lane, 100);
@@ -413,9 +417,12 @@ test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
     sink_lane_release(&bat, lane, 200);
     assert_null(lane->heldq);
     assert_int_equal(lane->held_n, 0);
-    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "9,4,6,8");
+    /* user 0's two held updates in two batches, in order */
+    assert_string_equal(tickets_of(lane->head, t, sizeof(t)), "4,6");
+    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "10,8");
     sink_lane_seal(&bat, lane);
     assert_valid_body(lane->head);
+    assert_valid_body(lane->tail);
     sink_batcher_release(&bat);
 }
 
