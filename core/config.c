@@ -90,8 +90,9 @@ static const struct key keys[] = {
      NULL},
     {"sink.max_pending_bytes", K_SIZE, OFF(sink.max_pending_bytes), MIB,
      4096 * MIB, "16777216",
-     "Event bytes held by the sink before consumption pauses "
-     "(backpressure); it resumes at half.",
+     "Event bytes held by the sink before consumption is held back "
+     "(backpressure; the partitions are paused after 1 s); it resumes "
+     "at half.",
      NULL},
     {"shutdown.drain_timeout_ms", K_UINT, OFF(drain_timeout_ms), 0, 3600000,
      "30000",

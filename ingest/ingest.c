@@ -392,19 +392,21 @@ static void kick(struct ingest *ing)
  * brokers are kicked, so the next fetches arrive while half a queue is
  * still there to work on.
  */
-static void refill(struct ingest *ing)
+static void refill(struct ingest *ing, size_t consumed)
 {
     double qlen = (double)rd_kafka_queue_length(ing->queue);
     double qbytes = qlen * ing->avg_len;
     double max_bytes = (double)ing->queue_max_bytes;
     double max_msgs = (double)ing->queue_max_msgs;
+    /* the queue as this poll found it: a small one is emptied at once */
+    double before = qlen + (double)consumed;
 
     if (ing->paused || ing->stopped || !ing->assigned_once) {
         return;
     }
-    if (qbytes >= 0.75 * max_bytes || qlen >= 0.75 * max_msgs) {
+    if (before * ing->avg_len >= 0.75 * max_bytes ||
+        before >= 0.75 * max_msgs) {
         ing->filled = 1;
-        return;
     }
     if (ing->filled && qbytes <= 0.5 * max_bytes && qlen <= 0.5 * max_msgs) {
         ing->filled = 0;
@@ -820,7 +822,7 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
     if (ing->error[0] != '\0') {
         return -1;
     }
-    refill(ing);
+    refill(ing, (size_t)n);
     return out;
 }
 

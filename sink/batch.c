@@ -544,7 +544,8 @@ void sink_lane_release(struct sink_batcher *bat, struct sink_lane *lane,
     sink_batch_recycle(bat, q);
 }
 
-struct sink_batch *sink_lane_next(struct sink_lane *lane, uint64_t now_ms)
+struct sink_batch *sink_lane_next(struct sink_lane *lane, uint64_t now_ms,
+                                  int waiting_only)
 {
     for (struct sink_batch **link = &lane->waiting; *link != NULL;
          link = &(*link)->next) {
@@ -555,5 +556,5 @@ struct sink_batch *sink_lane_next(struct sink_lane *lane, uint64_t now_ms)
             return b;
         }
     }
-    return sink_lane_pop(lane);
+    return waiting_only ? NULL : sink_lane_pop(lane);
 }

@@ -379,6 +379,7 @@ static struct sink_batch *cur_take(struct sink *snk, struct sink_lane *lane)
     struct sink_batch *batch = lane->cur;
 
     lane->cur = NULL;
+    lane->failing = 0;
     snk->pending_events -= batch->n;
     snk->pending_bytes -= batch->event_bytes;
     return batch;
@@ -431,6 +432,7 @@ static void settle_split(struct sink *snk, unsigned i, struct sink_lane *lane,
              "msg=\"batch split\" lane=%u status=%ld events=%zu", i, c->status,
              batch->n);
     snk->st.splits++;
+    lane->failing = 0;
     lane->cur = NULL;
     sink_lane_split(&snk->bat, lane, batch);
 }
@@ -479,6 +481,7 @@ static void settle_retry(struct sink *snk, unsigned i, struct sink_lane *lane,
                             snk->cfg.retry_backoff_max_ms, c->retry_after_ms,
                             rng_next(snk));
     batch->not_before_ms = snk->now_ms + delay;
+    lane->failing++;
     lane->cur = NULL;
     sink_lane_hold(&snk->bat, lane, batch);
     snk->st.retries++;
@@ -567,6 +570,17 @@ static void settle(struct sink *snk, const struct sink_completion *c)
 
 /* ---- sending ---------------------------------------------------------- */
 
+/*
+ * A lane whose last LANE_FAILING_MAX requests all failed sends only its
+ * waiting batches, each at its backoff, until one settles: while Moesif
+ * is down or unreachable, sending the rest of the queue one batch after
+ * another would only multiply the failing requests (make asan measured
+ * a ten-second refusal churning 500 MB through them).  One failure alone
+ * does not stop the lane: with 5% of answers 429, the next batch almost
+ * always goes through.
+ */
+#define LANE_FAILING_MAX 2
+
 static void lane_kick(struct sink *snk, unsigned i)
 {
     struct sink_lane *lane = &snk->bat.lanes[i];
@@ -576,7 +590,8 @@ static void lane_kick(struct sink *snk, unsigned i)
     if (lane->in_flight) {
         return;
     }
-    batch = sink_lane_next(lane, snk->now_ms);
+    batch =
+        sink_lane_next(lane, snk->now_ms, lane->failing >= LANE_FAILING_MAX);
     if (batch == NULL) {
         return;
     }
@@ -656,7 +671,7 @@ static int next_wait(const struct sink *snk, int timeout_ms)
         if (lane->in_flight) {
             continue;
         }
-        if (lane->head != NULL) {
+        if (lane->head != NULL && lane->failing < LANE_FAILING_MAX) {
             wait = 0;
         }
         for (const struct sink_batch *b = lane->waiting; b != NULL;

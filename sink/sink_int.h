@@ -192,6 +192,7 @@ struct sink_lane {
     struct sink_batch *heldq;   /* events only, never sent as it is */
     uint64_t *held;             /* set of held hashes; NULL when none */
     size_t held_mask, held_n;
+    unsigned failing; /* failed requests since the last settled one */
     int in_flight;    /* cur is being sent */
     uint64_t sent_ms; /* when the request in flight started */
     char *gz;         /* this lane's compressed body, alive while in flight */
@@ -259,8 +260,10 @@ void sink_lane_release(struct sink_batcher *bat, struct sink_lane *lane,
                        uint64_t now_ms);
 
 /* Takes the lane's next batch to send off its list: a waiting batch due
- * at now_ms first, else the head of the FIFO; NULL when none. */
-struct sink_batch *sink_lane_next(struct sink_lane *lane, uint64_t now_ms);
+ * at now_ms first, else (unless waiting_only) the head of the FIFO; NULL
+ * when none. */
+struct sink_batch *sink_lane_next(struct sink_lane *lane, uint64_t now_ms,
+                                  int waiting_only);
 
 /* Gives a settled batch back (kept for reuse, or freed). */
 void sink_batch_recycle(struct sink_batcher *bat, struct sink_batch *batch);

@@ -10,4 +10,5 @@ SCRIPT_TESTS += \
 	tests/e2e/test_run_group_takeover.sh \
 	tests/e2e/test_schema_shared.sh \
 	tests/e2e/test_run_observability.sh \
-	tests/e2e/test_dlq_redrive.sh
+	tests/e2e/test_dlq_redrive.sh \
+	tests/e2e/test_run_refill.sh

@@ -371,7 +371,7 @@ test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
     add(&bat, 1, 0, 0, 1);
     add(&bat, 2, 0, 0, 2);
     sink_lane_seal(&bat, lane);
-    failed = sink_lane_next(lane, 0); /* sent: [0,1,2] */
+    failed = sink_lane_next(lane, 0, 0); /* sent: [0,1,2] */
     lane->cur = failed;
     add(&bat, 3, 1, 0, 3);
     add(&bat, 0, 1, 0, 4); /* user 0 again: behind ticket 0 */
@@ -402,14 +402,14 @@ test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
     assert_valid_body(lane->tail);
 
     /* the other users' batches go first; the failed one once due */
-    b = sink_lane_next(lane, 50);
+    b = sink_lane_next(lane, 50, 0);
     assert_string_equal(tickets_of(b, t, sizeof(t)), "3,5");
     sink_batch_recycle(&bat, b);
-    b = sink_lane_next(lane, 50);
+    b = sink_lane_next(lane, 50, 0);
     assert_string_equal(tickets_of(b, t, sizeof(t)), "7,9");
     sink_batch_recycle(&bat, b);
-    assert_null(sink_lane_next(lane, 50));
-    b = sink_lane_next(lane, 100);
+    assert_null(sink_lane_next(lane, 50, 0));
+    b = sink_lane_next(lane, 100, 0);
     assert_ptr_equal(b, failed);
 
     /* accepted: its users' held events follow, in order */
@@ -440,24 +440,24 @@ static void test_sink_lane_hold__a_split_held_batch_still_holds(void **state)
         add(&bat, u, 0, 0, u);
     }
     sink_lane_seal(&bat, lane);
-    failed = sink_lane_next(lane, 0);
+    failed = sink_lane_next(lane, 0, 0);
     failed->not_before_ms = 10;
     sink_lane_hold(&bat, lane, failed);
     add(&bat, 3, 1, 0, 4); /* held */
     assert_int_equal(lane->held_n, 4);
-    failed = sink_lane_next(lane, 10);
+    failed = sink_lane_next(lane, 10, 0);
     lane->cur = failed;
     /* 400 on the resend: halves, due now, still holding */
     lane->cur = NULL;
     sink_lane_split(&bat, lane, failed);
-    a = sink_lane_next(lane, 10);
+    a = sink_lane_next(lane, 10, 0);
     assert_string_equal(tickets_of(a, t, sizeof(t)), "0,1");
     assert_true(a->held);
     sink_batch_recycle(&bat, a);
     sink_lane_release(&bat, lane, 20);
     assert_int_equal(lane->held_n, 2);
     assert_string_equal(tickets_of(lane->heldq, t, sizeof(t)), "4");
-    a = sink_lane_next(lane, 20);
+    a = sink_lane_next(lane, 20, 0);
     assert_string_equal(tickets_of(a, t, sizeof(t)), "2,3");
     sink_batch_recycle(&bat, a);
     sink_lane_release(&bat, lane, 30);

@@ -1145,6 +1145,55 @@ static void test_sink_poll__a_retrying_batch_holds_only_its_users(void **state)
     env_free(e);
 }
 
+/* Connections refused for the first 5 s (fake clock) after the first
+ * request. */
+static void respond_down_5s(struct fake *f, unsigned lane, const char *body,
+                            size_t len, struct answer *ans)
+{
+    (void)lane;
+    (void)body;
+    (void)len;
+    ans->err =
+        f->now - f->log[0].start_ms < 5000 ? SINK_TP_CONNECT : SINK_TP_OK;
+    ans->status = 201;
+}
+
+static void
+test_sink_poll__an_unreachable_moesif_gets_no_flood_of_retries(void **state)
+{
+    struct env *e = env_new();
+    size_t first_ok = 0;
+
+    (void)state;
+    e->f.respond = respond_down_5s;
+    e->f.latency_ms = 5;
+    e->cfg.max_in_flight = 1;
+    e->cfg.batch_max_events = 1; /* 50 batches in one lane */
+    e->cfg.retry_backoff_ms = 100;
+    e->cfg.retry_backoff_max_ms = 400;
+    env_open(e);
+    for (unsigned u = 0; u < 50; u++) {
+        add_event(e->snk, u, 0, 0, 0, u);
+    }
+    assert_int_equal(run(e->snk, 100000), CORE_OK);
+    assert_int_equal(e->r.n_done, 50);
+    /* while down, the lane retried the two batches that failed first and
+     * left the other 48 queued: each of those was sent once, after */
+    while (first_ok < e->f.n_log && e->f.log[first_ok].ans.err != SINK_TP_OK) {
+        first_ok++;
+    }
+    assert_true(first_ok > 10); /* it was down for a while */
+    for (size_t i = 0; i < first_ok; i++) {
+        assert_true(strstr(e->f.log[i].body, "\"u0\"") != NULL ||
+                    strstr(e->f.log[i].body, "\"u1\"") != NULL);
+    }
+    assert_true(e->f.n_log <= first_ok + 50);
+    for (unsigned u = 0; u < 50; u++) {
+        assert_int_equal(e->r.done_count[u], 1);
+    }
+    env_free(e);
+}
+
 static void respond_503(struct fake *f, unsigned lane, const char *body,
                         size_t len, struct answer *ans)
 {
@@ -1405,6 +1454,8 @@ int main(void)
         cmocka_unit_test(
             test_sink_poll__a_retrying_lane_does_not_block_the_others),
         cmocka_unit_test(test_sink_poll__a_retrying_batch_holds_only_its_users),
+        cmocka_unit_test(
+            test_sink_poll__an_unreachable_moesif_gets_no_flood_of_retries),
         cmocka_unit_test(test_sink_poll__retry_max_stops_naming_the_setting),
         cmocka_unit_test(
             test_sink_poll__stop_statuses_stop_and_say_what_to_fix),
