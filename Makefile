@@ -5,7 +5,7 @@
 #   make test       install missing Debian packages, build, run every test
 #   make demo       run the main job on the embedded dev stack
 #   make bench      benchmarks (ratios against baselines measured in the same run)
-#   make asan|ubsan|tsan  the whole test suite under a sanitizer
+#   make asan|ubsan the whole test suite under a sanitizer
 #   make fuzz       libFuzzer over the transform, bounded (FUZZ_SECONDS)
 #   make format | format-check | clean
 
@@ -28,9 +28,6 @@ WARN := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
 
 SAN_asan := -fsanitize=address,undefined -fno-sanitize-recover=all
 SAN_ubsan := -fsanitize=undefined -fno-sanitize-recover=all
-# ThreadSanitizer: the refill thread (ingest/refill.c), libmicrohttpd's
-# (metrics, moesif-dev) and what they share with the main loop
-SAN_tsan := -fsanitize=thread
 SAN := $(SAN_$(VARIANT))
 ifneq ($(SAN),)
 OPT := -g -O1 -fno-omit-frame-pointer
@@ -56,7 +53,7 @@ SCRIPT_TESTS :=   # shell tests, run by `make check` after the unit tests
 BENCHES :=        # scripts run by `make bench`
 DEV_BINS :=       # dev-stack binaries built by `make`
 
-.PHONY: all test check deps fuzz-deps demo bench asan ubsan tsan fuzz format docs \
+.PHONY: all test check deps fuzz-deps demo bench asan ubsan fuzz format docs \
 	format-check clean dev-up dev-down
 
 all: build/userpipe
@@ -108,10 +105,6 @@ asan:
 ubsan:
 	$(MAKE) --no-print-directory deps
 	$(MAKE) --no-print-directory VARIANT=ubsan check
-
-tsan:
-	$(MAKE) --no-print-directory deps
-	$(MAKE) --no-print-directory VARIANT=tsan check
 
 bench: deps
 	$(MAKE) --no-print-directory all $(BENCH_BINS)
