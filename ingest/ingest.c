@@ -7,8 +7,9 @@
  * a commit never skips an unsettled message.  Messages are kept (owned)
  * in a ring per partition until settled; a settled message is freed at
  * once and only its "done" bit waits for the watermark.  Memory is bounded
- * by the caller pausing consumption (sink saturation) plus librdkafka's
- * prefetch, which is capped here through queued.max.messages.kbytes.
+ * by the caller holding back consumption (sink saturation: ingest_poll
+ * with max 0, then ingest_pause) plus librdkafka's prefetch, which is
+ * capped here through queued.max.messages.kbytes.
  */
 #include "ingest_int.h"
 

@@ -15,10 +15,10 @@
  *   batch; after STOP nothing settles and nothing is sent;
  * - a batch waiting for a retry holds up only its own users: its lane
  *   and the other lanes keep sending.
-
- * Memory: what the sink holds is bounded by the caller's pausing.  It
+ *
+ * Memory: what the sink holds is bounded by the caller's holding back.  It
  * counts pending bytes (the bytes of the events added and not settled) and
- * reports saturation above max_pending_bytes; the caller pauses consumption
+ * reports saturation above max_pending_bytes; the caller stops consuming
  * while saturated, so pending bytes stay under max_pending_bytes plus what the
  * caller had in hand when it paused (its consumer's prefetch, which it sizes).
  * The heap held is then at most 1.25 x (pending bytes + 32 bytes a pending
