@@ -182,10 +182,16 @@ char *mstore_stats_json(struct mstore *st,
  * (malloc'd, the caller frees it). */
 char *mstore_types_json(struct mstore *st, size_t *out_len);
 
+/* The timeline, {"step_ms":10,"late":n,"upserts":[n,...]}: user objects
+ * accepted in each 10 ms step since the store was made or reset, up to
+ * the last non-empty step; late counts those after ten minutes
+ * (malloc'd, the caller frees it). */
+char *mstore_timeline_json(struct mstore *st, size_t *out_len);
+
 /* Counts one request refused by the refuse_user fault; lock-free. */
 void mstore_count_refused_user(struct mstore *st);
 
-/* Forgets every user, type and counter. */
+/* Forgets every user, type and counter, and restarts the timeline. */
 void mstore_reset(struct mstore *st);
 
 /* ------------------------------------------------------------------ */

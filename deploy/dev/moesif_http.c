@@ -39,6 +39,7 @@ enum mroute {
     MROUTE_BATCH,
     MROUTE_DEV_USER,
     MROUTE_DEV_STATS,
+    MROUTE_DEV_TIMELINE,
     MROUTE_DEV_TYPES,
     MROUTE_DEV_FAULTS,
     MROUTE_DEV_RESET
@@ -373,6 +374,9 @@ static enum mroute route_of(const char *url, const char *method)
     if (is(url, "/_dev/stats")) {
         return get ? MROUTE_DEV_STATS : MROUTE_BAD_METHOD;
     }
+    if (is(url, "/_dev/timeline")) {
+        return get ? MROUTE_DEV_TIMELINE : MROUTE_BAD_METHOD;
+    }
     if (is(url, "/_dev/types")) {
         return get ? MROUTE_DEV_TYPES : MROUTE_BAD_METHOD;
     }
@@ -546,6 +550,10 @@ static unsigned serve_dev(struct mconn *mc, struct MHD_Connection *conn,
         return MHD_HTTP_OK;
     case MROUTE_DEV_STATS:
         out = mstore_stats_json(srv->st, stats_extra, srv, &len);
+        *resp = json_take(out, len);
+        return MHD_HTTP_OK;
+    case MROUTE_DEV_TIMELINE:
+        out = mstore_timeline_json(srv->st, &len);
         *resp = json_take(out, len);
         return MHD_HTTP_OK;
     case MROUTE_DEV_TYPES:

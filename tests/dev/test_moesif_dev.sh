@@ -427,8 +427,19 @@ cmp -s "$tmp/record.ndjson" "$expected" || {
 }
 ok "--record holds each accepted user as received, $(wc -l <"$expected") lines"
 
+# the timeline counts every accepted user object once, in 10 ms steps
+stats
+req GET /_dev/timeline
+[ "$code" = 200 ] || fail "GET /_dev/timeline answered $code"
+expect_json "$tmp/last_body" '[d["step_ms"],d["late"],sum(d["upserts"])]' \
+    "[10,0,$(json "$tmp/stats.json" 'd["upserts"]')]" "the timeline sums to the upserts of /_dev/stats"
+expect_json "$tmp/last_body" 'len(d["upserts"]) <= '"$(json "$tmp/stats.json" 'd["uptime_ms"]')"' // 10 + 1' \
+    'true' "the timeline ends at the last accepted user"
+
 req POST /_dev/reset
 [ "$code" = 200 ] || fail "/_dev/reset answered $code"
+req GET /_dev/timeline
+expect_json "$tmp/last_body" 'd["upserts"]' '[]' "/_dev/reset empties the timeline"
 stats
 expect_json "$tmp/stats.json" '[d["requests"],d["users"],d["upserts"],d["conflicts"],d["refused_user"],d["responses"]]' \
     '[0,0,0,0,0,{}]' "/_dev/reset clears stats"
@@ -437,6 +448,8 @@ req GET /_dev/users/u-1
 single '{"user_id":"t-9","metadata":{"phone":1}}'
 user t-9
 expect_json "$tmp/user.json" 'd["metadata"]' '{"phone":1}' "/_dev/reset clears the store and the type lock"
+req GET /_dev/timeline
+expect_json "$tmp/last_body" 'sum(d["upserts"])' '1' "the timeline counts again after /_dev/reset"
 
 kill -TERM "$pid"
 wait "$pid"
