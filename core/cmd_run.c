@@ -60,6 +60,7 @@ struct run {
     int fatal;             /* exit status 1 once set */
     int refused_config;    /* Moesif refused the configuration: exit 3 */
     int64_t held_since_ms; /* consumption held since (backpressure), 0 not */
+    int64_t held_ms_total; /* holds that ended, in all */
     int paused;            /* and the partitions paused */
     uint64_t waits, wait_ms_total, wait_ms_max; /* events parked for claims */
     uint64_t accepted, rejected, refused;
@@ -331,20 +332,25 @@ static void unpark(struct run *r)
 static void backpressure(struct run *r)
 {
     size_t parked = core_parked_count(r->parked);
+    int64_t now;
 
-    if (sink_saturated(r->snk) || parked > 100000) {
-        int64_t now = now_ms();
-        if (r->held_since_ms == 0) {
-            r->held_since_ms = now;
-        } else if (now - r->held_since_ms >= HOLD_MS) {
-            ingest_pause(r->ing, 1);
-            r->paused = 1;
+    if (r->held_since_ms == 0) {
+        if (sink_saturated(r->snk) || parked > 100000) {
+            r->held_since_ms = now_ms();
         }
-    } else if (r->held_since_ms != 0 && sink_drained(r->snk) &&
-               parked <= 50000) {
+        return;
+    }
+    now = now_ms();
+    if (sink_drained(r->snk) && parked <= 50000) {
+        r->held_ms_total += now - r->held_since_ms;
         r->held_since_ms = 0;
         r->paused = 0;
         ingest_pause(r->ing, 0);
+    } else if (!r->paused && now - r->held_since_ms >= HOLD_MS) {
+        /* held, saturated or not (taking nothing, the sink seldom is
+         * saturated again): a hold this long is an outage, not a burst */
+        ingest_pause(r->ing, 1);
+        r->paused = 1;
     }
 }
 
@@ -400,6 +406,10 @@ static void publish(struct run *r)
     }
     m->nparts = n;
     m->assigned = (unsigned)n;
+    m->held = r->held_since_ms != 0;
+    m->held_s = (double)(r->held_ms_total +
+                         (m->held ? now_ms() - r->held_since_ms : 0)) /
+                1000.0;
     metrics_publish(r->metrics, m);
 }
 

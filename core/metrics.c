@@ -262,6 +262,7 @@ static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
     /* responses[] index: 0 transport errors, 1..5 the status classes */
     static const char *const classes[6] = {
         "transport_error", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    char num[40];
 
     family(b, "events_consumed_total", "counter",
            "Messages consumed from the source topics.");
@@ -307,6 +308,14 @@ static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
     family(b, "partitions_paused", "gauge",
            "Assigned partitions paused for back-pressure.");
     sample_u64(b, "partitions_paused", snap->paused);
+    family(b, "consumption_held", "gauge",
+           "1 while nothing is taken from Kafka because the sink is "
+           "saturated (the partitions are paused after 1 s).");
+    sample_u64(b, "consumption_held", snap->held ? 1 : 0);
+    format_double(num, sizeof(num), snap->held_s);
+    family(b, "consumption_held_seconds_total", "counter",
+           "Seconds consumption was held back by a saturated sink.");
+    body_printf(b, "userpipe_consumption_held_seconds_total %s\n", num);
     family(b, "consumer_lag", "gauge",
            "Messages between the next offset to consume and the end of the "
            "partition.");

@@ -45,6 +45,8 @@ struct metrics_snapshot {
     size_t parked;     /* events waiting for schema claims */
     unsigned assigned; /* partitions assigned */
     unsigned paused;   /* partitions paused */
+    int held;          /* consumption held back by the sink now */
+    double held_s;     /* seconds it was held back, in all */
     struct metrics_partition parts[METRICS_MAX_PARTITIONS];
     size_t nparts;
     int moesif_reachable; /* the last request got an HTTP answer */

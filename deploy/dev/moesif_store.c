@@ -117,9 +117,9 @@ struct mstore {
     _Atomic uint64_t bytes_in;
     _Atomic uint64_t bytes_plain;
     _Atomic uint64_t responses[MSTORE_STATUS_MAX];
-    int64_t t0_ms;      /* the timeline's origin: made or last reset */
-    uint32_t *steps;    /* MSTORE_STEPS counts of upserts */
-    size_t steps_used;  /* steps up to the last non-empty one */
+    int64_t t0_ms;       /* the timeline's origin: made or last reset */
+    uint32_t *steps;     /* MSTORE_STEPS counts of upserts */
+    size_t steps_used;   /* steps up to the last non-empty one */
     uint64_t steps_late; /* upserts after the timeline's ten minutes */
 };
 
