@@ -417,33 +417,91 @@ static void refill(struct ingest *ing, size_t consumed)
 
 /* ---- rebalances ---------------------------------------------------------- */
 
+/* One logical offset (RD_KAFKA_OFFSET_END or _BEGINNING) of every
+ * partition of parts, in a copy of it: each element's offset, or its err. */
+static rd_kafka_topic_partition_list_t *
+list_offsets(struct ingest *ing, const rd_kafka_topic_partition_list_t *parts,
+             int64_t which)
+{
+    rd_kafka_topic_partition_list_t *l =
+        rd_kafka_topic_partition_list_copy(parts);
+    rd_kafka_resp_err_t err;
+
+    for (int i = 0; i < l->cnt; i++) {
+        l->elems[i].offset = which;
+        l->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    err = rd_kafka_offsets_for_times(ing->rk, l, 10000);
+    for (int i = 0; i < l->cnt && err != RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
+        l->elems[i].err = err;
+    }
+    return l;
+}
+
+/*
+ * --exit-at-end: the end offset of each newly assigned partition, and
+ * whether it is empty (its start offset is its end).  ListOffsets with
+ * the logical offsets as timestamps, as Kafka's own endOffsets() does:
+ * rd_kafka_offsets_for_times sends one request per leader for the whole
+ * list, where a watermark query per partition took two round trips each,
+ * in the rebalance callback (a few hundred partitions on a distant
+ * cluster: seconds of a stopped loop).
+ */
+static void read_ends(struct ingest *ing,
+                      const rd_kafka_topic_partition_list_t *parts)
+{
+    rd_kafka_topic_partition_list_t *hi =
+        list_offsets(ing, parts, RD_KAFKA_OFFSET_END);
+    rd_kafka_topic_partition_list_t *lo =
+        list_offsets(ing, parts, RD_KAFKA_OFFSET_BEGINNING);
+
+    for (int i = 0; i < hi->cnt; i++) {
+        const rd_kafka_topic_partition_t *h = &hi->elems[i];
+        const rd_kafka_topic_partition_t *l =
+            rd_kafka_topic_partition_list_find(lo, h->topic, h->partition);
+        size_t slot;
+        struct part *p = part_find(ing, h->topic, h->partition, &slot);
+
+        if (p == NULL) {
+            continue;
+        }
+        if (h->err != RD_KAFKA_RESP_ERR_NO_ERROR || h->offset < 0) {
+            core_log(CORE_LOG_WARN, "ingest",
+                     "msg=\"cannot read end offset\" topic=%s "
+                     "partition=%d error=\"%s\"",
+                     h->topic, h->partition, rd_kafka_err2str(h->err));
+            continue;
+        }
+        p->end_at_start = h->offset;
+        if (l != NULL && l->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            l->offset == h->offset) {
+            p->reached_end = 1; /* empty partition */
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(hi);
+    rd_kafka_topic_partition_list_destroy(lo);
+}
+
 static void on_assign(struct ingest *ing,
                       rd_kafka_topic_partition_list_t *parts)
 {
     rd_kafka_resp_err_t err;
 
     for (int i = 0; i < parts->cnt; i++) {
+        part_add(ing, parts->elems[i].topic, parts->elems[i].partition);
+    }
+    if (ing->cfg.exit_at_end) {
+        read_ends(ing, parts);
+    }
+    for (int i = 0; i < parts->cnt; i++) {
         rd_kafka_topic_partition_t *tp = &parts->elems[i];
-        struct part *p = part_add(ing, tp->topic, tp->partition);
-        if (ing->cfg.exit_at_end) {
-            int64_t lo = 0, hi = -1;
-            err = rd_kafka_query_watermark_offsets(
-                ing->rk, tp->topic, tp->partition, &lo, &hi, 10000);
-            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-                core_log(CORE_LOG_WARN, "ingest",
-                         "msg=\"cannot read end offset\" topic=%s "
-                         "partition=%d error=\"%s\"",
-                         tp->topic, tp->partition, rd_kafka_err2str(err));
-            }
-            p->end_at_start = hi;
-            if (hi == lo) {
-                p->reached_end = 1; /* empty partition */
-            }
-        }
+        size_t slot;
+        const struct part *p = part_find(ing, tp->topic, tp->partition, &slot);
         core_log(CORE_LOG_INFO, "ingest",
                  "msg=\"partition assigned\" topic=%s partition=%d "
                  "end_offset=%lld",
-                 tp->topic, tp->partition, (long long)p->end_at_start);
+                 tp->topic, tp->partition,
+                 (long long)(p != NULL ? p->end_at_start : -1));
     }
     err = rd_kafka_assign(ing->rk, parts);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
