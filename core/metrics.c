@@ -309,12 +309,13 @@ static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
            "Assigned partitions paused for back-pressure.");
     sample_u64(b, "partitions_paused", snap->paused);
     family(b, "consumption_held", "gauge",
-           "1 while nothing is taken from Kafka because the sink is "
-           "saturated (the partitions are paused after 1 s).");
+           "1 while consumption is held back: the sink is over "
+           "sink.max_pending_bytes or 100000 events wait for schema "
+           "claims (the partitions are paused after 1 s).");
     sample_u64(b, "consumption_held", snap->held ? 1 : 0);
     format_double(num, sizeof(num), snap->held_s);
     family(b, "consumption_held_seconds_total", "counter",
-           "Seconds consumption was held back by a saturated sink.");
+           "Seconds consumption was held back, in all.");
     body_printf(b, "userpipe_consumption_held_seconds_total %s\n", num);
     family(b, "consumer_lag", "gauge",
            "Messages between the next offset to consume and the end of the "

@@ -443,9 +443,12 @@ list_offsets(struct ingest *ing, const rd_kafka_topic_partition_list_t *parts,
  * whether it is empty (its start offset is its end).  ListOffsets with
  * the logical offsets as timestamps, as Kafka's own endOffsets() does:
  * rd_kafka_offsets_for_times sends one request per leader for the whole
- * list, where a watermark query per partition took two round trips each,
- * in the rebalance callback (a few hundred partitions on a distant
- * cluster: seconds of a stopped loop).
+ * list, where a watermark query per partition took a round trip each, in
+ * the rebalance callback (a few hundred partitions on a distant cluster:
+ * seconds of a stopped loop).  One failing partition fails the whole
+ * call, so what is still unknown then is asked one partition at a time,
+ * as before; a partition whose end stays unknown is never taken to have
+ * reached it.
  */
 static void read_ends(struct ingest *ing,
                       const rd_kafka_topic_partition_list_t *parts)
@@ -454,6 +457,7 @@ static void read_ends(struct ingest *ing,
         list_offsets(ing, parts, RD_KAFKA_OFFSET_END);
     rd_kafka_topic_partition_list_t *lo =
         list_offsets(ing, parts, RD_KAFKA_OFFSET_BEGINNING);
+    int logged = 0;
 
     for (int i = 0; i < hi->cnt; i++) {
         const rd_kafka_topic_partition_t *h = &hi->elems[i];
@@ -465,16 +469,42 @@ static void read_ends(struct ingest *ing,
         if (p == NULL) {
             continue;
         }
-        if (h->err != RD_KAFKA_RESP_ERR_NO_ERROR || h->offset < 0) {
-            core_log(CORE_LOG_WARN, "ingest",
-                     "msg=\"cannot read end offset\" topic=%s "
-                     "partition=%d error=\"%s\"",
-                     h->topic, h->partition, rd_kafka_err2str(h->err));
+        if (h->err != RD_KAFKA_RESP_ERR_NO_ERROR || h->offset < 0 ||
+            l == NULL || l->err != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            l->offset < 0) {
+            int64_t wlo = -1, whi = -1;
+            rd_kafka_resp_err_t err;
+
+            if (!logged) {
+                core_log(CORE_LOG_INFO, "ingest",
+                         "msg=\"end offsets: asking partition by "
+                         "partition\" error=\"%s\"",
+                         rd_kafka_err2str(h->err != RD_KAFKA_RESP_ERR_NO_ERROR
+                                              ? h->err
+                                          : l != NULL ? l->err
+                                                      : h->err));
+                logged = 1;
+            }
+            err = rd_kafka_query_watermark_offsets(
+                ing->rk, h->topic, h->partition, &wlo, &whi, 10000);
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR || whi < 0) {
+                core_log(CORE_LOG_WARN, "ingest",
+                         "msg=\"cannot read end offset\" topic=%s "
+                         "partition=%d error=\"%s\"",
+                         h->topic, h->partition,
+                         err != RD_KAFKA_RESP_ERR_NO_ERROR
+                             ? rd_kafka_err2str(err)
+                             : "the broker gave no end offset");
+                continue;
+            }
+            p->end_at_start = whi;
+            if (wlo == whi) {
+                p->reached_end = 1; /* empty partition */
+            }
             continue;
         }
         p->end_at_start = h->offset;
-        if (l != NULL && l->err == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            l->offset == h->offset) {
+        if (l->offset == h->offset) {
             p->reached_end = 1; /* empty partition */
         }
     }
@@ -522,7 +552,8 @@ static void on_assign(struct ingest *ing,
                 size_t slot;
                 struct part *p = part_find(ing, c->elems[i].topic,
                                            c->elems[i].partition, &slot);
-                if (p != NULL && c->elems[i].offset >= 0 &&
+                /* an unknown end (-1) is never reached this way */
+                if (p != NULL && p->end_at_start >= 0 &&
                     c->elems[i].offset >= p->end_at_start) {
                     p->reached_end = 1;
                 }

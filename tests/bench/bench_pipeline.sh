@@ -289,7 +289,7 @@ run_pipeline() {
     # the steady rate: events counted at moesif-dev between the moments it
     # held 10% and 90% of them, so the start (group join, first fetch) and
     # the end (the last retries) weigh nothing
-    read -r R_STEADY R_T10 R_T90 R_TLAST < <(/usr/bin/python3 -c '
+    line=$(/usr/bin/python3 -c '
 import json, sys
 d = json.load(open(sys.argv[1])); v = int(sys.argv[2]); step = d["step_ms"]
 cum, t10, t90, last = 0, None, None, 0
@@ -302,7 +302,8 @@ if t10 is None or t90 is None or t90 <= t10:
     print("0 0 0 0")
 else:
     print("%.0f %.2f %.2f %.2f" % (0.8 * v * 1000 / (t90 - t10), t10 / 1000, t90 / 1000, last / 1000))
-' "$WORK/$name.timeline.json" "$VALID")
+' "$WORK/$name.timeline.json" "$VALID") || die "$name: cannot read /_dev/timeline"
+    read -r R_STEADY R_T10 R_T90 R_TLAST <<<"$line"
     [ "${R_STEADY:-0}" != 0 ] || die "$name: the /_dev/timeline of moesif-dev does not reach 90% of $VALID events"
     moesif_post "/_dev/faults?fail_429=0&fail_500=0&fail_503=0"
     R_UPSERTS=$(stat_of "$WORK/$name.stats.json" upserts)
@@ -362,7 +363,7 @@ print_core() {
     local ratio
     ratio=$(awk -v r="$R_RATE" -v k="$KCAT_RATE" 'BEGIN { printf "%.3f", r / k }')
     say "events/s:          $R_RATE"
-    say "steady events/s:   $R_STEADY (moesif-dev held 10% of the events ${R_T10} s after the run began, 90% at ${R_T90} s, all at ${R_TLAST} s)"
+    say "steady events/s:   $R_STEADY (moesif-dev held 10% of the events ${R_T10} s after its reset at the start of the run, 90% at ${R_T90} s, all at ${R_TLAST} s)"
     say "CPU per event:     $R_US us   (${R_CPU_S} s user+sys; userpipe busy $(awk -v c="$R_CPU_S" -v s="$R_ACTIVE" 'BEGIN { printf "%.2f", c / s }') cores on average while processing)   target <= $T_CPU_US us: $(verdict "$R_US" '<=' "$T_CPU_US")"
     say "peak RSS:          $R_RSS_MB MB   target < $T_RSS_MB MB: $(verdict "$R_RSS_MB" '<' "$T_RSS_MB")"
     say "ratio to kcat:     $ratio ($R_RATE / $KCAT_RATE)   target >= $T_RATIO: $(verdict "$ratio" '>=' "$T_RATIO")"
@@ -421,7 +422,7 @@ say "== userpipe run, moesif-dev answering 5% of requests 429 (Retry-After: 1) a
 FAULTS="fail_429=0.05&fail_500=0.01&seed=1" FAULT429_AT="" run_pipeline fault-mix
 print_run
 say "events/s:          $R_RATE"
-say "steady events/s:   $R_STEADY (moesif-dev held 10% of the events ${R_T10} s after the run began, 90% at ${R_T90} s, all at ${R_TLAST} s)"
+say "steady events/s:   $R_STEADY (moesif-dev held 10% of the events ${R_T10} s after its reset at the start of the run, 90% at ${R_T90} s, all at ${R_TLAST} s)"
 fratio=$(awk -v r="$R_RATE" -v f="$FREE_RATE" 'BEGIN { printf "%.3f", r / f }')
 sratio=$(awk -v r="$R_STEADY" -v f="$FREE_STEADY" 'BEGIN { printf "%.3f", r / f }')
 say "ratio to fault-free, steady: $sratio ($R_STEADY / $FREE_STEADY, 10% to 90% of the events)   target >= $T_FAULT_RATIO: $(verdict "$sratio" '>=' "$T_FAULT_RATIO")"

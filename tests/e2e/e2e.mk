@@ -11,4 +11,5 @@ SCRIPT_TESTS += \
 	tests/e2e/test_schema_shared.sh \
 	tests/e2e/test_run_observability.sh \
 	tests/e2e/test_dlq_redrive.sh \
-	tests/e2e/test_run_refill.sh
+	tests/e2e/test_run_refill.sh \
+	tests/e2e/test_run_end_offsets.sh

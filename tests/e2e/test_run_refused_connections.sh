@@ -24,6 +24,7 @@ write_config "$cfg" e2e-refuse sink.max_in_flight=2 batch.max_events=50 \
 start_userpipe "$DEV_TMP/run.log" -c "$cfg" --from-beginning --exit-at-end
 wait_for "the first upserts" 60 upserts_at_least 200
 port=$(metrics_port "$DEV_TMP/run.log")
+[ -n "$port" ] || fail "no metrics port in the log"
 before=$(moesif_stat upserts)
 curl -sf -X POST "$MOESIF_URL/_dev/faults?refuse_for_ms=10000" >/dev/null
 t0=$(date +%s)
@@ -51,7 +52,7 @@ secs=$(($(date +%s) - t0))
     fail "RSS grew from ${rss_before} kB to ${peak} kB during the refusal"
 [ "$held_seen" = 1 ] || fail "userpipe_consumption_held was never 1 during the refusal"
 [ "$paused_max" -gt 0 ] || fail "no partition was paused during the 10 s refusal"
-awk -v h="$held_s" 'BEGIN { exit !(h >= 5) }' ||
+awk -v h="$held_s" 'BEGIN { exit !(h ~ /^[0-9.]+$/ && h + 0 >= 5) }' ||
     fail "userpipe_consumption_held_seconds_total is $held_s after a 10 s refusal"
 check_delivery "$rec" --at-least-once || fail "events lost"
 committed=$(group_committed_total e2e-refuse users)
