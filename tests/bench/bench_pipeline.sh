@@ -7,12 +7,14 @@
 #      as many partitions as `kafka-dev plan` says the 5 MiB cap needs;
 #   2. the raw consume rate of that topic by kcat (`kcat -C -e -o
 #      beginning`), the baseline of the ratio;
-#   3. `userpipe run --from-beginning --exit-at-end` against moesif-dev:
-#      events/s, CPU us per event, peak RSS, ratio to kcat;
+#   3. `userpipe run --from-beginning --exit-at-end` against moesif-dev,
+#      BENCH_FREE_RUNS times (3): events/s, CPU us per event, peak RSS,
+#      ratio to kcat, from the median run (the machine is shared and one
+#      run can be 10-15% off the others, as kcat's can);
 #   4. the same with moesif-dev answering 429 to every request for 30 s;
 #   5. the same with 5% of requests answered 429 and 1% 500, all along;
-#   6. the same with sink.gzip_level=1 and sink.gzip=false (the fault-free
-#      run of 3 is the default level 6).
+#   6. the same with sink.gzip_level=6 and sink.gzip=false (the fault-free
+#      runs of 3 are the default, level 1).
 #
 # Every run has its own consumer group and starts from a reset moesif-dev,
 # and must end with moesif-dev's `upserts` equal to the number of valid
@@ -32,7 +34,7 @@
 # Env: BUILD (build/release), USERPIPE (build/userpipe; copied once, so a
 # rebuild during the bench changes nothing), BENCH_EVENTS (1000000),
 # BENCH_SEED (7), BENCH_MAX_PARTITIONS (256: above it, fewer events are
-# loaded and the output says so), BENCH_FAULT_SECONDS (30),
+# loaded and the output says so), BENCH_FAULT_SECONDS (30), BENCH_FREE_RUNS (3),
 # BENCH_RUN_TIMEOUT (600 s per run), BENCH_PERF=1 (perf record the
 # fault-free run and print its top entries), BENCH_KEEP=1 (keep the work
 # folder).
@@ -46,6 +48,7 @@ SEED=${BENCH_SEED:-7}
 EVENT_BYTES=470
 MAX_PARTITIONS=${BENCH_MAX_PARTITIONS:-256}
 FAULT_SECONDS=${BENCH_FAULT_SECONDS:-30}
+FREE_RUNS=${BENCH_FREE_RUNS:-3}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-600}
 BENCH_PERF=${BENCH_PERF:-0}
 
@@ -233,7 +236,7 @@ run_pipeline() {
     done
     [ -n "$upid" ] || die "$name: userpipe did not start"
     CURRENT_UPID=$upid
-    if [ "$BENCH_PERF" = 1 ] && [ "$name" = fault-free ]; then
+    if [ "$BENCH_PERF" = 1 ] && [ "$name" = fault-free-1 ]; then
         perf record -F 499 -o "$WORK/perf.data" -p "$upid" >/dev/null 2>"$WORK/perf.err" &
         PERF_PID=$!
     fi
@@ -372,8 +375,24 @@ print_core() {
 # ---- 3. fault-free ---------------------------------------------------------
 
 say ""
-say "== userpipe run, fault-free (write_config of tests/e2e/lib.sh: batch.linger_ms=100, sink.retry_backoff_max_ms=2000; other keys default: gzip level $GZ_DEFAULT, $LANES_DEFAULT lanes, 200 events a batch)"
-FAULTS="" FAULT429_AT="" run_pipeline fault-free
+say "== userpipe run, fault-free, $FREE_RUNS runs (write_config of tests/e2e/lib.sh: batch.linger_ms=100, sink.retry_backoff_max_ms=2000; other keys default: gzip level $GZ_DEFAULT, $LANES_DEFAULT lanes, 200 events a batch)"
+: >"$WORK/fault-free.runs"
+for i in $(seq "$FREE_RUNS"); do
+    FAULTS="" FAULT429_AT="" run_pipeline "fault-free-$i"
+    say "run $i:             $R_RATE events/s, steady $R_STEADY, $R_US us CPU per event, peak RSS $R_RSS_MB MB (load average $R_LOAD at its start; moesif-dev ${R_MCPU} s CPU)"
+    (set -o posix && set) | grep '^R_' >"$WORK/fault-free-$i.vars"
+    echo "$i $R_RATE $R_STEADY $R_US $R_RSS_MB" >>"$WORK/fault-free.runs"
+done
+# the median run by events/s, with the median CPU and steady rate and the
+# highest peak RSS of the runs
+median_col() { sort -n -k "$1" "$WORK/fault-free.runs" | awk -v c="$1" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'; }
+med=$(sort -n -k 2 "$WORK/fault-free.runs" | awk '{ r[NR] = $1 } END { print r[int((NR + 1) / 2)] }')
+. "$WORK/fault-free-$med.vars"
+R_STEADY=$(median_col 3)
+R_US=$(median_col 4)
+R_CPU_S=$(awk -v u="$R_US" -v v="$VALID" 'BEGIN { printf "%.2f", u * v / 1e6 }')
+R_RSS_MB=$(sort -n -k 5 "$WORK/fault-free.runs" | tail -n 1 | awk '{ print $5 }')
+say "the median run by events/s (run $med); below, CPU per event and the steady rate are the medians of the $FREE_RUNS runs, peak RSS the highest:"
 print_run
 print_core
 FREE_RATE=$R_RATE
@@ -386,7 +405,7 @@ FREE_RSS=$R_RSS_MB
 FREE_RATIO=$(awk -v r="$R_RATE" -v k="$KCAT_RATE" 'BEGIN { printf "%.3f", r / k }')
 if [ "$BENCH_PERF" = 1 ]; then
     if [ -s "$WORK/perf.data" ]; then
-        say "perf record -F 499 -p of the fault-free run (share of userpipe's samples):"
+        say "perf record -F 499 -p of the first fault-free run (share of userpipe's samples):"
         perf_top() {
             # whole report first: head closing the pipe must not fail it
             perf report -i "$WORK/perf.data" --no-children --sort "$1" --stdio >"$WORK/perf.txt" 2>/dev/null || true
