@@ -118,7 +118,12 @@ static void usage(FILE *f)
 static void settle(void *opaque, uint64_t ticket)
 {
     struct run *r = opaque;
-    ingest_done(r->ing, ticket);
+
+    /* after a fatal error no offset moves (the dead-letter producer's
+     * last flush still acknowledges what it had) */
+    if (!r->fatal && r->ing != NULL) {
+        ingest_done(r->ing, ticket);
+    }
 }
 
 static void produce_reject(struct run *r, const struct ingest_msg *m,
@@ -198,7 +203,7 @@ static void drive(struct run *r, int timeout_ms)
     if (sink_poll(r->snk, timeout_ms) != CORE_OK) {
         core_log(CORE_LOG_ERROR, "sink", "msg=\"%s\"", sink_error(r->snk));
         r->fatal = 1;
-        r->refused_config = 1;
+        r->refused_config = sink_refused(r->snk);
         return;
     }
     if (sink_dlq_poll(r->dlq, 0) != CORE_OK) {
@@ -212,9 +217,11 @@ static void drain(void *opaque, int64_t deadline_ms)
 {
     struct run *r = opaque;
 
-    sink_flush(r->snk);
     while (!r->fatal && ingest_in_flight(r->ing) > 0 &&
            now_ms() < deadline_ms) {
+        /* every pass: a retried batch that settles puts its users' held
+         * events back in an open batch, which must not wait its linger */
+        sink_flush(r->snk);
         drive(r, 50);
     }
 }
@@ -319,7 +326,9 @@ static void unpark(struct run *r)
 
 /*
  * Backpressure, with hysteresis (sink_drained): while the sink is
- * saturated (or a flood of events waits for claims) nothing more is taken
+ * saturated (or a flood of events waits for claims, or the dead-letter
+ * producer has a backlog: its topic's leader away, every event a
+ * reject) nothing more is taken
  * from the consumer queue, whose own cap (queued.max.messages.kbytes) then
  * stops the fetching.  Only a hold longer than HOLD_MS pauses the
  * partitions: pausing makes librdkafka drop what it prefetched and fetch
@@ -329,19 +338,29 @@ static void unpark(struct run *r)
  */
 #define HOLD_MS 1000
 
+/* The dead-letter producer's backlog that holds consumption back: far
+ * under librdkafka's own queue limits (100,000 records, 1 GiB), so that
+ * producing a reject never finds the queue full in practice. */
+#define DLQ_HOLD_RECORDS 10000
+#define DLQ_HOLD_BYTES (16u * 1024 * 1024)
+
 static void backpressure(struct run *r)
 {
     size_t parked = core_parked_count(r->parked);
+    size_t dlq_n = sink_dlq_pending(r->dlq);
+    size_t dlq_bytes = sink_dlq_pending_bytes(r->dlq);
     int64_t now;
 
     if (r->held_since_ms == 0) {
-        if (sink_saturated(r->snk) || parked > 100000) {
+        if (sink_saturated(r->snk) || parked > 100000 ||
+            dlq_n > DLQ_HOLD_RECORDS || dlq_bytes > DLQ_HOLD_BYTES) {
             r->held_since_ms = now_ms();
         }
         return;
     }
     now = now_ms();
-    if (sink_drained(r->snk) && parked <= 50000) {
+    if (sink_drained(r->snk) && parked <= 50000 &&
+        dlq_n <= DLQ_HOLD_RECORDS / 2 && dlq_bytes <= DLQ_HOLD_BYTES / 2) {
         r->held_ms_total += now - r->held_since_ms;
         r->held_since_ms = 0;
         r->paused = 0;
@@ -789,8 +808,13 @@ out:
         sink_destroy(r.snk);
         r.snk = NULL;
     }
-    ingest_destroy(r.ing);
+    /* the dead-letter producer first: its last flush acknowledges records
+     * and so settles their events, which needs the consumer alive (and
+     * its close then commits them) */
     sink_dlq_destroy(r.dlq, r.fatal ? 0 : 10000);
+    r.dlq = NULL;
+    ingest_destroy(r.ing);
+    r.ing = NULL;
     sink_destroy(r.snk);
     transform_destroy(r.tf);
     schema_claims_destroy(r.claims);

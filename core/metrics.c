@@ -310,8 +310,9 @@ static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
     sample_u64(b, "partitions_paused", snap->paused);
     family(b, "consumption_held", "gauge",
            "1 while consumption is held back: the sink is over "
-           "sink.max_pending_bytes or 100000 events wait for schema "
-           "claims (the partitions are paused after 1 s).");
+           "sink.max_pending_bytes, 100000 events wait for schema claims, "
+           "or the dead-letter producer has 10000 records or 16 MiB "
+           "unacknowledged (the partitions are paused after 1 s).");
     sample_u64(b, "consumption_held", snap->held ? 1 : 0);
     format_double(num, sizeof(num), snap->held_s);
     family(b, "consumption_held_seconds_total", "counter",

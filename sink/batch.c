@@ -382,6 +382,9 @@ void sink_lane_split(struct sink_batcher *bat, struct sink_lane *lane,
     struct sink_batch *a = batch_sub(bat, batch, 0, half);
     struct sink_batch *b = batch_sub(bat, batch, half, batch->n);
 
+    /* the halves carry the failures so far: the backoff goes on from
+     * there, and sink.retry_max counts for them as for the whole */
+    a->attempts = b->attempts = batch->attempts;
     if (batch->held) {
         /* the halves hold the same users, and are due now */
         a->held = b->held = 1;

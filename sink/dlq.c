@@ -23,6 +23,7 @@ struct sink_dlq {
     char *topic;
     struct sink_dlq_callbacks cb;
     size_t pending;
+    size_t pending_bytes; /* keys and values of the pending records */
     char error[512];
 };
 
@@ -74,6 +75,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     (void)rk;
 
     dlq->pending--;
+    dlq->pending_bytes -= m->len + (m->key != NULL ? m->key_len : 0);
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         if (dlq->error[0] == '\0') {
             snprintf(dlq->error, sizeof(dlq->error),
@@ -194,6 +196,7 @@ enum core_err sink_dlq_produce(struct sink_dlq *dlq,
     }
     /* the headers belong to the message now */
     dlq->pending++;
+    dlq->pending_bytes += rec->len + (rec->key ? rec->key_len : 0);
     return CORE_OK;
 }
 
@@ -214,6 +217,11 @@ enum core_err sink_dlq_poll(struct sink_dlq *dlq, int timeout_ms)
 size_t sink_dlq_pending(const struct sink_dlq *dlq)
 {
     return dlq->pending;
+}
+
+size_t sink_dlq_pending_bytes(const struct sink_dlq *dlq)
+{
+    return dlq->pending_bytes;
 }
 
 const char *sink_dlq_error(const struct sink_dlq *dlq)

@@ -3,8 +3,10 @@
  *
  * One easy handle per lane, made once and reused, all on one multi
  * handle: the multi handle's connection cache keeps connections alive
- * between a lane's requests, so a steady pipeline opens max_in_flight
- * connections and then none.  It is separate from sink.c so the sink is
+ * between a lane's requests, so a steady pipeline over HTTP/1.1 opens
+ * max_in_flight connections and then none (over HTTP/2, which libcurl
+ * negotiates with TLS when the server offers it, the lanes' requests
+ * share connections as streams).  It is separate from sink.c so the sink is
  * tested with a scripted transport and only this file needs a socket.
  *
  * Invariants not to break:
@@ -217,7 +219,11 @@ static void complete(struct http_lane *hl, CURLcode res,
     if (curl_easy_getinfo(hl->easy, CURLINFO_RETRY_AFTER, &retry_after) ==
             CURLE_OK &&
         retry_after > 0) {
-        c->retry_after_ms = (int64_t)retry_after * 1000;
+        /* clamped before the multiplication: the header is the server's
+         * text, and "Retry-After: 9300000000000000" would overflow */
+        c->retry_after_ms = retry_after > SINK_RETRY_AFTER_MAX_MS / 1000
+                                ? SINK_RETRY_AFTER_MAX_MS
+                                : (int64_t)retry_after * 1000;
     }
 }
 

@@ -84,6 +84,7 @@ struct sink {
     size_t pending_bytes;
     unsigned in_flight;
     int stopped;
+    int refused; /* stopped by a STOP row of the policy, not by retry_max */
     char error[768];
     struct sink_stats st;
 };
@@ -365,6 +366,11 @@ const char *sink_error(const struct sink *snk)
     return snk->error;
 }
 
+int sink_refused(const struct sink *snk)
+{
+    return snk->refused;
+}
+
 void sink_get_stats(const struct sink *snk, struct sink_stats *st)
 {
     *st = snk->st;
@@ -441,6 +447,7 @@ static void stop(struct sink *snk, const struct sink_policy_row *row,
                  const struct sink_completion *c)
 {
     snk->stopped = 1;
+    snk->refused = 1;
     if (c->err == SINK_TP_OK) {
         snprintf(snk->error, sizeof(snk->error),
                  "HTTP %ld from moesif.base_url: %s", c->status, row->fix);

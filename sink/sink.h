@@ -108,6 +108,12 @@ size_t sink_pending(const struct sink *snk);
 /* The sentence describing the fatal condition after CORE_ERR_STOP. */
 const char *sink_error(const struct sink *snk);
 
+/* After CORE_ERR_STOP: 1 when Moesif (or libcurl) refused the
+ * configuration (401, 404, a malformed base URL...: restarting will not
+ * help), 0 when a batch ran out of sink.retry_max retries (an outage: a
+ * restart later may). */
+int sink_refused(const struct sink *snk);
+
 /* Upper bounds (ms) of the request latency histogram of sink_stats; the
  * metrics endpoint (core/metrics.h) uses the same bounds. */
 #define SINK_LATENCY_BUCKETS 11
@@ -190,6 +196,10 @@ CORE_WUR enum core_err sink_dlq_poll(struct sink_dlq *dlq, int timeout_ms);
 
 /* Records queued and not yet acknowledged. */
 size_t sink_dlq_pending(const struct sink_dlq *dlq);
+
+/* The key and value bytes of those records (the copies librdkafka holds):
+ * the caller holds consumption back while they are many. */
+size_t sink_dlq_pending_bytes(const struct sink_dlq *dlq);
 
 const char *sink_dlq_error(const struct sink_dlq *dlq);
 

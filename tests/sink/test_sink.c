@@ -1220,6 +1220,8 @@ static void test_sink_poll__retry_max_stops_naming_the_setting(void **state)
     assert_int_equal(e->f.n_log, 3);
     assert_non_null(strstr(sink_error(e->snk), "sink.retry_max"));
     assert_non_null(strstr(sink_error(e->snk), "503"));
+    /* an outage, not a refusal: the caller exits 1, so it is restarted */
+    assert_int_equal(sink_refused(e->snk), 0);
     assert_int_equal(e->r.n_done + e->r.n_refused, 0);
     env_free(e);
 }
@@ -1267,6 +1269,7 @@ static void stop_case(long status, const char *w1, const char *w2)
                  sink_error(e->snk), w1);
     }
     assert_null(strstr(sink_error(e->snk), APP_ID));
+    assert_int_equal(sink_refused(e->snk), 1);
     assert_int_equal(e->r.n_done + e->r.n_refused, 0);
     /* nothing more is sent, nothing settles, whatever the caller does */
     n_log = e->f.n_log;
