@@ -49,6 +49,7 @@ struct part {
     int64_t next_offset;  /* after the last consumed message, -1 none */
     int32_t leader;       /* broker id, -1 unknown: whom a refill kick wakes */
     int reached_end;
+    int end_paused; /* --exit-at-end: paused for good once at its end */
     int revoked;
     int dirty; /* head moved since the last store */
 };
@@ -415,6 +416,27 @@ static void refill(struct ingest *ing, size_t consumed)
     }
 }
 
+/*
+ * --exit-at-end: a partition at the end it had at the start is paused for
+ * good, and what it still hands out past that end is dropped unstored (a
+ * later run consumes it): on a topic still being written to, the backfill
+ * must end at its start's end, not chase the producers.
+ */
+static void mark_end(struct ingest *ing, struct part *p)
+{
+    rd_kafka_topic_partition_list_t *l;
+
+    p->reached_end = 1;
+    if (!ing->cfg.exit_at_end || p->end_paused || p->revoked) {
+        return;
+    }
+    p->end_paused = 1;
+    l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
+    rd_kafka_pause_partitions(ing->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
 /* ---- rebalances ---------------------------------------------------------- */
 
 /* One logical offset (RD_KAFKA_OFFSET_END or _BEGINNING) of every
@@ -499,13 +521,13 @@ static void read_ends(struct ingest *ing,
             }
             p->end_at_start = whi;
             if (wlo == whi) {
-                p->reached_end = 1; /* empty partition */
+                p->reached_end = 1; /* empty partition; paused once assigned */
             }
             continue;
         }
         p->end_at_start = h->offset;
         if (l->offset == h->offset) {
-            p->reached_end = 1; /* empty partition */
+            p->reached_end = 1; /* empty partition; paused once assigned */
         }
     }
     rd_kafka_topic_partition_list_destroy(hi);
@@ -555,11 +577,19 @@ static void on_assign(struct ingest *ing,
                 /* an unknown end (-1) is never reached this way */
                 if (p != NULL && p->end_at_start >= 0 &&
                     c->elems[i].offset >= p->end_at_start) {
-                    p->reached_end = 1;
+                    mark_end(ing, p);
                 }
             }
         }
         rd_kafka_topic_partition_list_destroy(c);
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        size_t slot;
+        struct part *p = part_find(ing, parts->elems[i].topic,
+                                   parts->elems[i].partition, &slot);
+        if (p != NULL && p->reached_end) {
+            mark_end(ing, p); /* empty, or committed at its end */
+        }
     }
     learn_leaders(ing, parts);
     ing->assigned_once = 1;
@@ -834,7 +864,7 @@ static void on_error_message(struct ingest *ing, rd_kafka_message_t *m)
                                 : NULL;
         if (p != NULL &&
             (p->end_at_start < 0 || m->offset >= p->end_at_start)) {
-            p->reached_end = 1;
+            mark_end(ing, p);
         }
         return;
     }
@@ -889,6 +919,13 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
             rd_kafka_message_destroy(m);
             continue;
         }
+        if (ing->cfg.exit_at_end && p->end_at_start >= 0 &&
+            m->offset >= p->end_at_start) {
+            /* past this backfill's end: for a later run, unstored */
+            mark_end(ing, p);
+            rd_kafka_message_destroy(m);
+            continue;
+        }
         if (p->tail - p->head == p->cap) {
             part_grow(p);
         }
@@ -898,7 +935,7 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
         p->done[idx] = 0;
         p->next_offset = m->offset + 1;
         if (p->end_at_start >= 0 && m->offset + 1 >= p->end_at_start) {
-            p->reached_end = 1;
+            mark_end(ing, p);
         }
         fill_msg(&msgs[out], p, p->msgs[idx], m->offset,
                  ((uint64_t)slot << SEQ_BITS) | (p->tail & SEQ_MASK));
@@ -921,6 +958,15 @@ static void pause_all(struct ingest *ing, int paused)
     rd_kafka_topic_partition_list_t *list = NULL;
     if (rd_kafka_assignment(ing->rk, &list) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         return;
+    }
+    if (!paused) {
+        /* a partition at its --exit-at-end end stays paused */
+        for (size_t i = 0; i < ing->nparts; i++) {
+            const struct part *p = ing->parts[i];
+            if (p != NULL && !p->revoked && p->end_paused) {
+                rd_kafka_topic_partition_list_del(list, p->topic, p->partition);
+            }
+        }
     }
     if (list->cnt > 0) {
         if (paused) {
