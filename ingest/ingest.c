@@ -190,7 +190,15 @@ static void store_offsets(struct ingest *ing, int include_revoking)
 
     for (size_t i = 0; i < ing->nparts; i++) {
         struct part *p = ing->parts[i];
+        size_t slot;
+
         if (p == NULL || !p->dirty || (p->revoked && !include_revoking)) {
+            continue;
+        }
+        if (p->revoked && part_find(ing, p->topic, p->partition, &slot)) {
+            /* assigned again meanwhile: one list must not carry two
+             * offsets of one partition, and the live part's is the one
+             * the consumer goes on from */
             continue;
         }
         if (list == NULL) {
@@ -469,8 +477,8 @@ list_offsets(struct ingest *ing, const rd_kafka_topic_partition_list_t *parts,
  * the rebalance callback (a few hundred partitions on a distant cluster:
  * seconds of a stopped loop).  One failing partition fails the whole
  * call, so what is still unknown then is asked one partition at a time,
- * as before; a partition whose end stays unknown is never taken to have
- * reached it.
+ * within 10 s in all; a partition whose end stays unknown ends at its
+ * first end-of-partition event instead.
  */
 static void read_ends(struct ingest *ing,
                       const rd_kafka_topic_partition_list_t *parts)
@@ -480,6 +488,8 @@ static void read_ends(struct ingest *ing,
     rd_kafka_topic_partition_list_t *lo =
         list_offsets(ing, parts, RD_KAFKA_OFFSET_BEGINNING);
     int logged = 0;
+    /* the one-by-one queries share 10 s: the loop is stopped meanwhile */
+    int64_t deadline = now_ms() + 10000;
 
     for (int i = 0; i < hi->cnt; i++) {
         const rd_kafka_topic_partition_t *h = &hi->elems[i];
@@ -507,8 +517,11 @@ static void read_ends(struct ingest *ing,
                                                       : h->err));
                 logged = 1;
             }
-            err = rd_kafka_query_watermark_offsets(
-                ing->rk, h->topic, h->partition, &wlo, &whi, 10000);
+            err = now_ms() < deadline
+                      ? rd_kafka_query_watermark_offsets(
+                            ing->rk, h->topic, h->partition, &wlo, &whi,
+                            (int)(deadline - now_ms()))
+                      : RD_KAFKA_RESP_ERR__TIMED_OUT;
             if (err != RD_KAFKA_RESP_ERR_NO_ERROR || whi < 0) {
                 core_log(CORE_LOG_WARN, "ingest",
                          "msg=\"cannot read end offset\" topic=%s "
