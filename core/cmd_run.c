@@ -581,7 +581,11 @@ static void summary(struct run *r, int64_t started_ms)
     double secs = (double)(now_ms() - started_ms) / 1000.0;
     char codes[512] = "";
 
+    uint64_t sealed;
+
     sink_get_stats(r->snk, &ss);
+    sealed = ss.sealed_full + ss.sealed_linger + ss.sealed_chain +
+             ss.sealed_flush;
     schema_claims_get_stats(r->claims, &cs);
     ingest_get_stats(r->ing, &is);
     for (int i = 1; i < CORE_REJECT__COUNT; i++) {
@@ -597,7 +601,9 @@ static void summary(struct run *r, int64_t started_ms)
              "sent=%llu batches=%llu requests=%llu retries=%llu "
              "rejects_by_code=\"%s\" schema_keys=%zu claims_made=%llu "
              "claim_waits=%llu claim_wait_ms_avg=%.1f claim_wait_ms_max=%llu "
-             "fetch_kicks=%llu",
+             "fetch_kicks=%llu batch_events_avg=%.1f batch_events_p10=%zu "
+             "sealed_full=%llu sealed_linger=%llu sealed_chain=%llu "
+             "sealed_flush=%llu",
              secs, (unsigned long long)r->accepted,
              (unsigned long long)(r->rejected + r->refused),
              (unsigned long long)ss.events_ok,
@@ -606,7 +612,13 @@ static void summary(struct run *r, int64_t started_ms)
              (unsigned long long)cs.made, (unsigned long long)r->waits,
              r->waits ? (double)r->wait_ms_total / (double)r->waits : 0.0,
              (unsigned long long)r->wait_ms_max,
-             (unsigned long long)is.fetch_kicks);
+             (unsigned long long)is.fetch_kicks,
+             sealed ? (double)ss.sealed_events / (double)sealed : 0.0,
+             sink_batch_events_quantile(r->snk, 0.1),
+             (unsigned long long)ss.sealed_full,
+             (unsigned long long)ss.sealed_linger,
+             (unsigned long long)ss.sealed_chain,
+             (unsigned long long)ss.sealed_flush);
 }
 
 int cmd_run(int argc, char **argv)

@@ -1,22 +1,44 @@
 /*
  * batch.c: lanes and batches.  A lane is where one user's updates always
- * go (lane = hash of user_id); it has one open batch, a FIFO of sealed
- * ones, and the batches that failed and wait for a retry, with the held
- * queue of their users' later updates; sink.c sends one batch of a lane
- * at a time, so a user's updates reach Moesif in the order they came.
+ * go (lane = hash of user_id); it has a short chain of open batches, a
+ * FIFO of sealed ones, and the batches that failed and wait for a retry,
+ * with the held queue of their users' later updates; sink.c sends one
+ * batch of a lane at a time, FIFO order, so a user's updates reach Moesif
+ * in the order they came.
+ *
+ * The chain (issue 12).  A batch may not hold two updates of one user
+ * (Moesif merges a batch in no stated order), so an event of a user
+ * already in the open batch cannot join it.  Sealing the batch on such a
+ * repeat kept batches at 8-30 events on streams where users repeat (a
+ * partition's run of messages holds only its share of the users): a
+ * request per 10 events, and against a remote API a rate bound by
+ * lanes x batch / latency.  Instead a lane keeps up to SINK_CHAIN_MAX open
+ * batches with increasing seq numbers, and a map from user hash to the seq
+ * of the open batch holding the user's latest update.  An event goes into
+ * the first open batch after that one (the first of the chain when the
+ * user has none open) that has room, or into a new batch at the chain's
+ * end.  Since only the chain's head is sealed, and sealed batches are sent
+ * in order, a user's updates land in batches sent one after the other:
+ * the order holds with one request in flight per lane, and batches fill
+ * up whatever the users do.
+ *
+ * At the bound (SINK_CHAIN_MAX batches, or chain_max_bytes of events) the
+ * head is sealed early, however full, before the event is placed: a lane
+ * fed by a single user degrades to one event a batch, as it must, and the
+ * chain's memory stays within chain_max_bytes (plus one event).  The head
+ * is also sealed as soon as it is full, by linger, and by sink_flush.
  *
  * The request body is built as events arrive: a batch's buffer is '[',
  * the events joined by ',', and ']' once sealed, so adding an event is
  * one memcpy and sending needs no assembly.  It is separate from sink.c
- * so the body bytes and the sealing rules are tested without a transport.
+ * so the body bytes and the placing rules are tested without a transport.
  *
  * Invariants not to break:
  * - a held user (one in a batch waiting for its retry) has no event in
- *   the FIFO or the open batch: they are in the held queue, in order;
- * - a batch never holds two events of one user: a per-lane set of the
- *   user_id hashes of the open batch, cleared on seal, makes the check
- *   O(1).  Only hashes are kept: two users whose 64-bit hashes collide
- *   merely seal a batch early, which is harmless;
+ *   the FIFO or the chain: they are in the held queue, in order;
+ * - a batch never holds two events of one user, and a user's later event
+ *   is in a later batch (higher seq, later in the FIFO).  Only hashes are
+ *   kept: two users whose 64-bit hashes collide are merely kept apart;
  * - a batch's body stays within max_bytes, except that an event larger
  *   than max_bytes on its own goes alone in its batch;
  * - sealed batches hold little slack: a sealed buffer with more than a
@@ -28,7 +50,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Load factor of the user_id hash set at most 1/2: slots >= 2 x events. */
+/* Load factor of the hash sets and maps at most 1/2: slots >= 2 x
+ * entries. */
 #define UIDS_MIN_SLOTS 16
 
 uint64_t sink_uid_hash(const char *uid, size_t len)
@@ -69,22 +92,30 @@ unsigned sink_lane_of(uint64_t hash, unsigned n)
 }
 
 void sink_batcher_init(struct sink_batcher *bat, unsigned n_lanes,
-                       size_t max_events, size_t max_bytes)
+                       size_t max_events, size_t max_bytes,
+                       size_t chain_max_bytes)
 {
+    /* the user map starts for one full batch and grows with the chain */
     size_t slots = UIDS_MIN_SLOTS;
 
-    while (slots < 2 * max_events) {
+    while (slots < 2 * max_events && slots < 4096) {
         slots *= 2;
     }
     memset(bat, 0, sizeof(*bat));
     bat->n_lanes = n_lanes;
     bat->max_events = max_events;
     bat->max_bytes = max_bytes;
+    bat->chain_max_bytes =
+        chain_max_bytes > max_bytes ? chain_max_bytes : max_bytes;
     bat->lanes = core_calloc(n_lanes, sizeof(*bat->lanes));
     for (unsigned i = 0; i < n_lanes; i++) {
-        bat->lanes[i].uids = core_calloc(slots, sizeof(uint64_t));
-        bat->lanes[i].uids_mask = slots - 1;
+        bat->lanes[i].users = core_calloc(slots, sizeof(*bat->lanes[i].users));
+        bat->lanes[i].users_mask = slots - 1;
+        bat->lanes[i].next_seq = 1;
     }
+    bat->size_hist_n =
+        (max_events < SINK_SIZE_HIST_MAX ? max_events : SINK_SIZE_HIST_MAX) + 1;
+    bat->size_hist = core_calloc(bat->size_hist_n, sizeof(uint64_t));
 }
 
 static void batch_free(struct sink_batch *batch)
@@ -111,18 +142,21 @@ void sink_batcher_release(struct sink_batcher *bat)
     if (bat->lanes != NULL) {
         for (unsigned i = 0; i < bat->n_lanes; i++) {
             struct sink_lane *lane = &bat->lanes[i];
-            batch_free(lane->open);
+            for (unsigned j = 0; j < lane->n_open; j++) {
+                batch_free(lane->chain[j]);
+            }
             batch_list_free(lane->head);
             batch_free(lane->cur);
             batch_list_free(lane->waiting);
             batch_free(lane->heldq);
             free(lane->held);
-            free(lane->uids);
+            free(lane->users);
             free(lane->gz);
         }
     }
     batch_list_free(bat->pool);
     free(bat->lanes);
+    free(bat->size_hist);
     memset(bat, 0, sizeof(*bat));
 }
 
@@ -158,6 +192,7 @@ static struct sink_batch *batch_get(struct sink_batcher *bat)
     batch->opened_ms = 0;
     batch->not_before_ms = 0;
     batch->attempts = 0;
+    batch->seq = 0;
     batch->sealed = 0;
     batch->held = 0;
     return batch;
@@ -191,7 +226,7 @@ static void batch_reserve(struct sink_batch *batch, size_t need)
 }
 
 /* Closes the body and gives back slack beyond a quarter of what is used:
- * a batch sealed by linger or by a repeated user may be far from full. */
+ * a batch sealed by linger or at the chain's bound may be far from full. */
 static void batch_seal(struct sink_batch *batch)
 {
     batch_reserve(batch, batch->len + 1);
@@ -237,14 +272,132 @@ static int held(const struct sink_lane *lane, uint64_t hash)
     return lane->held_n > 0 && set_has(lane->held, lane->held_mask, hash);
 }
 
-void sink_lane_seal(struct sink_batcher *bat, struct sink_lane *lane)
-{
-    struct sink_batch *batch = lane->open;
+/* ---- the user map: hash -> seq of the open batch with its latest ----- */
 
-    (void)bat;
-    if (batch == NULL) {
+static struct sink_user_slot *user_find(const struct sink_lane *lane,
+                                        uint64_t hash)
+{
+    size_t i = hash & lane->users_mask;
+
+    while (lane->users[i].hash != 0) {
+        if (lane->users[i].hash == hash) {
+            return &lane->users[i];
+        }
+        i = (i + 1) & lane->users_mask;
+    }
+    return NULL;
+}
+
+static void user_grow(struct sink_lane *lane)
+{
+    struct sink_user_slot *old = lane->users;
+    size_t n = lane->users_mask + 1;
+
+    lane->users = core_calloc(2 * n, sizeof(*lane->users));
+    lane->users_mask = 2 * n - 1;
+    for (size_t k = 0; k < n; k++) {
+        if (old[k].hash != 0) {
+            size_t i = old[k].hash & lane->users_mask;
+            while (lane->users[i].hash != 0) {
+                i = (i + 1) & lane->users_mask;
+            }
+            lane->users[i] = old[k];
+        }
+    }
+    free(old);
+}
+
+static void user_set(struct sink_lane *lane, uint64_t hash, uint64_t seq)
+{
+    size_t i;
+
+    if (2 * (lane->users_n + 1) > lane->users_mask + 1) {
+        user_grow(lane);
+    }
+    i = hash & lane->users_mask;
+    while (lane->users[i].hash != 0) {
+        if (lane->users[i].hash == hash) {
+            lane->users[i].seq = seq;
+            return;
+        }
+        i = (i + 1) & lane->users_mask;
+    }
+    lane->users[i].hash = hash;
+    lane->users[i].seq = seq;
+    lane->users_n++;
+}
+
+/* Removes the user's entry if it names batch `seq`: the batch leaves the
+ * chain.  Backward-shift deletion keeps every probe run unbroken. */
+static void user_drop(struct sink_lane *lane, uint64_t hash, uint64_t seq)
+{
+    struct sink_user_slot *s = user_find(lane, hash);
+    size_t mask = lane->users_mask, i, j;
+
+    if (s == NULL || s->seq != seq) {
+        return; /* a later batch holds its latest */
+    }
+    i = (size_t)(s - lane->users);
+    j = i;
+    for (;;) {
+        size_t home;
+        j = (j + 1) & mask;
+        if (lane->users[j].hash == 0) {
+            break;
+        }
+        home = lane->users[j].hash & mask;
+        /* slot j may move to i when its home is not in (i, j] */
+        if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+            lane->users[i] = lane->users[j];
+            i = j;
+        }
+    }
+    lane->users[i].hash = 0;
+    lane->users_n--;
+}
+
+/* Rebuilds the map from the chain, after events left it (held users). */
+static void users_rebuild(struct sink_lane *lane)
+{
+    memset(lane->users, 0, (lane->users_mask + 1) * sizeof(*lane->users));
+    lane->users_n = 0;
+    for (unsigned j = 0; j < lane->n_open; j++) {
+        const struct sink_batch *b = lane->chain[j];
+        for (size_t k = 0; k < b->n; k++) {
+            user_set(lane, b->evs[k].hash, b->seq);
+        }
+    }
+}
+
+/* ---- the chain ----------------------------------------------------------- */
+
+static void count_sealed(struct sink_batcher *bat, const struct sink_batch *b,
+                         enum sink_seal_reason why)
+{
+    size_t n = b->n < bat->size_hist_n - 1 ? b->n : bat->size_hist_n - 1;
+
+    bat->sealed[why]++;
+    bat->size_hist[n]++;
+}
+
+void sink_lane_seal(struct sink_batcher *bat, struct sink_lane *lane,
+                    enum sink_seal_reason why)
+{
+    struct sink_batch *batch;
+
+    if (lane->n_open == 0) {
         return;
     }
+    batch = lane->chain[0];
+    lane->n_open--;
+    memmove(&lane->chain[0], &lane->chain[1],
+            lane->n_open * sizeof(lane->chain[0]));
+    lane->chain[lane->n_open] = NULL;
+    lane->chain_bytes -= batch->event_bytes;
+    for (size_t k = 0; k < batch->n; k++) {
+        user_drop(lane, batch->evs[k].hash, batch->seq);
+    }
+    count_sealed(bat, batch, why);
     batch_seal(batch);
     if (lane->tail != NULL) {
         lane->tail->next = batch;
@@ -252,8 +405,14 @@ void sink_lane_seal(struct sink_batcher *bat, struct sink_lane *lane)
         lane->head = batch;
     }
     lane->tail = batch;
-    lane->open = NULL;
-    memset(lane->uids, 0, (lane->uids_mask + 1) * sizeof(uint64_t));
+}
+
+void sink_lane_seal_all(struct sink_batcher *bat, struct sink_lane *lane,
+                        enum sink_seal_reason why)
+{
+    while (lane->n_open > 0) {
+        sink_lane_seal(bat, lane, why);
+    }
 }
 
 /* Appends an event to the lane's held queue, which grows as needed: it is
@@ -281,24 +440,28 @@ static void heldq_push(struct sink_batcher *bat, struct sink_lane *lane,
     q->event_bytes += from->len;
 }
 
-/* Appends an event to the lane's open batch (see sink_batcher_add). */
-static void lane_append(struct sink_batcher *bat, struct sink_lane *lane,
-                        uint64_t hash, const char *json, size_t len,
-                        uint64_t ticket, uint64_t now_ms)
+/* Whether batch b takes an event of len bytes: the event needs a ',' and
+ * the body a final ']'.  An empty batch takes any event. */
+static int has_room(const struct sink_batcher *bat, const struct sink_batch *b,
+                    size_t len)
 {
-    struct sink_batch *batch = lane->open;
+    return b->n == 0 ||
+           (b->n < bat->max_events && b->len + 1 + len + 1 <= bat->max_bytes);
+}
+
+static int is_full(const struct sink_batcher *bat, const struct sink_batch *b)
+{
+    return b->n == bat->max_events || b->len + 1 >= bat->max_bytes;
+}
+
+/* Appends an event to batch b of the lane's chain. */
+static void batch_append(struct sink_lane *lane, struct sink_batch *batch,
+                         uint64_t hash, const char *json, size_t len,
+                         uint64_t ticket)
+{
     struct sink_event *ev;
 
-    /* the event needs a ',' and the body a final ']' */
-    if (batch != NULL && (set_has(lane->uids, lane->uids_mask, hash) ||
-                          batch->len + len + 2 > bat->max_bytes)) {
-        sink_lane_seal(bat, lane);
-        batch = NULL;
-    }
-    if (batch == NULL) {
-        batch = batch_get(bat);
-        batch->opened_ms = now_ms;
-        lane->open = batch;
+    if (batch->n == 0) {
         batch_reserve(batch, 1 + len + 1);
     } else {
         batch_reserve(batch, batch->len + 1 + len + 1);
@@ -312,9 +475,57 @@ static void lane_append(struct sink_batcher *bat, struct sink_lane *lane,
     ev->len = len;
     batch->len += len;
     batch->event_bytes += len;
-    set_insert(lane->uids, lane->uids_mask, hash);
-    if (batch->n == bat->max_events || batch->len + 1 >= bat->max_bytes) {
-        sink_lane_seal(bat, lane);
+    lane->chain_bytes += len;
+    user_set(lane, hash, batch->seq);
+}
+
+/* Places an event in the lane's chain (see sink_batcher_add). */
+static void lane_place(struct sink_batcher *bat, struct sink_lane *lane,
+                       uint64_t hash, const char *json, size_t len,
+                       uint64_t ticket, uint64_t now_ms)
+{
+    const struct sink_user_slot *u;
+    uint64_t after;
+    struct sink_batch *batch = NULL;
+
+    /* the chain's bytes within bounds, this event included */
+    while (lane->n_open > 0 &&
+           lane->chain_bytes + len > bat->chain_max_bytes) {
+        sink_lane_seal(bat, lane, SINK_SEAL_CHAIN);
+    }
+again:
+    u = user_find(lane, hash);
+    after = u != NULL ? u->seq : 0;
+    for (unsigned j = 0; j < lane->n_open; j++) {
+        struct sink_batch *b = lane->chain[j];
+        if (b->seq <= after) {
+            continue;
+        }
+        if (has_room(bat, b, len)) {
+            batch = b;
+            break;
+        }
+        if (j == 0) {
+            /* the head is as full as this event lets it be (its bytes;
+             * a head full by count was sealed already) */
+            sink_lane_seal(bat, lane, SINK_SEAL_FULL);
+            goto again;
+        }
+    }
+    if (batch == NULL) {
+        /* no open batch after the user's latest has room: a new one at
+         * the end, the head sealed first if the chain is at its bound */
+        if (lane->n_open == SINK_CHAIN_MAX) {
+            sink_lane_seal(bat, lane, SINK_SEAL_CHAIN);
+        }
+        batch = batch_get(bat);
+        batch->opened_ms = now_ms;
+        batch->seq = lane->next_seq++;
+        lane->chain[lane->n_open++] = batch;
+    }
+    batch_append(lane, batch, hash, json, len, ticket);
+    while (lane->n_open > 0 && is_full(bat, lane->chain[0])) {
+        sink_lane_seal(bat, lane, SINK_SEAL_FULL);
     }
 }
 
@@ -330,7 +541,7 @@ unsigned sink_batcher_add(struct sink_batcher *bat, uint64_t hash,
         struct sink_event ev = {ticket, hash, 0, len};
         heldq_push(bat, lane, &ev, json);
     } else {
-        lane_append(bat, lane, hash, json, len, ticket, now_ms);
+        lane_place(bat, lane, hash, json, len, ticket, now_ms);
     }
     return i;
 }
@@ -509,19 +720,27 @@ void sink_lane_hold(struct sink_batcher *bat, struct sink_lane *lane,
         lane->tail = b;
         link = &b->next;
     }
-    /* the open batch last: its events are the newest */
-    if (lane->open != NULL) {
-        /* filtered in place, not sealed early: batches stay full */
-        struct sink_batch *o = lane->open;
-        batch_filter(bat, lane, o);
-        memset(lane->uids, 0, (lane->uids_mask + 1) * sizeof(uint64_t));
-        for (size_t i = 0; i < o->n; i++) {
-            set_insert(lane->uids, lane->uids_mask, o->evs[i].hash);
+    /* the chain last, oldest first: its events are the newest.  Filtered
+     * in place, not sealed early, so batches stay full; a batch left empty
+     * leaves the chain, the others keep their seq */
+    {
+        unsigned kept = 0;
+        for (unsigned j = 0; j < lane->n_open; j++) {
+            struct sink_batch *o = lane->chain[j];
+            size_t before = o->event_bytes;
+            batch_filter(bat, lane, o);
+            lane->chain_bytes -= before - o->event_bytes;
+            if (o->n == 0) {
+                sink_batch_recycle(bat, o);
+                continue;
+            }
+            lane->chain[kept++] = o;
         }
-        if (o->n == 0) {
-            lane->open = NULL;
-            sink_batch_recycle(bat, o);
+        for (unsigned j = kept; j < lane->n_open; j++) {
+            lane->chain[j] = NULL;
         }
+        lane->n_open = kept;
+        users_rebuild(lane);
     }
 }
 
@@ -540,8 +759,8 @@ void sink_lane_release(struct sink_batcher *bat, struct sink_lane *lane,
         if (held(lane, ev->hash)) {
             heldq_push(bat, lane, ev, q->buf + ev->off);
         } else {
-            lane_append(bat, lane, ev->hash, q->buf + ev->off, ev->len,
-                        ev->ticket, now_ms);
+            lane_place(bat, lane, ev->hash, q->buf + ev->off, ev->len,
+                       ev->ticket, now_ms);
         }
     }
     sink_batch_recycle(bat, q);

@@ -6,7 +6,9 @@
  *
  * Invariants not to break:
  * - per-user order: a lane has at most one request in flight and sends
- *   its FIFO in order; a batch that failed waits for its retry apart, and
+ *   its FIFO in order; a user's later update is in a later batch of the
+ *   lane (batch.c's chain places it after the batch holding the user's
+ *   latest, and only the chain's head is sealed); a batch that failed waits for its retry apart, and
  *   its users' later updates wait behind it in the lane's held queue
  *   (batch.c) until it settles, so a later update of a user never
  *   overtakes an earlier one; split and bisected halves take the place
@@ -26,18 +28,21 @@
  * of slack; the held queue of a lane grows by doubling, so up to 2 x for the
  * events it holds)
  *   + about 256 bytes a sealed batch
- *   + per lane: an open batch (max_bytes, touched only as written, and
- *     32 bytes x max_events), the user set (16 bytes x max_events), the
- *     gzip buffer (about max_bytes), one pooled batch (max_bytes)
+ *   + per lane: its chain of open batches (batch.c: at most
+ *     SINK_CHAIN_MAX batches and max(max_bytes, max_pending_bytes /
+ *     max_in_flight) event bytes; they are pending bytes too, counted
+ *     above, plus 32 bytes x max_events a batch), the user map (16 bytes
+ *     an event of the chain), the gzip buffer (about max_bytes), one
+ *     pooled batch (max_bytes)
  * so about 1.25 x max_pending_bytes + 3 x max_in_flight x max_bytes in
  * the worst case, but a lane's buffers are touched only as far as its
  * batches fill (64 KiB for most): make bench's peak RSS of the whole
  * process, librdkafka's queue included, is in README "Performance".
  *
- * Cost: sink_add is a hash of the user_id, a probe of a small open-
- * addressed set and a memcpy of the event into the open batch, whose
- * buffer is the request body: nothing is assembled at send time except
- * the gzip.  It reads no clock: a new batch is stamped with the time of
+ * Cost: sink_add is a hash of the user_id, a probe of the lane's user
+ * map, a look along its chain (SINK_CHAIN_MAX at most) and a memcpy of
+ * the event into the chosen open batch, whose buffer is the request body:
+ * nothing is assembled at send time except the gzip.  It reads no clock: a new batch is stamped with the time of
  * the last sink_poll, so linger may seal a batch up to one poll interval
  * early, never late.
  */
@@ -265,8 +270,12 @@ enum core_err sink_new_transport(const struct sink_config *cfg,
         goto out;
     }
     snk->gz_keep = sink_gzip_bound(&snk->gz, cfg->batch_max_bytes);
+    /* a lane's open batches hold at most its share of the pending bytes
+     * (or one full batch): the chain is what consumption fills while the
+     * lane's request is out */
     sink_batcher_init(&snk->bat, cfg->max_in_flight, cfg->batch_max_events,
-                      cfg->batch_max_bytes);
+                      cfg->batch_max_bytes,
+                      cfg->max_pending_bytes / cfg->max_in_flight);
     snk->comp = core_calloc(cfg->max_in_flight, sizeof(*snk->comp));
     snk->now_ms = ops->now_ms(tp);
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -332,7 +341,7 @@ void sink_add(struct sink *snk, const char *user_id, size_t uid_len,
 void sink_flush(struct sink *snk)
 {
     for (unsigned i = 0; i < snk->bat.n_lanes; i++) {
-        sink_lane_seal(&snk->bat, &snk->bat.lanes[i]);
+        sink_lane_seal_all(&snk->bat, &snk->bat.lanes[i], SINK_SEAL_FLUSH);
     }
 }
 
@@ -373,8 +382,41 @@ int sink_refused(const struct sink *snk)
 
 void sink_get_stats(const struct sink *snk, struct sink_stats *st)
 {
+    const struct sink_batcher *bat = &snk->bat;
+
     *st = snk->st;
     st->in_flight = snk->in_flight;
+    st->sealed_full = bat->sealed[SINK_SEAL_FULL];
+    st->sealed_linger = bat->sealed[SINK_SEAL_LINGER];
+    st->sealed_chain = bat->sealed[SINK_SEAL_CHAIN];
+    st->sealed_flush = bat->sealed[SINK_SEAL_FLUSH];
+    st->sealed_events = 0;
+    for (size_t n = 0; n < bat->size_hist_n; n++) {
+        st->sealed_events += n * bat->size_hist[n];
+    }
+}
+
+size_t sink_batch_events_quantile(const struct sink *snk, double q)
+{
+    const struct sink_batcher *bat = &snk->bat;
+    uint64_t total = 0, seen = 0, rank;
+
+    for (size_t n = 0; n < bat->size_hist_n; n++) {
+        total += bat->size_hist[n];
+    }
+    if (total == 0) {
+        return 0;
+    }
+    /* the smallest size with at least q of the batches at or below it */
+    rank = (uint64_t)(q * (double)total + 0.999999);
+    rank = rank < 1 ? 1 : rank;
+    for (size_t n = 0; n < bat->size_hist_n; n++) {
+        seen += bat->size_hist[n];
+        if (seen >= rank) {
+            return n;
+        }
+    }
+    return bat->size_hist_n - 1;
 }
 
 /* ---- settling --------------------------------------------------------- */
@@ -653,9 +695,12 @@ static void drive(struct sink *snk)
     for (unsigned i = 0; i < snk->bat.n_lanes && !snk->stopped; i++) {
         struct sink_lane *lane = &snk->bat.lanes[i];
 
-        if (lane->open != NULL &&
-            snk->now_ms - lane->open->opened_ms >= snk->cfg.batch_linger_ms) {
-            sink_lane_seal(&snk->bat, lane);
+        /* the chain opened its batches in order: seal from its head
+         * while their linger is over */
+        while (sink_lane_open(lane) != NULL &&
+               snk->now_ms - sink_lane_open(lane)->opened_ms >=
+                   snk->cfg.batch_linger_ms) {
+            sink_lane_seal(&snk->bat, lane, SINK_SEAL_LINGER);
         }
         lane_kick(snk, i);
     }
@@ -671,8 +716,8 @@ static int next_wait(const struct sink *snk, int timeout_ms)
         const struct sink_lane *lane = &snk->bat.lanes[i];
         uint64_t due;
 
-        if (lane->open != NULL) {
-            due = lane->open->opened_ms + snk->cfg.batch_linger_ms;
+        if (sink_lane_open(lane) != NULL) {
+            due = sink_lane_open(lane)->opened_ms + snk->cfg.batch_linger_ms;
             due = due > snk->now_ms ? due - snk->now_ms : 0;
             wait = due < wait ? due : wait;
         }

@@ -135,9 +135,17 @@ struct sink_stats {
     uint64_t latency_bucket[SINK_LATENCY_BUCKETS + 1];
     uint64_t latency_sum_ms;
     int reachable; /* the last request got an HTTP answer */
+    /* batches sealed, by why (sink_int.h's seal reasons), and the events
+     * they held; a split's halves are not counted again */
+    uint64_t sealed_full, sealed_linger, sealed_chain, sealed_flush;
+    uint64_t sealed_events;
 };
 
 void sink_get_stats(const struct sink *snk, struct sink_stats *st);
+
+/* The q-quantile (0 < q <= 1) of the number of events of the batches
+ * sealed so far; 0 when none was.  Sizes above 1024 count as 1024. */
+size_t sink_batch_events_quantile(const struct sink *snk, double q);
 
 /*
  * The dead-letter producer (sink/dlq.c): every reject goes to the

@@ -13,6 +13,7 @@ SINK_TESTS := \
 	tests/sink/test_batch.c \
 	tests/sink/test_gzip.c \
 	tests/sink/test_sink.c \
+	tests/sink/test_sink_random.c \
 	tests/sink/test_sink_http.c
 
 SINK_TEST_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(SINK_TESTS)))

@@ -174,16 +174,40 @@ struct sink_batch {
     uint64_t opened_ms;     /* when its first event came: linger */
     uint64_t not_before_ms; /* earliest (re)send: retry backoff */
     unsigned attempts;      /* failed sends so far */
+    uint64_t seq;           /* its place in the lane's chain (batch.c) */
     int sealed;
     int held; /* failed once: its users are held until it settles */
 };
 
+/* Most open batches a lane keeps (batch.c's chain). */
+#define SINK_CHAIN_MAX 8
+
+/* Why a batch was sealed: counted per reason (sink_stats). */
+enum sink_seal_reason {
+    SINK_SEAL_FULL = 0, /* max_events or max_bytes reached */
+    SINK_SEAL_LINGER,   /* batch.linger_ms after its first event */
+    SINK_SEAL_CHAIN,    /* the lane's chain was at its bound */
+    SINK_SEAL_FLUSH,    /* sink_flush: a drain or the end of a backfill */
+    SINK_SEAL_REASONS
+};
+
+/* An entry of a lane's user map: the seq of the open batch holding the
+ * user's latest update.  hash 0 is the empty slot. */
+struct sink_user_slot {
+    uint64_t hash;
+    uint64_t seq;
+};
+
 struct sink_lane {
-    struct sink_batch *open;        /* NULL or holding >= 1 event */
+    /* The open batches, oldest first: chain[0..n_open) with increasing
+     * seq; only chain[0] is ever sealed (onto the FIFO's tail). */
+    struct sink_batch *chain[SINK_CHAIN_MAX];
+    unsigned n_open;
+    size_t chain_bytes; /* event bytes in the chain */
+    uint64_t next_seq;  /* seq of the next batch opened; starts at 1 */
+    struct sink_user_slot *users; /* user hash -> seq, users of the chain */
+    size_t users_mask, users_n;
     struct sink_batch *head, *tail; /* sealed, oldest first */
-    uint64_t *uids; /* open-addressing set of user_id hashes in `open`; 0 is
-                       the empty slot */
-    size_t uids_mask;
     struct sink_batch *cur; /* the batch in flight, off every list */
     /* Batches that failed and wait for their retry, and the users they
      * hold: a held user's later events wait in heldq, in order, until the
@@ -199,17 +223,30 @@ struct sink_lane {
     size_t gz_cap;
 };
 
+/* Sealed batches are counted by their number of events up to this; a
+ * larger one counts as this many. */
+#define SINK_SIZE_HIST_MAX 1024
+
 struct sink_batcher {
     struct sink_lane *lanes;
     unsigned n_lanes;
     size_t max_events;
     size_t max_bytes;
+    size_t chain_max_bytes; /* a lane's chain holds at most this */
     struct sink_batch *pool; /* recycled batches, at most n_lanes */
     size_t pool_n;
+    uint64_t sealed[SINK_SEAL_REASONS];
+    uint64_t *size_hist; /* [min(max_events, SINK_SIZE_HIST_MAX) + 1] */
+    size_t size_hist_n;
 };
 
+/*
+ * chain_max_bytes bounds the event bytes of a lane's open batches (at
+ * least max_bytes is used: one full batch always fits).
+ */
 void sink_batcher_init(struct sink_batcher *bat, unsigned n_lanes,
-                       size_t max_events, size_t max_bytes);
+                       size_t max_events, size_t max_bytes,
+                       size_t chain_max_bytes);
 /* Frees every batch, open, sealed or pooled; accepts a zeroed struct. */
 void sink_batcher_release(struct sink_batcher *bat);
 
@@ -219,17 +256,31 @@ uint64_t sink_uid_hash(const char *uid, size_t len);
 unsigned sink_lane_of(uint64_t hash, unsigned n);
 
 /*
- * Appends an event to its lane's open batch, sealing that batch first if
- * it holds an update of the same user (same hash) or the event does not
- * fit, and after if it is then full.  now_ms stamps a newly opened batch.
- * Returns the lane.
+ * Adds an event to its lane: to the first open batch of the chain after
+ * the one holding its user's latest update, with room for it; to a new
+ * batch at the chain's end when none has room; behind its user in the
+ * held queue when the user is held.  The chain's head is sealed when it
+ * is full, or early when the chain is at its bound.  now_ms stamps a newly
+ * opened batch.  Returns the lane.
  */
 unsigned sink_batcher_add(struct sink_batcher *bat, uint64_t hash,
                           const char *json, size_t len, uint64_t ticket,
                           uint64_t now_ms);
 
-/* Seals the lane's open batch (if any) onto the tail of its FIFO. */
-void sink_lane_seal(struct sink_batcher *bat, struct sink_lane *lane);
+/* Seals the head of the lane's chain (if any) onto the tail of its FIFO,
+ * counted under `why`. */
+void sink_lane_seal(struct sink_batcher *bat, struct sink_lane *lane,
+                    enum sink_seal_reason why);
+
+/* Seals every open batch of the lane, oldest first. */
+void sink_lane_seal_all(struct sink_batcher *bat, struct sink_lane *lane,
+                        enum sink_seal_reason why);
+
+/* The lane's oldest open batch, NULL when it has none. */
+static inline struct sink_batch *sink_lane_open(const struct sink_lane *lane)
+{
+    return lane->n_open > 0 ? lane->chain[0] : NULL;
+}
 
 /* Removes and returns the head of the lane's FIFO (NULL when empty). */
 struct sink_batch *sink_lane_pop(struct sink_lane *lane);
@@ -254,7 +305,7 @@ void sink_lane_hold(struct sink_batcher *bat, struct sink_lane *lane,
 
 /*
  * After a held batch settled (and was recycled): its users are released,
- * and their events in the held queue go to the open batch, in order.
+ * and their events in the held queue go to the chain, in order.
  */
 void sink_lane_release(struct sink_batcher *bat, struct sink_lane *lane,
                        uint64_t now_ms);

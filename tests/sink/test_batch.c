@@ -1,7 +1,8 @@
 /*
  * test_batch.c: tests of sink/batch.c without a transport: the body bytes
- * (a JSON array of the events, byte for byte), sealing by count, by bytes
- * and by a repeated user, the lane of a user, and the halves of a split.
+ * (a JSON array of the events, byte for byte), sealing by count and by
+ * bytes, the chain of open batches and its bounds, the lane of a user,
+ * and the halves of a split.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -52,6 +53,19 @@ static size_t count_sealed(const struct sink_lane *lane)
     return n;
 }
 
+/* The tickets of a batch, in order, as a string ("3,5"). */
+static const char *tickets_of(const struct sink_batch *b, char *out, size_t cap)
+{
+    size_t n = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; b != NULL && i < b->n; i++) {
+        n += (size_t)snprintf(out + n, cap - n, "%s%llu", i ? "," : "",
+                              (unsigned long long)b->evs[i].ticket);
+    }
+    return out;
+}
+
 /* The body parses as a JSON array of batch->n objects, and each event's
  * recorded span is one of them. */
 static void assert_valid_body(const struct sink_batch *batch)
@@ -94,17 +108,17 @@ static void test_sink_batcher_add__body_is_a_json_array_byte_exact(void **state)
     struct sink_batch *batch;
 
     (void)state;
-    sink_batcher_init(&bat, 1, 200, 1 << 20);
+    sink_batcher_init(&bat, 1, 200, 1 << 20, 0);
     for (int i = 0; i < 3; i++) {
         sink_batcher_add(&bat, sink_uid_hash(uid[i], 1), ev[i], strlen(ev[i]),
                          (uint64_t)100 + (uint64_t)i, 0);
     }
-    assert_non_null(bat.lanes[0].open);
+    assert_non_null(sink_lane_open(&bat.lanes[0]));
     assert_null(bat.lanes[0].head);
-    sink_lane_seal(&bat, &bat.lanes[0]);
+    sink_lane_seal_all(&bat, &bat.lanes[0], SINK_SEAL_FLUSH);
     batch = bat.lanes[0].head;
     assert_non_null(batch);
-    assert_null(bat.lanes[0].open);
+    assert_null(sink_lane_open(&bat.lanes[0]));
     assert_int_equal(batch->len, strlen(want));
     assert_memory_equal(batch->buf, want, batch->len);
     assert_int_equal(batch->n, 3);
@@ -125,15 +139,15 @@ static void test_sink_batcher_add__seals_at_max_events(void **state)
     struct sink_batcher bat;
 
     (void)state;
-    sink_batcher_init(&bat, 1, 3, 1 << 20);
+    sink_batcher_init(&bat, 1, 3, 1 << 20, 0);
     for (unsigned i = 0; i < 7; i++) {
         add(&bat, i, 0, 10, i);
     }
     assert_int_equal(count_sealed(&bat.lanes[0]), 2);
     assert_int_equal(bat.lanes[0].head->n, 3);
     assert_int_equal(bat.lanes[0].head->next->n, 3);
-    assert_int_equal(bat.lanes[0].open->n, 1);
-    assert_int_equal(bat.lanes[0].open->evs[0].ticket, 6);
+    assert_int_equal(sink_lane_open(&bat.lanes[0])->n, 1);
+    assert_int_equal(sink_lane_open(&bat.lanes[0])->evs[0].ticket, 6);
     assert_valid_body(bat.lanes[0].head);
     assert_valid_body(bat.lanes[0].head->next);
     sink_batcher_release(&bat);
@@ -147,7 +161,7 @@ static void test_sink_batcher_add__seals_before_max_bytes(void **state)
     size_t max = 1 + len + 1 + len + 1; /* exactly two events */
 
     (void)state;
-    sink_batcher_init(&bat, 1, 200, max);
+    sink_batcher_init(&bat, 1, 200, max, 0);
     for (unsigned i = 0; i < 5; i++) {
         add(&bat, i, 0, 60, i);
     }
@@ -158,11 +172,11 @@ static void test_sink_batcher_add__seals_before_max_bytes(void **state)
         assert_int_equal(b->len, max);
         assert_valid_body(b);
     }
-    assert_int_equal(bat.lanes[0].open->n, 1);
+    assert_int_equal(sink_lane_open(&bat.lanes[0])->n, 1);
     sink_batcher_release(&bat);
 
     /* one byte less: one event a batch */
-    sink_batcher_init(&bat, 1, 200, max - 1);
+    sink_batcher_init(&bat, 1, 200, max - 1, 0);
     for (unsigned i = 0; i < 3; i++) {
         add(&bat, i, 0, 60, i);
     }
@@ -181,7 +195,7 @@ test_sink_batcher_add__event_beyond_max_bytes_goes_alone(void **state)
     const struct sink_batch *b;
 
     (void)state;
-    sink_batcher_init(&bat, 1, 200, 256);
+    sink_batcher_init(&bat, 1, 200, 256, 0);
     add(&bat, 1, 0, 10, 1);
     add(&bat, 2, 0, 1000, 2); /* alone larger than 256 */
     add(&bat, 3, 0, 10, 3);
@@ -193,33 +207,148 @@ test_sink_batcher_add__event_beyond_max_bytes_goes_alone(void **state)
     assert_int_equal(b->next->evs[0].ticket, 2);
     assert_true(b->next->len > 1000);
     assert_valid_body(b->next);
-    assert_int_equal(bat.lanes[0].open->evs[0].ticket, 3);
+    assert_int_equal(sink_lane_open(&bat.lanes[0])->evs[0].ticket, 3);
     sink_batcher_release(&bat);
 }
 
-static void test_sink_batcher_add__repeated_user_seals(void **state)
+/* A user's next update goes to the chain's next batch; no batch holds a
+ * user twice; only the head is sealed, so the FIFO keeps each user's
+ * order. */
+static void test_sink_batcher_add__repeated_user_goes_to_next_batch(void **state)
 {
     struct sink_batcher bat;
-    const struct sink_batch *b;
+    struct sink_lane *lane;
+    char t[128];
 
     (void)state;
-    sink_batcher_init(&bat, 1, 200, 1 << 20);
+    sink_batcher_init(&bat, 1, 200, 1 << 20, 0);
+    lane = &bat.lanes[0];
     add(&bat, 1, 0, 0, 10);
     add(&bat, 2, 0, 0, 11);
-    add(&bat, 1, 1, 0, 12); /* u1 again: seals [u1, u2] */
-    add(&bat, 3, 0, 0, 13);
-    add(&bat, 2, 1, 0, 14);
-    add(&bat, 2, 2, 0, 15); /* u2 again: seals [u1, u3, u2] */
-    b = bat.lanes[0].head;
-    assert_int_equal(count_sealed(&bat.lanes[0]), 2);
-    assert_int_equal(b->n, 2);
-    assert_int_equal(b->evs[0].ticket, 10);
-    assert_int_equal(b->evs[1].ticket, 11);
-    assert_int_equal(b->next->n, 3);
-    assert_int_equal(b->next->evs[0].ticket, 12);
-    assert_int_equal(b->next->evs[2].ticket, 14);
-    assert_int_equal(bat.lanes[0].open->n, 1);
-    assert_int_equal(bat.lanes[0].open->evs[0].ticket, 15);
+    add(&bat, 1, 1, 0, 12); /* u1 again: a second batch */
+    add(&bat, 3, 0, 0, 13); /* a new user: the first batch */
+    add(&bat, 2, 1, 0, 14); /* u2's second: the second batch */
+    add(&bat, 2, 2, 0, 15); /* u2's third: a third batch */
+    add(&bat, 1, 2, 0, 16); /* u1's third: the third batch */
+    assert_null(lane->head);
+    assert_int_equal(lane->n_open, 3);
+    assert_string_equal(tickets_of(lane->chain[0], t, sizeof(t)), "10,11,13");
+    assert_string_equal(tickets_of(lane->chain[1], t, sizeof(t)), "12,14");
+    assert_string_equal(tickets_of(lane->chain[2], t, sizeof(t)), "15,16");
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
+    assert_int_equal(count_sealed(lane), 3);
+    assert_string_equal(tickets_of(lane->head, t, sizeof(t)), "10,11,13");
+    assert_string_equal(tickets_of(lane->head->next, t, sizeof(t)), "12,14");
+    assert_string_equal(tickets_of(lane->tail, t, sizeof(t)), "15,16");
+    for (const struct sink_batch *b = lane->head; b; b = b->next) {
+        assert_valid_body(b);
+    }
+    assert_int_equal(bat.sealed[SINK_SEAL_FLUSH], 3);
+    sink_batcher_release(&bat);
+}
+
+/* Once the head is sealed, a user whose latest update was in it goes to
+ * the first batch with room again. */
+static void test_sink_batcher_add__sealed_latest_frees_the_user(void **state)
+{
+    struct sink_batcher bat;
+    struct sink_lane *lane;
+    char t[128];
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 2, 1 << 20, 0);
+    lane = &bat.lanes[0];
+    add(&bat, 1, 0, 0, 1);
+    add(&bat, 1, 1, 0, 2); /* [1] [2] */
+    add(&bat, 2, 0, 0, 3); /* [1,3] full: sealed; [2] */
+    assert_string_equal(tickets_of(lane->head, t, sizeof(t)), "1,3");
+    add(&bat, 2, 1, 0, 4); /* u2's latest is sealed: [2,4], full */
+    assert_string_equal(tickets_of(lane->tail, t, sizeof(t)), "2,4");
+    assert_int_equal(lane->n_open, 0);
+    assert_int_equal(lane->users_n, 0);
+    assert_int_equal(bat.sealed[SINK_SEAL_FULL], 2);
+    sink_batcher_release(&bat);
+}
+
+/* At SINK_CHAIN_MAX batches the head is sealed early: a lane fed by one
+ * user gets one event a batch, in order. */
+static void test_sink_batcher_add__chain_bound_by_count(void **state)
+{
+    struct sink_batcher bat;
+    struct sink_lane *lane;
+    unsigned n = SINK_CHAIN_MAX + 3;
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 200, 1 << 20, 0);
+    lane = &bat.lanes[0];
+    for (unsigned i = 0; i < n; i++) {
+        add(&bat, 7, i, 0, i);
+    }
+    assert_int_equal(lane->n_open, SINK_CHAIN_MAX);
+    assert_int_equal(count_sealed(lane), 3);
+    assert_int_equal(bat.sealed[SINK_SEAL_CHAIN], 3);
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
+    {
+        uint64_t want = 0;
+        for (const struct sink_batch *b = lane->head; b; b = b->next) {
+            assert_int_equal(b->n, 1);
+            assert_int_equal(b->evs[0].ticket, want++);
+        }
+        assert_int_equal(want, n);
+    }
+    sink_batcher_release(&bat);
+}
+
+/* The chain's event bytes stay within chain_max_bytes. */
+static void test_sink_batcher_add__chain_bound_by_bytes(void **state)
+{
+    struct sink_batcher bat;
+    struct sink_lane *lane;
+    char ev[512];
+    size_t len = make_event(ev, sizeof(ev), 1, 0, 100);
+
+    (void)state;
+    /* room for 3 events of user 1 in the chain (at least one full
+     * batch's bytes are allowed) */
+    sink_batcher_init(&bat, 1, 200, 3 * len + len / 2, 3 * len + len / 2);
+    lane = &bat.lanes[0];
+    for (unsigned i = 0; i < 6; i++) {
+        add(&bat, 1, i, 100, i);
+        assert_true(lane->chain_bytes <= 3 * len + len / 2);
+    }
+    assert_int_equal(lane->n_open, 3);
+    assert_int_equal(count_sealed(lane), 3);
+    assert_int_equal(lane->head->evs[0].ticket, 0);
+    assert_int_equal(bat.sealed[SINK_SEAL_CHAIN], 3);
+    sink_batcher_release(&bat);
+}
+
+/* Users repeating within a batch's worth of events (40 users, batches
+ * of 10): every batch sealed before the flush is full. */
+static void test_sink_batcher_add__repeating_users_fill_batches(void **state)
+{
+    struct sink_batcher bat;
+    struct sink_lane *lane;
+    uint64_t r = 42;
+    size_t n = 0;
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 10, 1 << 20, 0);
+    lane = &bat.lanes[0];
+    for (unsigned i = 0; i < 2000; i++) {
+        r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+        add(&bat, (unsigned)(r >> 33) % 40, i, 0, i);
+    }
+    assert_int_equal(bat.sealed[SINK_SEAL_CHAIN], 0);
+    for (const struct sink_batch *b = lane->head; b; b = b->next) {
+        assert_int_equal(b->n, 10);
+        n += b->n;
+    }
+    for (unsigned j = 0; j < lane->n_open; j++) {
+        n += lane->chain[j]->n;
+    }
+    assert_int_equal(n, 2000);
+    assert_true(bat.sealed[SINK_SEAL_FULL] >= 2000 / 10 - SINK_CHAIN_MAX);
     sink_batcher_release(&bat);
 }
 
@@ -229,7 +358,7 @@ static void test_sink_batcher_add__many_users_no_false_seal(void **state)
     struct sink_batcher bat;
 
     (void)state;
-    sink_batcher_init(&bat, 1, 1000, 1 << 24);
+    sink_batcher_init(&bat, 1, 1000, 1 << 24, 0);
     for (unsigned i = 0; i < 5000; i++) {
         add(&bat, i, 0, 0, i);
     }
@@ -237,7 +366,7 @@ static void test_sink_batcher_add__many_users_no_false_seal(void **state)
     for (const struct sink_batch *b = bat.lanes[0].head; b; b = b->next) {
         assert_int_equal(b->n, 1000);
     }
-    assert_null(bat.lanes[0].open);
+    assert_null(sink_lane_open(&bat.lanes[0]));
     sink_batcher_release(&bat);
 }
 
@@ -279,12 +408,12 @@ static void test_sink_lane_split__halves_in_order_at_front(void **state)
     char ev[256];
 
     (void)state;
-    sink_batcher_init(&bat, 1, 5, 1 << 20);
+    sink_batcher_init(&bat, 1, 5, 1 << 20, 0);
     for (unsigned i = 0; i < 7; i++) {
         add(&bat, i, 0, i, i); /* [0..4] sealed, [5, 6] open */
     }
     lane = &bat.lanes[0];
-    sink_lane_seal(&bat, lane);
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
     assert_int_equal(count_sealed(lane), 2);
     sink_lane_split(&bat, lane, sink_lane_pop(lane));
     a = lane->head;
@@ -326,11 +455,11 @@ static void test_sink_lane_split__only_batch_sets_tail(void **state)
     struct sink_lane *lane;
 
     (void)state;
-    sink_batcher_init(&bat, 1, 200, 1 << 20);
+    sink_batcher_init(&bat, 1, 200, 1 << 20, 0);
     add(&bat, 1, 0, 0, 1);
     add(&bat, 2, 0, 0, 2);
     lane = &bat.lanes[0];
-    sink_lane_seal(&bat, lane);
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
     sink_lane_split(&bat, lane, sink_lane_pop(lane));
     assert_int_equal(lane->head->evs[0].ticket, 1);
     assert_ptr_equal(lane->tail, lane->head->next);
@@ -343,18 +472,6 @@ static void test_sink_lane_split__only_batch_sets_tail(void **state)
     sink_batcher_release(&bat);
 }
 
-/* The tickets of a batch, in order, as a string ("3,5"). */
-static const char *tickets_of(const struct sink_batch *b, char *out, size_t cap)
-{
-    size_t n = 0;
-
-    out[0] = '\0';
-    for (size_t i = 0; b != NULL && i < b->n; i++) {
-        n += (size_t)snprintf(out + n, cap - n, "%s%llu", i ? "," : "",
-                              (unsigned long long)b->evs[i].ticket);
-    }
-    return out;
-}
 
 static void
 test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
@@ -365,18 +482,18 @@ test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
     char t[128];
 
     (void)state;
-    sink_batcher_init(&bat, 1, 5, 1 << 20);
+    sink_batcher_init(&bat, 1, 5, 1 << 20, 0);
     lane = &bat.lanes[0];
     add(&bat, 0, 0, 0, 0);
     add(&bat, 1, 0, 0, 1);
     add(&bat, 2, 0, 0, 2);
-    sink_lane_seal(&bat, lane);
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
     failed = sink_lane_next(lane, 0, 0); /* sent: [0,1,2] */
     lane->cur = failed;
     add(&bat, 3, 1, 0, 3);
     add(&bat, 0, 1, 0, 4); /* user 0 again: behind ticket 0 */
     add(&bat, 4, 1, 0, 5);
-    sink_lane_seal(&bat, lane);
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
     add(&bat, 2, 2, 0, 6); /* open: user 2 again */
     add(&bat, 5, 2, 0, 7);
     add(&bat, 0, 2, 0, 10); /* user 0 a third time */
@@ -390,15 +507,15 @@ test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
     assert_null(lane->head->next);
     assert_ptr_equal(lane->tail, lane->head);
     /* the open batch is filtered, not sealed */
-    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "7");
+    assert_string_equal(tickets_of(sink_lane_open(lane), t, sizeof(t)), "7");
     assert_string_equal(tickets_of(lane->heldq, t, sizeof(t)), "4,6,10");
     /* a held user's new event waits too; another user's does not, and
      * user 2, gone from the open batch, does not seal it */
     add(&bat, 1, 3, 0, 8);
     add(&bat, 6, 3, 0, 9);
     assert_string_equal(tickets_of(lane->heldq, t, sizeof(t)), "4,6,10,8");
-    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "7,9");
-    sink_lane_seal(&bat, lane);
+    assert_string_equal(tickets_of(sink_lane_open(lane), t, sizeof(t)), "7,9");
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
     assert_valid_body(lane->tail);
 
     /* the other users' batches go first; the failed one once due */
@@ -418,9 +535,10 @@ test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
     assert_null(lane->heldq);
     assert_int_equal(lane->held_n, 0);
     /* user 0's two held updates in two batches, in order */
-    assert_string_equal(tickets_of(lane->head, t, sizeof(t)), "4,6");
-    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "10,8");
-    sink_lane_seal(&bat, lane);
+    assert_null(lane->head);
+    assert_string_equal(tickets_of(lane->chain[0], t, sizeof(t)), "4,6,8");
+    assert_string_equal(tickets_of(lane->chain[1], t, sizeof(t)), "10");
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
     assert_valid_body(lane->head);
     assert_valid_body(lane->tail);
     sink_batcher_release(&bat);
@@ -434,12 +552,12 @@ static void test_sink_lane_hold__a_split_held_batch_still_holds(void **state)
     char t[128];
 
     (void)state;
-    sink_batcher_init(&bat, 1, 5, 1 << 20);
+    sink_batcher_init(&bat, 1, 5, 1 << 20, 0);
     lane = &bat.lanes[0];
     for (unsigned u = 0; u < 4; u++) {
         add(&bat, u, 0, 0, u);
     }
-    sink_lane_seal(&bat, lane);
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
     failed = sink_lane_next(lane, 0, 0);
     failed->not_before_ms = 10;
     sink_lane_hold(&bat, lane, failed);
@@ -461,7 +579,7 @@ static void test_sink_lane_hold__a_split_held_batch_still_holds(void **state)
     assert_string_equal(tickets_of(a, t, sizeof(t)), "2,3");
     sink_batch_recycle(&bat, a);
     sink_lane_release(&bat, lane, 30);
-    assert_string_equal(tickets_of(lane->open, t, sizeof(t)), "4");
+    assert_string_equal(tickets_of(sink_lane_open(lane), t, sizeof(t)), "4");
     sink_batcher_release(&bat);
 }
 
@@ -474,9 +592,9 @@ static void test_sink_lane_seal__small_buffers_are_pooled(void **state)
     struct sink_batch *b;
 
     (void)state;
-    sink_batcher_init(&bat, 1, 200, 1 << 20);
+    sink_batcher_init(&bat, 1, 200, 1 << 20, 0);
     add(&bat, 1, 0, 0, 1);
-    sink_lane_seal(&bat, &bat.lanes[0]);
+    sink_lane_seal_all(&bat, &bat.lanes[0], SINK_SEAL_FLUSH);
     b = sink_lane_pop(&bat.lanes[0]);
     assert_true(b->cap <= 64 * 1024);
     sink_batch_recycle(&bat, b);
@@ -495,7 +613,7 @@ static void test_sink_lane_seal__small_buffers_are_pooled(void **state)
     for (unsigned i = 0; i < 40; i++) {
         add(&bat, 1000 + i, 0, 5000, i);
     }
-    sink_lane_seal(&bat, &bat.lanes[0]);
+    sink_lane_seal_all(&bat, &bat.lanes[0], SINK_SEAL_FLUSH);
     b = sink_lane_pop(&bat.lanes[0]);
     assert_true(b->cap <= b->len + b->len / 4 + 64);
     sink_batch_recycle(&bat, b);
@@ -511,7 +629,12 @@ int main(void)
         cmocka_unit_test(test_sink_batcher_add__seals_before_max_bytes),
         cmocka_unit_test(
             test_sink_batcher_add__event_beyond_max_bytes_goes_alone),
-        cmocka_unit_test(test_sink_batcher_add__repeated_user_seals),
+        cmocka_unit_test(
+            test_sink_batcher_add__repeated_user_goes_to_next_batch),
+        cmocka_unit_test(test_sink_batcher_add__sealed_latest_frees_the_user),
+        cmocka_unit_test(test_sink_batcher_add__chain_bound_by_count),
+        cmocka_unit_test(test_sink_batcher_add__repeating_users_fill_batches),
+        cmocka_unit_test(test_sink_batcher_add__chain_bound_by_bytes),
         cmocka_unit_test(test_sink_batcher_add__many_users_no_false_seal),
         cmocka_unit_test(test_sink_lane_of__one_user_one_lane_and_spread),
         cmocka_unit_test(test_sink_uid_hash__never_zero_and_length_matters),
