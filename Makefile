@@ -40,7 +40,7 @@ ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
 
 # Library sources of each folder; main.c and the commands are linked only
 # into the binary so unit tests can link the rest.
-CORE_SRC := core/alloc.c core/codes.c core/log.c core/ndjson.c core/config.c core/parked.c core/metrics.c
+CORE_SRC := core/alloc.c core/codes.c core/hash.c core/log.c core/ndjson.c core/config.c core/parked.c core/metrics.c
 SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
 INGEST_SRC := ingest/ingest.c ingest/refill.c
@@ -129,7 +129,7 @@ clean:
 # libFuzzer over the transform: build with clang, run FUZZ_SECONDS.
 FUZZ_SECONDS ?= 60
 # only what the transform needs: no Kafka, no HTTP in the fuzzer
-FUZZ_SRC = core/alloc.c core/codes.c core/log.c schemas/schema.c \
+FUZZ_SRC = core/alloc.c core/codes.c core/hash.c core/log.c schemas/schema.c \
 	schemas/schema_file.c $(TRANSFORM_SRC) tests/fuzz/fuzz_transform.c
 fuzz: fuzz-deps
 	@mkdir -p build/fuzz build/fuzz/corpus

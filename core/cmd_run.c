@@ -63,6 +63,10 @@ struct run {
     int64_t held_ms_total; /* holds that ended, in all */
     int paused;            /* and the partitions paused */
     uint64_t waits, wait_ms_total, wait_ms_max; /* events parked for claims */
+    /* the parked head last failed for keys with the schema at this many
+     * keys (unpark) */
+    size_t unpark_keys;
+    uint64_t unpark_ticket;
     uint64_t accepted, rejected, refused;
     uint64_t rejects_by_code[CORE_REJECT__COUNT];
 };
@@ -226,6 +230,36 @@ static void drain(void *opaque, int64_t deadline_ms)
     }
 }
 
+/* Whether ingest still owns the event of ticket (sink_drop's filter). */
+static int ticket_alive(void *ctx, uint64_t ticket)
+{
+    struct run *r = ctx;
+    struct ingest_msg m;
+
+    return ingest_message(r->ing, ticket, &m) == 0;
+}
+
+/* The drain ended with events of revoked partitions unsettled: ingest has
+ * forgotten them and their new owner consumes them again, so they leave
+ * the sink unsent (issue 11: retried here, an older update could reach
+ * Moesif after the new owner's newer one).  The parked queue drops them
+ * as they reach its head (unpark); a dead-letter record already produced
+ * may reach the topic twice, which the at-least-once contract allows. */
+static void given_up(void *opaque)
+{
+    struct run *r = opaque;
+    size_t n;
+
+    if (r->snk == NULL) {
+        return; /* closing after a stop: the sink is gone already */
+    }
+    n = sink_drop(r->snk, ticket_alive, r);
+    core_log(CORE_LOG_INFO, "run",
+             "msg=\"events of given-up partitions dropped unsent\" "
+             "events=%zu",
+             n);
+}
+
 /* Claims every key the last transformed event lacks. */
 static void claim_new_keys(struct run *r)
 {
@@ -263,6 +297,7 @@ static void handle(struct run *r, const struct ingest_msg *m)
     size_t out_len, uid_len;
     struct core_reject rej;
     enum core_err rc;
+    uint64_t h;
 
     rc = transform_event(r->tf, m->value, m->len, &out, &out_len, &rej);
     if (rc == CORE_ERR_REJECT) {
@@ -270,26 +305,40 @@ static void handle(struct run *r, const struct ingest_msg *m)
         return;
     }
     transform_user_id(r->tf, &uid, &uid_len);
+    /* hashed once, for the parked queue and the sink */
+    h = core_hash64(uid, uid_len);
     if (rc == CORE_ERR_RETRY) {
         claim_new_keys(r);
-        core_parked_push(r->parked, m->ticket, uid, uid_len, now_ms());
+        if (core_parked_count(r->parked) == 0) {
+            /* the head, just tried: unpark waits for the schema to grow */
+            r->unpark_keys = schema_count(r->sch);
+            r->unpark_ticket = m->ticket;
+        }
+        core_parked_push(r->parked, m->ticket, h, now_ms());
         return;
     }
-    if (core_parked_has_user(r->parked, uid, uid_len)) {
-        core_parked_push(r->parked, m->ticket, uid, uid_len, now_ms());
+    if (core_parked_has_user(r->parked, h)) {
+        core_parked_push(r->parked, m->ticket, h, now_ms());
         return;
     }
     r->accepted++;
-    sink_add(r->snk, uid, uid_len, out, out_len, m->ticket);
+    sink_add(r->snk, h, out, out_len, m->ticket);
 }
 
 /* Transforms parked events again, in order, as far as their keys are
- * known now. */
+ * known now.  The head waits for keys: it is tried again only once the
+ * schema has more keys than when it last failed, or it is a new head (the
+ * last one's partition was given up), not on every turn of the loop. */
 static void unpark(struct run *r)
 {
     uint64_t ticket;
     int64_t parked_ms;
 
+    if (schema_count(r->sch) == r->unpark_keys &&
+        core_parked_head(r->parked, &ticket, &parked_ms) &&
+        ticket == r->unpark_ticket && ticket_alive(r, ticket)) {
+        return;
+    }
     while (!r->fatal && core_parked_head(r->parked, &ticket, &parked_ms)) {
         struct ingest_msg m;
         const char *out, *uid;
@@ -305,6 +354,8 @@ static void unpark(struct run *r)
         rc = transform_event(r->tf, m.value, m.len, &out, &out_len, &rej);
         if (rc == CORE_ERR_RETRY) {
             claim_new_keys(r); /* no-op for keys already claimed */
+            r->unpark_keys = schema_count(r->sch);
+            r->unpark_ticket = ticket;
             return;
         }
         waited = (uint64_t)(now_ms() - parked_ms);
@@ -320,7 +371,7 @@ static void unpark(struct run *r)
         }
         transform_user_id(r->tf, &uid, &uid_len);
         r->accepted++;
-        sink_add(r->snk, uid, uid_len, out, out_len, ticket);
+        sink_add(r->snk, core_hash64(uid, uid_len), out, out_len, ticket);
     }
 }
 
@@ -699,6 +750,7 @@ int cmd_run(int argc, char **argv)
         icfg.exit_at_end = exit_at_end;
         icfg.drain_timeout_ms = r.cfg.drain_timeout_ms;
         icb.drain = drain;
+        icb.given_up = given_up;
         icb.opaque = &r;
         rc = ingest_new(&icfg, &icb, &r.ing, errstr, sizeof(errstr));
     }
@@ -769,6 +821,10 @@ int cmd_run(int argc, char **argv)
         }
         for (int i = 0; i < n && !r.fatal; i++) {
             handle(&r, &msgs[i]);
+        }
+        if (n == 1024 || r.held_since_ms != 0) {
+            /* more is waiting (or held back): batches fill, not linger */
+            sink_note_backlog(r.snk);
         }
         if (exit_at_end && n == 0 && ingest_caught_up(r.ing)) {
             /* the tail of a backfill: don't wait for linger */

@@ -96,7 +96,7 @@ enum core_err core_open_schema(const struct core_config *cfg,
             size_t len;
             enum schema_type t, had;
             schema_entry(seed, i, &k, &len, &t);
-            had = schema_get(sch, k, len, schema_hash(k, len));
+            had = schema_get(sch, k, len, core_hash64(k, len));
             if (had != SCHEMA_TYPE_NONE && had != t) {
                 core_log(CORE_LOG_WARN, "schema",
                          "msg=\"seed type ignored: the schema topic claimed "
@@ -242,7 +242,7 @@ int cmd_schema(int argc, char **argv)
             size_t len;
             enum schema_type t;
             schema_entry(seed, i, &k, &len, &t);
-            if (schema_get(sch, k, len, schema_hash(k, len)) ==
+            if (schema_get(sch, k, len, core_hash64(k, len)) ==
                 SCHEMA_TYPE_NONE) {
                 schema_claims_claim(sc, k, len, t);
                 claimed++;
@@ -259,7 +259,7 @@ int cmd_schema(int argc, char **argv)
             size_t len;
             enum schema_type t, had;
             schema_entry(seed, i, &k, &len, &t);
-            had = schema_get(sch, k, len, schema_hash(k, len));
+            had = schema_get(sch, k, len, core_hash64(k, len));
             if (had != t) {
                 fprintf(stderr,
                         "conflict: key \"%.*s\" is %s in %s but already %s "

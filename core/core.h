@@ -23,6 +23,10 @@
 #define CORE_NORETURN
 #endif
 
+/* hash.c: a 64-bit hash of s[0..len), never 0 (0 marks an empty slot in
+ * the tables that keep it).  Not for secrets or untrusted flooding. */
+uint64_t core_hash64(const char *s, size_t len);
+
 /* What the caller must do with a failed operation. */
 enum core_err {
     CORE_OK = 0,

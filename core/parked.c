@@ -7,7 +7,6 @@
  */
 #include "parked.h"
 #include "core.h"
-#include "../schemas/schema.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -50,12 +49,6 @@ void core_parked_destroy(struct core_parked *p)
     free(p);
 }
 
-static uint64_t uid_hash(const char *uid, size_t len)
-{
-    uint64_t h = schema_hash(uid, len);
-    return h ? h : 1;
-}
-
 static struct count *slot(const struct core_parked *p, uint64_t h)
 {
     size_t i = (size_t)h & (p->ucap - 1);
@@ -80,10 +73,9 @@ static void users_grow(struct core_parked *p)
     free(old);
 }
 
-void core_parked_push(struct core_parked *p, uint64_t ticket,
-                      const char *user_id, size_t len, int64_t now_ms)
+void core_parked_push(struct core_parked *p, uint64_t ticket, uint64_t h,
+                      int64_t now_ms)
 {
-    uint64_t h = uid_hash(user_id, len);
     struct count *c;
 
     if (p->len == p->cap) {
@@ -139,15 +131,14 @@ void core_parked_pop(struct core_parked *p)
     }
 }
 
-int core_parked_has_user(const struct core_parked *p, const char *user_id,
-                         size_t len)
+int core_parked_has_user(const struct core_parked *p, uint64_t uid_hash)
 {
     const struct count *c;
 
     if (p->len == 0) {
         return 0;
     }
-    c = slot(p, uid_hash(user_id, len));
+    c = slot(p, uid_hash);
     return c->hash != 0 && c->n > 0;
 }
 

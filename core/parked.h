@@ -16,9 +16,9 @@ struct core_parked;
 struct core_parked *core_parked_new(void);
 void core_parked_destroy(struct core_parked *p);
 
-/* Parks a ticket at the tail; user_id is hashed, not kept. */
+/* Parks a ticket at the tail; uid_hash is core_hash64 of its user_id. */
 void core_parked_push(struct core_parked *p, uint64_t ticket,
-                      const char *user_id, size_t len, int64_t now_ms);
+                      uint64_t uid_hash, int64_t now_ms);
 
 /* The head's ticket and when it was parked; 0 when empty. */
 int core_parked_head(const struct core_parked *p, uint64_t *ticket,
@@ -29,8 +29,7 @@ void core_parked_pop(struct core_parked *p);
 
 /* Whether an event of this user is parked.  A hash collision between two
  * users only parks an event that need not wait: order is still kept. */
-int core_parked_has_user(const struct core_parked *p, const char *user_id,
-                         size_t len);
+int core_parked_has_user(const struct core_parked *p, uint64_t uid_hash);
 
 size_t core_parked_count(const struct core_parked *p);
 

@@ -50,7 +50,6 @@ struct part {
     int32_t leader;       /* broker id, -1 unknown: whom a refill kick wakes */
     int reached_end;
     int end_paused; /* --exit-at-end: paused for good once at its end */
-    int revoked;
     int dirty; /* head moved since the last store */
 };
 
@@ -62,6 +61,10 @@ struct ingest {
     struct part **parts; /* by slot; NULL when free */
     size_t nparts;
     size_t last_slot; /* cache for lookups */
+    /* seq of the first message of a new partition: above every seq a
+     * freed partition used, so a ticket of a given-up partition never
+     * names a message of the partition that takes its slot */
+    uint64_t seq_floor;
     int assigned_once;
     int paused;
     int stopped;
@@ -97,7 +100,7 @@ static struct part *part_find(struct ingest *ing, const char *topic,
 {
     if (ing->last_slot < ing->nparts) {
         struct part *p = ing->parts[ing->last_slot];
-        if (p != NULL && !p->revoked && p->partition == partition &&
+        if (p != NULL && p->partition == partition &&
             strcmp(p->topic, topic) == 0) {
             *slot = ing->last_slot;
             return p;
@@ -105,7 +108,7 @@ static struct part *part_find(struct ingest *ing, const char *topic,
     }
     for (size_t i = 0; i < ing->nparts; i++) {
         struct part *p = ing->parts[i];
-        if (p != NULL && !p->revoked && p->partition == partition &&
+        if (p != NULL && p->partition == partition &&
             strcmp(p->topic, topic) == 0) {
             ing->last_slot = *slot = i;
             return p;
@@ -146,6 +149,7 @@ static struct part *part_add(struct ingest *ing, const char *topic,
     p->end_at_start = -1;
     p->next_offset = -1;
     p->leader = -1;
+    p->head = p->tail = ing->seq_floor;
     for (size_t i = 0; i < ing->nparts; i++) {
         if (ing->parts[i] == NULL) {
             slot = i;
@@ -184,21 +188,14 @@ static void part_grow(struct part *p)
 }
 
 /* Stores the watermark of every partition whose head moved. */
-static void store_offsets(struct ingest *ing, int include_revoking)
+static void store_offsets(struct ingest *ing)
 {
     rd_kafka_topic_partition_list_t *list = NULL;
 
     for (size_t i = 0; i < ing->nparts; i++) {
         struct part *p = ing->parts[i];
-        size_t slot;
 
-        if (p == NULL || !p->dirty || (p->revoked && !include_revoking)) {
-            continue;
-        }
-        if (p->revoked && part_find(ing, p->topic, p->partition, &slot)) {
-            /* assigned again meanwhile: one list must not carry two
-             * offsets of one partition, and the live part's is the one
-             * the consumer goes on from */
+        if (p == NULL || !p->dirty) {
             continue;
         }
         if (list == NULL) {
@@ -307,11 +304,6 @@ void ingest_done(struct ingest *ing, uint64_t ticket)
         p->head++;
         p->dirty = 1;
     }
-    if (p->revoked && p->head == p->tail) {
-        /* its offsets were given up with the partition */
-        part_free(p);
-        ing->parts[slot] = NULL;
-    }
 }
 
 /* ---- refill kicks (refill.c says why) ------------------------------------ */
@@ -370,7 +362,7 @@ static void kick(struct ingest *ing)
         int64_t lo = -1, hi = -1;
         int seen = 0;
 
-        if (p == NULL || p->revoked || p->leader < 0) {
+        if (p == NULL || p->leader < 0) {
             continue;
         }
         for (int j = 0; j < n_woken && !seen; j++) {
@@ -435,7 +427,7 @@ static void mark_end(struct ingest *ing, struct part *p)
     rd_kafka_topic_partition_list_t *l;
 
     p->reached_end = 1;
-    if (!ing->cfg.exit_at_end || p->end_paused || p->revoked) {
+    if (!ing->cfg.exit_at_end || p->end_paused) {
         return;
     }
     p->end_paused = 1;
@@ -612,6 +604,7 @@ static void on_revoke(struct ingest *ing,
                       rd_kafka_topic_partition_list_t *parts)
 {
     rd_kafka_resp_err_t err;
+    unsigned given_up = 0;
 
     core_log(CORE_LOG_INFO, "ingest",
              "msg=\"partitions revoked: settling in-flight events\" "
@@ -621,7 +614,7 @@ static void on_revoke(struct ingest *ing,
         ing->cb.drain(ing->cb.opaque,
                       now_ms() + (int64_t)ing->cfg.drain_timeout_ms);
     }
-    store_offsets(ing, 1);
+    store_offsets(ing);
     err = rd_kafka_commit(ing->rk, NULL, 0);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR &&
         err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
@@ -637,20 +630,32 @@ static void on_revoke(struct ingest *ing,
         if (p == NULL) {
             continue;
         }
-        if (p->head == p->tail) {
-            part_free(p);
-            ing->parts[slot] = NULL;
-        } else {
-            /* not settled in time: consumed again by the next owner */
+        if (p->head != p->tail) {
+            /* not settled in time: forgotten here, consumed again by the
+             * next owner; the caller drops them (given_up), so this
+             * instance sends none of them after the new owner starts */
+            uint64_t unsettled = 0;
+            for (uint64_t s = p->head; s < p->tail; s++) {
+                unsettled += !p->done[s & (p->cap - 1)];
+            }
             core_log(CORE_LOG_WARN, "ingest",
-                     "msg=\"partition given up with events in flight\" "
+                     "msg=\"partition given up with events in flight: "
+                     "dropped, its next owner consumes them again\" "
                      "topic=%s partition=%d in_flight=%llu",
-                     p->topic, p->partition,
-                     (unsigned long long)(p->tail - p->head));
-            p->revoked = 1;
+                     p->topic, p->partition, (unsigned long long)unsettled);
+            ing->in_flight -= unsettled;
+            given_up++;
         }
+        if (p->tail > ing->seq_floor) {
+            ing->seq_floor = p->tail;
+        }
+        part_free(p);
+        ing->parts[slot] = NULL;
     }
     rd_kafka_assign(ing->rk, NULL);
+    if (given_up > 0 && ing->cb.given_up != NULL) {
+        ing->cb.given_up(ing->cb.opaque);
+    }
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -849,6 +854,7 @@ void ingest_destroy(struct ingest *ing)
     }
     if (ing->rk != NULL) {
         ing->cb.drain = NULL; /* nothing left to drive during close */
+        ing->cb.given_up = NULL; /* nor to drop from */
         ingest_refill_destroy(ing->refill);
         ing->refill = NULL;
         rd_kafka_consumer_close(ing->rk);
@@ -899,7 +905,7 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
     ssize_t n;
     int out = 0;
 
-    store_offsets(ing, 0);
+    store_offsets(ing);
     if (max <= 0) {
         return 0;
     }
@@ -976,7 +982,7 @@ static void pause_all(struct ingest *ing, int paused)
         /* a partition at its --exit-at-end end stays paused */
         for (size_t i = 0; i < ing->nparts; i++) {
             const struct part *p = ing->parts[i];
-            if (p != NULL && !p->revoked && p->end_paused) {
+            if (p != NULL && p->end_paused) {
                 rd_kafka_topic_partition_list_del(list, p->topic, p->partition);
             }
         }
@@ -1028,7 +1034,7 @@ int ingest_caught_up(const struct ingest *ing)
     }
     for (size_t i = 0; i < ing->nparts; i++) {
         const struct part *p = ing->parts[i];
-        if (p == NULL || p->revoked) {
+        if (p == NULL) {
             continue;
         }
         live++;
@@ -1043,7 +1049,7 @@ enum core_err ingest_commit(struct ingest *ing)
 {
     rd_kafka_resp_err_t err;
 
-    store_offsets(ing, 0);
+    store_offsets(ing);
     err = rd_kafka_commit(ing->rk, NULL, 0);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR &&
         err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
@@ -1063,7 +1069,7 @@ size_t ingest_partitions(const struct ingest *ing,
         const struct part *p = ing->parts[i];
         int64_t lo = -1, hi = -1;
 
-        if (p == NULL || p->revoked) {
+        if (p == NULL) {
             continue;
         }
         /* cached by librdkafka from fetch responses: never blocks */
@@ -1100,7 +1106,7 @@ void ingest_get_stats(const struct ingest *ing, struct ingest_stats *st)
 {
     unsigned assigned = 0;
     for (size_t i = 0; i < ing->nparts; i++) {
-        if (ing->parts[i] != NULL && !ing->parts[i]->revoked) {
+        if (ing->parts[i] != NULL) {
             assigned++;
         }
     }

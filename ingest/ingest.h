@@ -52,6 +52,16 @@ struct ingest_callbacks {
      * passes.  Called from inside ingest_poll.
      */
     void (*drain)(void *opaque, int64_t deadline_ms);
+    /*
+     * Optional.  The drain's deadline passed with events of revoked
+     * partitions unsettled: ingest has forgotten them (ingest_message says
+     * -1 for their tickets, ingest_done ignores them) and their next owner
+     * consumes them again from the last commit.  The caller must drop them
+     * from its queues without settling or sending them, or an older update
+     * could reach Moesif after the new owner's newer one.  Called from
+     * inside ingest_poll, after drain.
+     */
+    void (*given_up)(void *opaque);
     void *opaque;
 };
 

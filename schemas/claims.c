@@ -330,7 +330,7 @@ static void apply(struct schema_claims *sc, const rd_kafka_message_t *m)
         goto out;
     }
     before = schema_count(sc->sch);
-    schema_put(sc->sch, key, strlen(key), schema_hash(key, strlen(key)), t);
+    schema_put(sc->sch, key, strlen(key), core_hash64(key, strlen(key)), t);
     if (schema_count(sc->sch) == before) {
         sc->st.ignored++; /* a later claim: the first one won */
         goto out;
@@ -350,7 +350,7 @@ static void apply(struct schema_claims *sc, const rd_kafka_message_t *m)
     sc->origins[sc->norigins - 1].at = core_strdup(at ? at : "");
 out:
     if (key != NULL &&
-        schema_get(sc->mine, key, strlen(key), schema_hash(key, strlen(key))) !=
+        schema_get(sc->mine, key, strlen(key), core_hash64(key, strlen(key))) !=
             SCHEMA_TYPE_NONE &&
         by != NULL && strcmp(by, sc->instance) == 0 && sc->in_flight > 0) {
         sc->in_flight--;
@@ -434,7 +434,7 @@ static void gen_str(yajl_gen g, const char *s, size_t len)
 void schema_claims_claim(struct schema_claims *sc, const char *key, size_t len,
                          enum schema_type type)
 {
-    uint64_t h = schema_hash(key, len);
+    uint64_t h = core_hash64(key, len);
     yajl_gen g;
     const unsigned char *buf;
     size_t blen;

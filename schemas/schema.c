@@ -39,52 +39,6 @@ struct schema {
  * and is cleared for every event, so clearing must stay cheap. */
 #define INITIAL_SLOTS 16
 
-/* The last 1 to 7 bytes of a key as one word, in a few loads (the
- * overlapping-read tail of wyhash): no byte loop on the hot path. */
-static uint64_t load_tail(const unsigned char *p, size_t n)
-{
-    uint32_t a, b;
-
-    if (n >= 4) {
-        memcpy(&a, p, 4);
-        memcpy(&b, p + n - 4, 4);
-        return ((uint64_t)a << 32) | b;
-    }
-    return ((uint64_t)p[0] << 16) | ((uint64_t)p[n >> 1] << 8) | p[n - 1];
-}
-
-static uint64_t mix(uint64_t h)
-{
-    /* the finaliser of MurmurHash3's fmix64 */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h;
-}
-
-uint64_t schema_hash(const char *key, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)key;
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (len * 0x100000001b3ULL);
-
-    /* 8 bytes at a time: metadata keys are short, so this is a few
-     * multiplications per key */
-    while (len >= 8) {
-        uint64_t v;
-        memcpy(&v, p, 8);
-        h = (h ^ v) * 0x100000001b3ULL;
-        h ^= h >> 29;
-        p += 8;
-        len -= 8;
-    }
-    if (len > 0) {
-        h = (h ^ load_tail(p, len)) * 0x100000001b3ULL;
-    }
-    return mix(h);
-}
-
 struct schema *schema_new(void)
 {
     struct schema *sch = core_calloc(1, sizeof(*sch));

@@ -36,11 +36,8 @@ struct schema *schema_new(void);
 /* Frees the schema; accepts NULL. */
 void schema_destroy(struct schema *sch);
 
-/* The hash schema_get/schema_put expect for (key, len). */
-uint64_t schema_hash(const char *key, size_t len);
-
 /* The type recorded for key, or SCHEMA_TYPE_NONE.  key need not be
- * NUL-terminated; hash is schema_hash(key, len). */
+ * NUL-terminated; hash is core_hash64(key, len). */
 enum schema_type schema_get(const struct schema *sch, const char *key,
                             size_t len, uint64_t hash);
 

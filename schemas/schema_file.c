@@ -122,7 +122,7 @@ enum core_err schema_load_file(struct schema *sch, const char *path,
             rc = CORE_ERR_USAGE;
             goto out;
         }
-        had = schema_put(sch, key, klen, schema_hash(key, klen), t);
+        had = schema_put(sch, key, klen, core_hash64(key, klen), t);
         if (had != t) {
             snprintf(errstr, errstr_size,
                      "schema file '%s': key \"%.200s\" is %s there but "

@@ -54,37 +54,6 @@
  * entries. */
 #define UIDS_MIN_SLOTS 16
 
-uint64_t sink_uid_hash(const char *uid, size_t len)
-{
-    /* 8 bytes a step, then murmur3's fmix64 finaliser, so the low bits
-     * (set slot) and the high bits (lane) are both well mixed; user ids
-     * are short, a byte-wise hash would cost more than the memcpy */
-    const unsigned char *p = (const unsigned char *)uid;
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ (uint64_t)len;
-    uint64_t k;
-
-    while (len >= 8) {
-        memcpy(&k, p, 8);
-        k *= 0x87c37b91114253d5ULL;
-        k = (k << 31) | (k >> 33);
-        h ^= k * 0x4cf5ad432745937fULL;
-        h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
-        p += 8;
-        len -= 8;
-    }
-    k = 0;
-    for (size_t i = 0; i < len; i++) {
-        k |= (uint64_t)p[i] << (8 * i);
-    }
-    h ^= k * 0x87c37b91114253d5ULL;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    h ^= h >> 33;
-    return h != 0 ? h : 1;
-}
-
 unsigned sink_lane_of(uint64_t hash, unsigned n)
 {
     /* the high 32 bits scaled to [0, n): no division on the hot path */
@@ -663,19 +632,22 @@ static void held_rebuild(struct sink_lane *lane)
     }
 }
 
-/* Moves the events of held users out of a batch into the held queue,
- * order kept, and closes the gaps in its body. */
-static void batch_filter(struct sink_batcher *bat, struct sink_lane *lane,
-                         struct sink_batch *b)
+/* Takes events out of batch b: take(ctx, ev, json) says whether it
+ * takes the event (and does what it must with it); the rest keep their
+ * order, and the gaps in the body close.  Returns the events taken. */
+typedef int (*take_fn)(void *ctx, const struct sink_event *ev,
+                       const char *json);
+
+static size_t batch_take(struct sink_batch *b, take_fn take, void *ctx)
 {
-    size_t w = 1, kept = 0;
+    size_t w = 1, kept = 0, taken = 0;
 
     for (size_t i = 0; i < b->n; i++) {
         struct sink_event ev = b->evs[i];
 
-        if (held(lane, ev.hash)) {
-            heldq_push(bat, lane, &ev, b->buf + ev.off);
+        if (take(ctx, &ev, b->buf + ev.off)) {
             b->event_bytes -= ev.len;
+            taken++;
             continue;
         }
         if (kept > 0) {
@@ -692,6 +664,33 @@ static void batch_filter(struct sink_batcher *bat, struct sink_lane *lane,
     if (b->sealed) {
         b->buf[b->len++] = ']';
     }
+    return taken;
+}
+
+struct held_take {
+    struct sink_batcher *bat;
+    struct sink_lane *lane;
+};
+
+static int take_held(void *ctx, const struct sink_event *ev, const char *json)
+{
+    struct held_take *ht = ctx;
+
+    if (!held(ht->lane, ev->hash)) {
+        return 0;
+    }
+    heldq_push(ht->bat, ht->lane, ev, json);
+    return 1;
+}
+
+/* Moves the events of held users out of a batch into the held queue,
+ * order kept, and closes the gaps in its body. */
+static void batch_filter(struct sink_batcher *bat, struct sink_lane *lane,
+                         struct sink_batch *b)
+{
+    struct held_take ht = {bat, lane};
+
+    (void)batch_take(b, take_held, &ht);
 }
 
 void sink_lane_hold(struct sink_batcher *bat, struct sink_lane *lane,
@@ -779,4 +778,108 @@ struct sink_batch *sink_lane_next(struct sink_lane *lane, uint64_t now_ms,
         }
     }
     return waiting_only ? NULL : sink_lane_pop(lane);
+}
+
+/* ---- dropping events of given-up partitions ------------------------------ */
+
+struct keep_take {
+    sink_keep_fn keep;
+    void *ctx;
+    size_t *bytes;
+};
+
+static int take_unwanted(void *ctx, const struct sink_event *ev,
+                         const char *json)
+{
+    struct keep_take *kt = ctx;
+
+    (void)json;
+    if (kt->keep(kt->ctx, ev->ticket)) {
+        return 0;
+    }
+    *kt->bytes += ev->len;
+    return 1;
+}
+
+/* Drops the events of b that keep() does not want, order kept; adds their
+ * bytes to *bytes. */
+static size_t batch_keep(struct sink_batch *b, sink_keep_fn keep, void *ctx,
+                         size_t *bytes)
+{
+    struct keep_take kt = {keep, ctx, bytes};
+
+    return batch_take(b, take_unwanted, &kt);
+}
+
+/* batch_keep over a list; empty batches leave it.  Returns the last
+ * batch kept (the FIFO's tail). */
+static struct sink_batch *list_keep(struct sink_batcher *bat,
+                                    struct sink_batch **link, sink_keep_fn keep,
+                                    void *ctx, size_t *events, size_t *bytes)
+{
+    struct sink_batch *last = NULL;
+
+    while (*link != NULL) {
+        struct sink_batch *b = *link;
+        *events += batch_keep(b, keep, ctx, bytes);
+        if (b->n == 0) {
+            *link = b->next;
+            sink_batch_recycle(bat, b);
+            continue;
+        }
+        last = b;
+        link = &b->next;
+    }
+    return last;
+}
+
+size_t sink_lane_drop(struct sink_batcher *bat, struct sink_lane *lane,
+                      sink_keep_fn keep, void *ctx, uint64_t now_ms,
+                      size_t *bytes)
+{
+    size_t events = 0;
+    unsigned kept = 0;
+    struct sink_batch *q = lane->heldq;
+
+    lane->tail = list_keep(bat, &lane->head, keep, ctx, &events, bytes);
+    (void)list_keep(bat, &lane->waiting, keep, ctx, &events, bytes);
+    for (unsigned j = 0; j < lane->n_open; j++) {
+        struct sink_batch *o = lane->chain[j];
+        size_t before = o->event_bytes;
+        events += batch_keep(o, keep, ctx, bytes);
+        lane->chain_bytes -= before - o->event_bytes;
+        if (o->n == 0) {
+            sink_batch_recycle(bat, o);
+            continue;
+        }
+        lane->chain[kept++] = o;
+    }
+    for (unsigned j = kept; j < lane->n_open; j++) {
+        lane->chain[j] = NULL;
+    }
+    lane->n_open = kept;
+    users_rebuild(lane);
+    /* the held queue is events only, without commas: rebuilt */
+    if (q != NULL) {
+        lane->heldq = NULL;
+        for (size_t i = 0; i < q->n; i++) {
+            const struct sink_event *ev = &q->evs[i];
+            if (keep(ctx, ev->ticket)) {
+                heldq_push(bat, lane, ev, q->buf + ev->off);
+            } else {
+                events++;
+                *bytes += ev->len;
+            }
+        }
+        sink_batch_recycle(bat, q);
+    }
+    /* a waiting batch may be gone: its users' held events go on */
+    sink_lane_release(bat, lane, now_ms);
+    return events;
+}
+
+size_t sink_batch_drop(struct sink_batch *b, sink_keep_fn keep, void *ctx,
+                       size_t *bytes)
+{
+    return batch_keep(b, keep, ctx, bytes);
 }

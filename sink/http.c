@@ -27,6 +27,13 @@
 struct http_lane {
     CURL *easy;
     struct curl_slist *headers;
+    /* what headers and CURLOPT_URL were built from: the sink passes the
+     * same url and header array, alive as long as it is, with every
+     * request, so a lane builds them once (issue 12: they were built for
+     * every request) and again only if the pointers change */
+    const char *url_src;
+    const char *const *headers_src;
+    size_t n_headers_src;
     unsigned index;
     int busy;
     size_t body_len;
@@ -135,25 +142,34 @@ static enum core_err http_start(void *tp, unsigned lane,
 {
     struct http *h = tp;
     struct http_lane *hl = &h->lanes[lane];
-    struct curl_slist *headers = NULL;
     CURL *easy = hl->easy;
 
-    for (size_t i = 0; i < req->n_headers; i++) {
-        headers = curl_slist_append(headers, req->headers[i]);
+    if (hl->headers == NULL || hl->url_src != req->url ||
+        hl->headers_src != req->headers ||
+        hl->n_headers_src != req->n_headers) {
+        struct curl_slist *headers = NULL;
+
+        for (size_t i = 0; i < req->n_headers; i++) {
+            headers = curl_slist_append(headers, req->headers[i]);
+        }
+        /* no "Expect: 100-continue" round trip before large bodies: the
+         * server answers the request anyway, and a wait per batch (up to
+         * 1 s, CURLOPT_EXPECT_100_TIMEOUT_MS) would cap throughput */
+        headers = curl_slist_append(headers, "Expect:");
+        if (headers == NULL) {
+            return CORE_ERR_RETRY;
+        }
+        curl_slist_free_all(hl->headers);
+        hl->headers = headers;
+        /* libcurl copies the URL; options stay set between transfers */
+        curl_easy_setopt(easy, CURLOPT_URL, req->url);
+        curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+        hl->url_src = req->url;
+        hl->headers_src = req->headers;
+        hl->n_headers_src = req->n_headers;
     }
-    /* no "Expect: 100-continue" round trip before large bodies: the
-     * server answers the request anyway, and a wait per batch (up to 1 s,
-     * CURLOPT_EXPECT_100_TIMEOUT_MS) would cap throughput */
-    headers = curl_slist_append(headers, "Expect:");
-    if (headers == NULL) {
-        return CORE_ERR_RETRY;
-    }
-    curl_slist_free_all(hl->headers);
-    hl->headers = headers;
     hl->body_len = 0;
     hl->errbuf[0] = '\0';
-    curl_easy_setopt(easy, CURLOPT_URL, req->url);
-    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req->body);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
                      (curl_off_t)req->body_len);

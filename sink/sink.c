@@ -90,6 +90,9 @@ struct sink {
     unsigned in_flight;
     int stopped;
     int refused; /* stopped by a STOP row of the policy, not by retry_max */
+    uint64_t backlog_ms; /* the last sink_note_backlog, 0 never */
+    sink_keep_fn keep;   /* sink_drop's filter, for batches in flight */
+    void *keep_ctx;
     char error[768];
     struct sink_stats st;
 };
@@ -324,18 +327,91 @@ static uint64_t rng_next(struct sink *snk)
     return x;
 }
 
-void sink_add(struct sink *snk, const char *user_id, size_t uid_len,
-              const char *json, size_t len, uint64_t ticket)
+void sink_add(struct sink *snk, uint64_t uid_hash, const char *json,
+              size_t len, uint64_t ticket)
 {
     if (snk->stopped) {
         /* nothing will be sent: keep nothing; the caller stores no
          * offset for it, so a restart replays it */
         return;
     }
-    sink_batcher_add(&snk->bat, sink_uid_hash(user_id, uid_len), json, len,
-                     ticket, snk->now_ms);
+    sink_batcher_add(&snk->bat, uid_hash, json, len, ticket, snk->now_ms);
     snk->pending_events++;
     snk->pending_bytes += len;
+}
+
+void sink_note_backlog(struct sink *snk)
+{
+    snk->backlog_ms = snk->now_ms;
+}
+
+/*
+ * When the chain's head may be sealed by linger.  While the caller has a
+ * backlog, linger counts from its last note: make bench saw most batches
+ * sealed by a 100 ms linger, at half their size, in backfills whose
+ * consumer handed out partitions in bursts.  Stretched at most to
+ * LINGER_STRETCH x linger after the batch opened, so a lane whose users
+ * went quiet during a long backlog still sends.
+ */
+#define LINGER_STRETCH 5
+
+static uint64_t linger_due(const struct sink *snk, const struct sink_batch *b)
+{
+    uint64_t linger = snk->cfg.batch_linger_ms;
+    uint64_t from = b->opened_ms > snk->backlog_ms ? b->opened_ms
+                                                    : snk->backlog_ms;
+    uint64_t cap = b->opened_ms + LINGER_STRETCH * linger;
+
+    return from + linger < cap ? from + linger : cap;
+}
+
+size_t sink_drop(struct sink *snk, sink_keep_fn keep, void *ctx)
+{
+    size_t events = 0, bytes = 0;
+
+    snk->keep = keep;
+    snk->keep_ctx = ctx;
+    for (unsigned i = 0; i < snk->bat.n_lanes; i++) {
+        struct sink_lane *lane = &snk->bat.lanes[i];
+        events +=
+            sink_lane_drop(&snk->bat, lane, keep, ctx, snk->now_ms, &bytes);
+        if (lane->waiting == NULL) {
+            /* no failed batch left to probe Moesif with: a failing lane
+             * would otherwise send nothing more (lane_kick) */
+            lane->failing = 0;
+        }
+    }
+    snk->pending_events -= events;
+    snk->pending_bytes -= bytes;
+    snk->st.events_dropped += events;
+    return events;
+}
+
+/* A batch in flight that failed loses the events sink_drop gave up: they
+ * are neither retried nor split.  Returns 1 if nothing is left of it (it
+ * is then recycled and the lane's request slot free). */
+static int cur_drop(struct sink *snk, struct sink_lane *lane)
+{
+    struct sink_batch *batch = lane->cur;
+    size_t bytes = 0, events;
+    int was_held = batch->held;
+
+    if (snk->keep == NULL) {
+        return 0;
+    }
+    events = sink_batch_drop(batch, snk->keep, snk->keep_ctx, &bytes);
+    snk->pending_events -= events;
+    snk->pending_bytes -= bytes;
+    snk->st.events_dropped += events;
+    if (batch->n > 0) {
+        return 0;
+    }
+    lane->cur = NULL;
+    sink_batch_recycle(&snk->bat, batch);
+    if (was_held) {
+        sink_lane_release(&snk->bat, lane, snk->now_ms);
+    }
+    return 1;
 }
 
 void sink_flush(struct sink *snk)
@@ -474,8 +550,16 @@ static void settle_refused(struct sink *snk, struct sink_lane *lane,
 static void settle_split(struct sink *snk, unsigned i, struct sink_lane *lane,
                          const struct sink_completion *c)
 {
-    struct sink_batch *batch = lane->cur;
+    struct sink_batch *batch;
 
+    if (cur_drop(snk, lane)) {
+        return;
+    }
+    batch = lane->cur;
+    if (batch->n == 1) {
+        settle_refused(snk, lane, c);
+        return;
+    }
     core_log(CORE_LOG_DEBUG, "sink",
              "msg=\"batch split\" lane=%u status=%ld events=%zu", i, c->status,
              batch->n);
@@ -503,10 +587,17 @@ static void stop(struct sink *snk, const struct sink_policy_row *row,
 static void settle_retry(struct sink *snk, unsigned i, struct sink_lane *lane,
                          const struct sink_completion *c)
 {
-    struct sink_batch *batch = lane->cur;
+    struct sink_batch *batch;
     enum core_log_level level;
     uint64_t delay;
 
+    if (cur_drop(snk, lane)) {
+        if (lane->waiting == NULL) {
+            lane->failing = 0; /* as in sink_drop */
+        }
+        return;
+    }
+    batch = lane->cur;
     batch->attempts++;
     if (snk->cfg.retry_max > 0 && batch->attempts > snk->cfg.retry_max) {
         snk->stopped = 1;
@@ -572,11 +663,7 @@ static void apply(struct sink *snk, unsigned i, const struct sink_completion *c)
         /* the same move for both: 413 halves until the parts fit, 400/422
          * halves until the refused events stand alone; a single event so
          * answered is Moesif's refusal of that event */
-        if (lane->cur->n == 1) {
-            settle_refused(snk, lane, c);
-        } else {
-            settle_split(snk, i, lane, c);
-        }
+        settle_split(snk, i, lane, c);
         break;
     case SINK_STOP:
         stop(snk, row, c);
@@ -695,11 +782,14 @@ static void drive(struct sink *snk)
     for (unsigned i = 0; i < snk->bat.n_lanes && !snk->stopped; i++) {
         struct sink_lane *lane = &snk->bat.lanes[i];
 
-        /* the chain opened its batches in order: seal from its head
-         * while their linger is over */
-        while (sink_lane_open(lane) != NULL &&
-               snk->now_ms - sink_lane_open(lane)->opened_ms >=
-                   snk->cfg.batch_linger_ms) {
+        /* linger seals the chain's head only when the lane could send
+         * it now: while a request is out or sealed batches wait, sealing
+         * early would only queue a partial batch where the open one keeps
+         * filling (issue 12: against a remote API most batches were sealed
+         * by linger while their lane waited for its answer) */
+        if (!lane->in_flight && lane->head == NULL &&
+            sink_lane_open(lane) != NULL &&
+            snk->now_ms >= linger_due(snk, sink_lane_open(lane))) {
             sink_lane_seal(&snk->bat, lane, SINK_SEAL_LINGER);
         }
         lane_kick(snk, i);
@@ -716,8 +806,9 @@ static int next_wait(const struct sink *snk, int timeout_ms)
         const struct sink_lane *lane = &snk->bat.lanes[i];
         uint64_t due;
 
-        if (sink_lane_open(lane) != NULL) {
-            due = sink_lane_open(lane)->opened_ms + snk->cfg.batch_linger_ms;
+        if (sink_lane_open(lane) != NULL && !lane->in_flight &&
+            lane->head == NULL) {
+            due = linger_due(snk, sink_lane_open(lane));
             due = due > snk->now_ms ? due - snk->now_ms : 0;
             wait = due < wait ? due : wait;
         }

@@ -54,6 +54,9 @@ struct sink_callbacks {
 
 struct sink;
 
+/* Whether the sink should still deliver the event of ticket (sink_drop). */
+typedef int (*sink_keep_fn)(void *ctx, uint64_t ticket);
+
 /*
  * Creates a sink; cfg and cb are copied (cfg's strings too).  Returns
  * CORE_OK, or CORE_ERR_USAGE with errstr naming the setting to fix.
@@ -68,14 +71,36 @@ CORE_WUR enum core_err sink_new(const struct sink_config *cfg,
 void sink_destroy(struct sink *snk);
 
 /*
- * Adds one accepted event: json[0..len) is the transformed user object,
- * user_id[0..uid_len) its user_id; both are copied.  Never blocks.  The
+ * Adds one accepted event: json[0..len) is the transformed user object
+ * (copied), uid_hash core_hash64 of its user_id (the caller hashes it
+ * once for every stage; equal hashes are kept apart like one user, so a
+ * collision costs at most a fuller batch elsewhere).  Never blocks.  The
  * caller should stop adding while sink_saturated() is true (the sink
  * still takes the event: saturation is advice, the hard cap is the
  * caller's pause).
  */
-void sink_add(struct sink *snk, const char *user_id, size_t uid_len,
-              const char *json, size_t len, uint64_t ticket);
+void sink_add(struct sink *snk, uint64_t uid_hash, const char *json,
+              size_t len, uint64_t ticket);
+
+/*
+ * Says that the caller has a backlog: its consumer handed out all it asked
+ * for, or it holds consumption back.  Linger then counts from the last
+ * such note, not from a batch's first event (at most LINGER_STRETCH x
+ * batch.linger_ms from it, sink.c), so batches fill while a backlog lasts
+ * and linger only bounds the latency of a stream that keeps up.
+ */
+void sink_note_backlog(struct sink *snk);
+
+/*
+ * Drops every unsent event keep(ctx, ticket) does not want, from every
+ * queue (open batches, sealed, waiting for a retry, held), without
+ * settling it: the events of partitions given up in a rebalance, which
+ * their new owner consumes again.  A request in flight cannot be called
+ * back: its events settle as usual if it succeeds, and if it fails they
+ * are dropped then, before any retry or split (keep and ctx are kept for
+ * that, until the next call).  Returns the events dropped.
+ */
+size_t sink_drop(struct sink *snk, sink_keep_fn keep, void *ctx);
 
 /*
  * Drives the sink: seals batches whose linger expired, starts requests on
@@ -139,6 +164,7 @@ struct sink_stats {
      * they held; a split's halves are not counted again */
     uint64_t sealed_full, sealed_linger, sealed_chain, sealed_flush;
     uint64_t sealed_events;
+    uint64_t events_dropped; /* by sink_drop, never settled */
 };
 
 void sink_get_stats(const struct sink *snk, struct sink_stats *st);

@@ -59,8 +59,10 @@ struct sink_completion {
 struct sink_transport_ops {
     /*
      * Starts the request of `lane`; the sink never has two requests of
-     * one lane outstanding.  url and headers are borrowed for the call,
-     * body until its completion is returned by poll (or destroy).  Returns
+     * one lane outstanding.  url and headers are the same pointers for
+     * every request of a sink and live as long as it (a transport may
+     * build what it makes of them once); body is borrowed until its
+     * completion is returned by poll (or destroy).  Returns
      * CORE_OK, or CORE_ERR_RETRY if the request could not be started: the
      * sink then handles it as a transport error.
      */
@@ -154,7 +156,7 @@ size_t sink_gzip_compress(struct sink_gzip *gz, const char *in, size_t len,
 /* One event of a batch: its bytes are buf[off..off+len) of the batch. */
 struct sink_event {
     uint64_t ticket;
-    uint64_t hash; /* of its user_id (sink_uid_hash) */
+    uint64_t hash; /* of its user_id (core_hash64) */
     size_t off;
     size_t len;
 };
@@ -250,8 +252,6 @@ void sink_batcher_init(struct sink_batcher *bat, unsigned n_lanes,
 /* Frees every batch, open, sealed or pooled; accepts a zeroed struct. */
 void sink_batcher_release(struct sink_batcher *bat);
 
-/* 64-bit hash of a user_id; never 0. */
-uint64_t sink_uid_hash(const char *uid, size_t len);
 /* The lane of a hash among n. */
 unsigned sink_lane_of(uint64_t hash, unsigned n);
 
@@ -315,6 +315,21 @@ void sink_lane_release(struct sink_batcher *bat, struct sink_lane *lane,
  * when none. */
 struct sink_batch *sink_lane_next(struct sink_lane *lane, uint64_t now_ms,
                                   int waiting_only);
+
+/*
+ * Drops, without settling, the events of the lane's chain, FIFO, waiting
+ * batches and held queue that keep(ctx, ticket) does not want (sink_drop);
+ * batches left empty are recycled, and held users without a waiting batch
+ * any more are released.  Returns the events dropped; adds their bytes to
+ * *bytes.
+ */
+size_t sink_lane_drop(struct sink_batcher *bat, struct sink_lane *lane,
+                      sink_keep_fn keep, void *ctx, uint64_t now_ms,
+                      size_t *bytes);
+
+/* The same for one batch off every list (the lane's batch in flight). */
+size_t sink_batch_drop(struct sink_batch *b, sink_keep_fn keep, void *ctx,
+                       size_t *bytes);
 
 /* Gives a settled batch back (kept for reuse, or freed). */
 void sink_batch_recycle(struct sink_batcher *bat, struct sink_batch *batch);

@@ -393,7 +393,7 @@ static void check_type(struct transform *tf, enum schema_type t)
         /* an empty path (key "") may not have allocated the buffer */
         k = tf->spath.p != NULL ? tf->spath.p : "";
         len = tf->spath.len;
-        hash = schema_hash(k, len);
+        hash = core_hash64(k, len);
     }
     had = schema_get(tf->sch, k, len, hash);
     if (had == SCHEMA_TYPE_NONE) {
@@ -838,7 +838,7 @@ static int key_is_new(struct transform *tf, struct frame *f, const char *key,
         tf->seen_fields |= bit;
         return 1;
     }
-    tf->key_hash = hash = schema_hash(key, len);
+    tf->key_hash = hash = core_hash64(key, len);
     if ((tf->depth == 1 && tf->member_moved) ||
         (f->obj_id == OBJ_ID_METADATA &&
          tf->cfg.unknown_fields == TRANSFORM_UNKNOWN_METADATA)) {
@@ -876,7 +876,7 @@ static int cb_map_key(void *ctx, const unsigned char *ukey, size_t len)
         memchr(key, '.', len) == NULL) {
         /* the common metadata key: no escapes, no dot, a small object,
          * the name scope; it ends at its closing quote */
-        uint64_t hash = schema_hash(key, len);
+        uint64_t hash = core_hash64(key, len);
         if (small_key_is_new(tf, f, key, len, hash)) {
             tf->key = key;
             tf->key_len = len;
@@ -1253,7 +1253,7 @@ enum core_err transform_event(struct transform *tf, const char *buf, size_t len,
         size_t klen;
         enum schema_type t;
         schema_entry(tf->pending, i, &k, &klen, &t);
-        schema_put(tf->sch, k, klen, schema_hash(k, klen), t);
+        schema_put(tf->sch, k, klen, core_hash64(k, klen), t);
     }
     *out = tf->out.p;
     *out_len = tf->out.len;

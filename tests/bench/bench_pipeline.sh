@@ -14,7 +14,17 @@
 #   4. the same with moesif-dev answering 429 to every request for 30 s;
 #   5. the same with 5% of requests answered 429 and 1% 500, all along;
 #   6. the same with sink.gzip_level=6 and sink.gzip=false (the fault-free
-#      runs of 3 are the default, level 1).
+#      runs of 3 are the default, level 1);
+#   7. "repeating users" (issue 12): BENCH_REP_EVENTS (200,000) events of
+#      a quarter as many users drawn uniformly, keyed, in a topic of 24
+#      partitions (BENCH_REP_PARTITIONS) on the 3 brokers, fault-free and
+#      with 5% 429 + 1% 500; then N events of N/4 users (as many
+#      partitions as the plan needs, at least 24) through moesif-dev with
+#      latency_ms=50, and at 0, 20 and 100 ms for deploy/SCALING.md's
+#      curve, each with its ratio to lanes x batch.max_events / latency.
+#      Every run prints events per batch (mean and p10 of the batches
+#      userpipe sealed, from its summary line) beside requests, events/s,
+#      CPU us per event and peak RSS.
 #
 # Every run has its own consumer group and starts from a reset moesif-dev,
 # and must end with moesif-dev's `upserts` equal to the number of valid
@@ -52,11 +62,21 @@ FREE_RUNS=${BENCH_FREE_RUNS:-3}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-600}
 BENCH_PERF=${BENCH_PERF:-0}
 
+REP_EVENTS=${BENCH_REP_EVENTS:-200000}
+REP_PARTITIONS=${BENCH_REP_PARTITIONS:-24}
+LAT_CURVE=${BENCH_LATENCIES:-0 20 50 100}
+
 # targets of issue 4
 T_CPU_US=5
 T_RATIO=0.5
 T_RSS_MB=128
 T_FAULT_RATIO=0.8
+# targets of issue 12
+T_FILL=0.9       # events per batch / batch.max_events, every workload
+T_LAT_RATIO=0.8  # the 50 ms run / lanes x batch / latency
+T_REP_US=4       # CPU us per event, repeating users, fault-free
+T_REP_RATE=0.9   # repeating users events/s / today's workload's
+T_REP_FAULT=0.9  # repeating users 5% 429 + 1% 500 steady / fault-free
 
 say() { printf '%s\n' "$*"; }
 die() {
@@ -126,7 +146,27 @@ INVALID=$(wc -l <"$WORK/rejects.ndjson")
 rm -f "$WORK/accepted.ndjson"
 [ "$VALID" -gt 0 ] || die "no valid event in the generated data"
 
-dev_start "users:$needed" || die "the dev stack did not start with users:$needed"
+# the repeating-users data (issue 12): R fits REP_PARTITIONS partitions;
+# L is N events of N/4 users for the latency runs
+N_R=$REP_EVENTS
+while :; do
+    /usr/bin/python3 "$ROOT/tests/e2e/gen_events.py" "$N_R" "$SEED" --bytes "$EVENT_BYTES" --users $((N_R / 4)) >"$WORK/events_r.ndjson"
+    "$KAFKA_DEV" plan --partitions "$REP_PARTITIONS" "$WORK/events_r.ndjson" >/dev/null && break
+    N_R=$((N_R * 95 / 100))
+done
+N_L=$N
+/usr/bin/python3 "$ROOT/tests/e2e/gen_events.py" "$N_L" "$SEED" --bytes "$EVENT_BYTES" --users $((N_L / 4)) >"$WORK/events_l.ndjson"
+plan_l=$("$KAFKA_DEV" plan "$WORK/events_l.ndjson")
+P_L=$(field needed "$plan_l")
+[ "$P_L" -ge "$REP_PARTITIONS" ] || P_L=$REP_PARTITIONS
+[ "$P_L" -le "$MAX_PARTITIONS" ] || die "the latency data needs $P_L partitions, above BENCH_MAX_PARTITIONS (fewer BENCH_EVENTS)"
+valid_of() {
+    "$UP" transform --rejects /dev/null <"$1" | wc -l
+}
+VALID_R=$(valid_of "$WORK/events_r.ndjson")
+VALID_L=$(valid_of "$WORK/events_l.ndjson")
+
+dev_start "users:$needed" "users_r:$REP_PARTITIONS" "users_l:$P_L" || die "the dev stack did not start with users:$needed users_r:$REP_PARTITIONS users_l:$P_L"
 [ "${BENCH_KEEP:-0}" = 1 ] || dev_at_exit "rm -rf '$WORK'"
 # a run still going when the script fails: stopped by its pid, and only
 # if that pid is still our copy of the binary
@@ -146,6 +186,12 @@ load_ms=$(($(now_ms) - t))
 loaded=$(topic_count users)
 [ "$loaded" -eq "$N" ] || die "users holds $loaded messages, not $N"
 kafka_ctl check users >/dev/null || die "kafka-dev dropped data: $(kafka_ctl check users 2>&1)"
+for t in users_r users_l; do
+    produce_file "$t" "$WORK/events_${t#users_}.ndjson" || die "loading $t failed (see above)"
+    kafka_ctl check "$t" >/dev/null || die "kafka-dev dropped data: $(kafka_ctl check "$t" 2>&1)"
+done
+[ "$(topic_count users_r)" -eq "$N_R" ] || die "users_r holds $(topic_count users_r) messages, not $N_R"
+[ "$(topic_count users_l)" -eq "$N_L" ] || die "users_l holds $(topic_count users_l) messages, not $N_L"
 
 say ""
 # the defaults, from the key table the binary reads
@@ -314,7 +360,7 @@ else:
         tail -n 5 "$log" >&2
         die "$name: moesif-dev counted $R_UPSERTS upserts, but $VALID events are valid"
     fi
-    R_COMMITTED=$(group_committed_total "$group" users) || die "$name: cannot read the committed offsets of $group"
+    R_COMMITTED=$(group_committed_total "$group" "${TOPIC:-users}") || die "$name: cannot read the committed offsets of $group"
     [ "$R_COMMITTED" -eq "$N" ] || die "$name: group $group committed $R_COMMITTED of $N offsets after exiting 0"
     R_DUP=$(stat_of "$WORK/$name.stats.json" dup_in_batch)
     [ "$R_DUP" -eq 0 ] || die "$name: moesif-dev saw $R_DUP batches holding one user twice"
@@ -344,6 +390,15 @@ else:
     R_RSS_MB=$(awk -v k="$R_RSS_KB" 'BEGIN { printf "%.1f", k / 1024 }')
     R_STOPPED=$(grep -m1 'msg="stopped"' "$log" | sed 's/.*msg="stopped" //' || true)
     R_RETRIES=$(sed -n 's/.*\bretries=\([0-9]*\).*/\1/p' <<<"$R_STOPPED")
+    R_BAVG=$(sed -n 's/.*\bbatch_events_avg=\([0-9.]*\).*/\1/p' <<<"$R_STOPPED")
+    R_BP10=$(sed -n 's/.*\bbatch_events_p10=\([0-9]*\).*/\1/p' <<<"$R_STOPPED")
+    R_BAVG=${R_BAVG:-0}
+    R_BP10=${R_BP10:-0}
+}
+
+# batch_line: events per batch of the last run, against batch.max_events
+batch_line() {
+    say "events per batch:  mean $R_BAVG, p10 $R_BP10 of the batches userpipe sealed (batch.max_events 200; $R_201 batches accepted for $VALID events = $(awk -v v="$VALID" -v b="$R_201" 'BEGIN { printf "%.1f", b ? v / b : 0 }'))   target mean >= $(awk -v t="$T_FILL" 'BEGIN { print t * 200 }'): $(verdict "$R_BAVG" '>=' "$(awk -v t="$T_FILL" 'BEGIN { print t * 200 }')")"
 }
 
 # verdict VALUE OP LIMIT: "ok" or "MISS"
@@ -395,6 +450,8 @@ R_RSS_MB=$(sort -n -k 5 "$WORK/fault-free.runs" | tail -n 1 | awk '{ print $5 }'
 say "the median run by events/s (run $med); below, CPU per event and the steady rate are the medians of the $FREE_RUNS runs, peak RSS the highest:"
 print_run
 print_core
+batch_line
+FREE_BAVG=$R_BAVG
 FREE_RATE=$R_RATE
 FREE_STEADY=$R_STEADY
 FREE_US=$R_US
@@ -447,6 +504,8 @@ sratio=$(awk -v r="$R_STEADY" -v f="$FREE_STEADY" 'BEGIN { printf "%.3f", r / f 
 say "ratio to fault-free, steady: $sratio ($R_STEADY / $FREE_STEADY, 10% to 90% of the events)   target >= $T_FAULT_RATIO: $(verdict "$sratio" '>=' "$T_FAULT_RATIO")"
 say "ratio to fault-free, whole run: $fratio ($R_RATE / $FREE_RATE; includes the end, where the last batches answered 429 wait their Retry-After: 1 s, 2 s for a second 429 in a row)   target >= $T_FAULT_RATIO: $(verdict "$fratio" '>=' "$T_FAULT_RATIO")"
 say "CPU per event:     $R_US us; peak RSS $R_RSS_MB MB"
+batch_line
+MIX_BAVG=$R_BAVG
 
 # ---- 6. gzip -------------------------------------------------------------------------
 
@@ -466,6 +525,52 @@ gz_line "gzip_level=$GZ_OTHER" "$G1_RATE" "$G1_US" "$G1_WIRE" "$G1_PLAIN" "$G1_M
 gz_line "gzip=false" "$G0_RATE" "$G0_US" "$G0_WIRE" "$G0_PLAIN" "$G0_M" "$G0_RSS"
 say "(* default; CPU us/event is userpipe's user+sys over the valid events; moesif s is moesif-dev's CPU for the run)"
 
+# ---- 7. repeating users (issue 12) ----------------------------------------------------
+
+say ""
+say "== repeating users: $N_R events of $((N_R / 4)) users drawn uniformly ($VALID_R valid), keyed, topic users_r of $REP_PARTITIONS partitions on 3 brokers"
+VALID_MAIN=$VALID N_MAIN=$N
+VALID=$VALID_R N=$N_R
+TOPIC=users_r FAULTS="" FAULT429_AT="" run_pipeline rep-free source.topics=users_r
+print_run
+say "events/s:          $R_RATE (today's workload, above: $FREE_RATE; ratio $(awk -v r="$R_RATE" -v f="$FREE_RATE" 'BEGIN { printf "%.3f", r / f }'))"
+say "steady events/s:   $R_STEADY"
+say "CPU per event:     $R_US us; peak RSS $R_RSS_MB MB"
+batch_line
+REP_RATE=$R_RATE REP_STEADY=$R_STEADY REP_US=$R_US REP_RSS=$R_RSS_MB REP_BAVG=$R_BAVG REP_BP10=$R_BP10 REP_REQ=$R_REQ
+REP_RATIO=$(awk -v r="$R_RATE" -v f="$FREE_RATE" 'BEGIN { printf "%.3f", r / f }')
+
+say ""
+say "== repeating users, moesif-dev answering 5% of requests 429 (Retry-After: 1) and 1% 500"
+TOPIC=users_r FAULTS="fail_429=0.05&fail_500=0.01&seed=1" FAULT429_AT="" run_pipeline rep-mix source.topics=users_r
+print_run
+REPMIX_SRATIO=$(awk -v r="$R_STEADY" -v f="$REP_STEADY" 'BEGIN { printf "%.3f", r / f }')
+say "steady events/s:   $R_STEADY; ratio to fault-free steady $REPMIX_SRATIO ($R_STEADY / $REP_STEADY)"
+say "CPU per event:     $R_US us; peak RSS $R_RSS_MB MB"
+batch_line
+REPMIX_BAVG=$R_BAVG REPMIX_RSS=$R_RSS_MB
+
+say ""
+say "== remote Moesif: $N_L events of $((N_L / 4)) users ($VALID_L valid), topic users_l of $P_L partitions, moesif-dev latency_ms per request; limit = $LANES_DEFAULT lanes x 200 events / latency"
+VALID=$VALID_L N=$N_L
+printf '%-8s %9s %9s %7s %9s %9s %8s %9s %8s\n' latency events/s limit ratio "ev/batch" "p10" requests "CPU us/ev" "RSS MB" | tee "$WORK/latency.table"
+for lat in $LAT_CURVE; do
+    TOPIC=users_l FAULTS="latency_ms=$lat" FAULT429_AT="" run_pipeline "lat-$lat" source.topics=users_l
+    if [ "$lat" -gt 0 ]; then
+        limit=$(awk -v l="$LANES_DEFAULT" -v ms="$lat" 'BEGIN { printf "%.0f", l * 200 * 1000 / ms }')
+        ratio=$(awk -v r="$R_RATE" -v m="$limit" 'BEGIN { printf "%.3f", r / m }')
+    else
+        limit="-"
+        ratio="-"
+    fi
+    printf '%-8s %9s %9s %7s %9s %9s %8s %9s %8s\n' "${lat} ms" "$R_RATE" "$limit" "$ratio" "$R_BAVG" "$R_BP10" "$R_REQ" "$R_US" "$R_RSS_MB" | tee -a "$WORK/latency.table"
+    if [ "$lat" = 50 ]; then
+        LAT_RATIO=$ratio LAT_RATE=$R_RATE LAT_BAVG=$R_BAVG LAT_RSS=$R_RSS_MB
+    fi
+done
+say "(events/s over the processing time, first assignment to exit; ev/batch and p10: the batches userpipe sealed)"
+VALID=$VALID_MAIN N=$N_MAIN
+
 say ""
 say "== targets (issue 4)"
 printf '%-52s %10s %12s  %s\n' "figure" value target verdict
@@ -477,6 +582,21 @@ tline "peak RSS MB, fault-free" "$FREE_RSS" '<' "$T_RSS_MB"
 tline "peak RSS MB, ${FAULT_SECONDS} s of 429 to everything" "$F429_RSS" '<' "$T_RSS_MB"
 tline "steady events/s / fault-free, 5% 429 + 1% 500" "$sratio" '>=' "$T_FAULT_RATIO"
 tline "events/s / fault-free, 5% 429 + 1% 500, whole run" "$fratio" '>=' "$T_FAULT_RATIO"
+say ""
+say "== targets (issue 12)"
+FILL_MIN=$(awk -v t="$T_FILL" 'BEGIN { print t * 200 }')
+tline "events per batch, today's workload, fault-free" "$FREE_BAVG" '>=' "$FILL_MIN"
+tline "events per batch, today's workload, 5% 429 + 1% 500" "$MIX_BAVG" '>=' "$FILL_MIN"
+tline "events per batch, repeating users, fault-free" "$REP_BAVG" '>=' "$FILL_MIN"
+tline "events per batch, repeating users, 5% 429 + 1% 500" "$REPMIX_BAVG" '>=' "$FILL_MIN"
+tline "events per batch, 50 ms latency" "${LAT_BAVG:-0}" '>=' "$FILL_MIN"
+tline "50 ms latency events/s / limit" "${LAT_RATIO:-0}" '>=' "$T_LAT_RATIO"
+tline "CPU us per event, repeating users" "$REP_US" '<=' "$T_REP_US"
+tline "repeating users events/s / today's workload" "$REP_RATIO" '>=' "$T_REP_RATE"
+tline "repeating users steady, 5% 429 + 1% 500 / free" "$REPMIX_SRATIO" '>=' "$T_REP_FAULT"
+tline "peak RSS MB, repeating users" "$REP_RSS" '<' "$T_RSS_MB"
+tline "peak RSS MB, repeating users, 5% 429 + 1% 500" "$REPMIX_RSS" '<' "$T_RSS_MB"
+tline "peak RSS MB, 50 ms latency" "${LAT_RSS:-0}" '<' "$T_RSS_MB"
 
 say ""
 say "bench_pipeline: done in $(awk -v ms=$(($(now_ms) - bench_t0)) 'BEGIN { printf "%.0f", ms / 1000 }') s, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"

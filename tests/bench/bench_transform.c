@@ -129,7 +129,7 @@ static struct schema *schema_with(size_t n)
     for (size_t i = 0; i < n; i++) {
         int k = snprintf(key, sizeof(key), "custom_field_%zu_%zx", i,
                          i * 2654435761u);
-        schema_put(sch, key, (size_t)k, schema_hash(key, (size_t)k),
+        schema_put(sch, key, (size_t)k, core_hash64(key, (size_t)k),
                    (enum schema_type)(1 + i % 5));
     }
     return sch;

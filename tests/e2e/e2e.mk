@@ -14,4 +14,5 @@ SCRIPT_TESTS += \
 	tests/e2e/test_run_refill.sh \
 	tests/e2e/test_run_end_offsets.sh \
 	tests/e2e/test_run_dlq_backlog.sh \
-	tests/e2e/test_run_live_backfill.sh
+	tests/e2e/test_run_live_backfill.sh \
+	tests/e2e/test_run_rebalance_retry.sh

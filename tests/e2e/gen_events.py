@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""gen_events.py N [SEED] [--bytes B]: N valid user-update events as
-NDJSON on stdout, deterministic for a seed.
+"""gen_events.py N [SEED] [--bytes B] [--users U]: N valid user-update
+events as NDJSON on stdout, deterministic for a seed.
 
 Every metadata key always has the same JSON type, so the set of accepted
 events does not depend on the order they are consumed in (the tests and
 benchmarks that spread them over several partitions rely on it); some keys
-are dotted.  Users are spread over about N/3 ids.  --bytes pads each event
+are dotted.  Users are drawn uniformly from U ids (default N/3).  --bytes pads each event
 with a note to about B bytes (the pipeline benchmark uses 470).
 """
 import json
@@ -22,6 +22,8 @@ def main():
         target = int(sys.argv[sys.argv.index("--bytes") + 1])
     rnd = random.Random(seed)
     users = max(1, n // 3)
+    if "--users" in sys.argv:
+        users = max(1, int(sys.argv[sys.argv.index("--users") + 1]))
     plans = ["free", "starter", "pro", "enterprise"]
     cities = ["Paris", "Berlin", "Lisbon", "Tokyo", "Lagos", "Austin"]
     out = sys.stdout

@@ -93,7 +93,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t len;
             enum schema_type t;
             transform_new_key(tf, i, &k, &len, &t);
-            schema_put(sch, k, len, schema_hash(k, len), t);
+            schema_put(sch, k, len, core_hash64(k, len), t);
         }
     } else if (rc != CORE_ERR_REJECT || rej.code <= CORE_REJECT_NONE ||
                rej.code >= CORE_REJECT_API_REJECTED) {

@@ -66,14 +66,14 @@ static char *read_text(const char *path)
 static enum schema_type get(const struct schema *sch, const char *key)
 {
     size_t len = strlen(key);
-    return schema_get(sch, key, len, schema_hash(key, len));
+    return schema_get(sch, key, len, core_hash64(key, len));
 }
 
 static enum schema_type put(struct schema *sch, const char *key,
                             enum schema_type t)
 {
     size_t len = strlen(key);
-    return schema_put(sch, key, len, schema_hash(key, len), t);
+    return schema_put(sch, key, len, core_hash64(key, len), t);
 }
 
 /* ---- the map ------------------------------------------------------------ */
@@ -145,15 +145,15 @@ static void test_schema_put__keys_are_bytes_and_copied(void **state)
     (void)state;
     memcpy(key, "phoneXYZ", 8);
     assert_int_equal(
-        schema_put(sch, key, 5, schema_hash(key, 5), SCHEMA_TYPE_STRING),
+        schema_put(sch, key, 5, core_hash64(key, 5), SCHEMA_TYPE_STRING),
         SCHEMA_TYPE_STRING);
     memset(key, '#', sizeof(key));
     assert_int_equal(get(sch, "phone"), SCHEMA_TYPE_STRING);
-    assert_int_equal(schema_put(sch, nul_key, 3, schema_hash(nul_key, 3),
+    assert_int_equal(schema_put(sch, nul_key, 3, core_hash64(nul_key, 3),
                                 SCHEMA_TYPE_NUMBER),
                      SCHEMA_TYPE_NUMBER);
     assert_int_equal(get(sch, "a"), SCHEMA_TYPE_NONE);
-    assert_int_equal(schema_get(sch, nul_key, 3, schema_hash(nul_key, 3)),
+    assert_int_equal(schema_get(sch, nul_key, 3, core_hash64(nul_key, 3)),
                      SCHEMA_TYPE_NUMBER);
     assert_int_equal(put(sch, "", SCHEMA_TYPE_BOOLEAN), SCHEMA_TYPE_BOOLEAN);
     assert_int_equal(get(sch, ""), SCHEMA_TYPE_BOOLEAN);
@@ -167,7 +167,7 @@ static void test_schema_put__keys_are_bytes_and_copied(void **state)
 
 /* Keys that differ only in their tail bytes (the hash reads the last 1 to 7
  * bytes as one word) stay apart. */
-static void test_schema_hash__tails_differ(void **state)
+static void test_core_hash64__tails_differ(void **state)
 {
     struct schema *sch = schema_new();
     char key[32];
@@ -177,12 +177,12 @@ static void test_schema_hash__tails_differ(void **state)
         for (size_t pos = 0; pos < len; pos++) {
             memset(key, 'a', len);
             key[pos] = 'b';
-            assert_int_equal(schema_put(sch, key, len, schema_hash(key, len),
+            assert_int_equal(schema_put(sch, key, len, core_hash64(key, len),
                                         SCHEMA_TYPE_NUMBER),
                              SCHEMA_TYPE_NUMBER);
         }
         memset(key, 'a', len);
-        assert_int_equal(schema_put(sch, key, len, schema_hash(key, len),
+        assert_int_equal(schema_put(sch, key, len, core_hash64(key, len),
                                     SCHEMA_TYPE_STRING),
                          SCHEMA_TYPE_STRING);
     }
@@ -190,12 +190,12 @@ static void test_schema_hash__tails_differ(void **state)
     assert_int_equal(schema_count(sch), 20 + 210);
     for (size_t len = 1; len <= 20; len++) {
         memset(key, 'a', len);
-        assert_int_equal(schema_get(sch, key, len, schema_hash(key, len)),
+        assert_int_equal(schema_get(sch, key, len, core_hash64(key, len)),
                          SCHEMA_TYPE_STRING);
     }
-    assert_int_equal(schema_hash("abc", 3), schema_hash("abc", 3));
-    assert_true(schema_hash("abc", 3) != schema_hash("abd", 3));
-    assert_true(schema_hash("", 0) != schema_hash("a", 1));
+    assert_int_equal(core_hash64("abc", 3), core_hash64("abc", 3));
+    assert_true(core_hash64("abc", 3) != core_hash64("abd", 3));
+    assert_true(core_hash64("", 0) != core_hash64("a", 1));
     schema_destroy(sch);
 }
 
@@ -627,7 +627,7 @@ int main(void)
         cmocka_unit_test(test_schema_put__then_get),
         cmocka_unit_test(test_schema_put__first_type_wins),
         cmocka_unit_test(test_schema_put__keys_are_bytes_and_copied),
-        cmocka_unit_test(test_schema_hash__tails_differ),
+        cmocka_unit_test(test_core_hash64__tails_differ),
         cmocka_unit_test(test_schema_put__fifty_thousand_keys),
         cmocka_unit_test(test_schema_entry__insertion_order),
         cmocka_unit_test(test_schema_clear__forgets_everything),

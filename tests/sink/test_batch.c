@@ -39,7 +39,7 @@ static void add(struct sink_batcher *bat, unsigned u, unsigned n, size_t pad,
     int uid_len = snprintf(uid, sizeof(uid), "u%u", u);
     size_t len = make_event(ev, sizeof(ev), u, n, pad);
 
-    sink_batcher_add(bat, sink_uid_hash(uid, (size_t)uid_len), ev, len, ticket,
+    sink_batcher_add(bat, core_hash64(uid, (size_t)uid_len), ev, len, ticket,
                      0);
 }
 
@@ -110,7 +110,7 @@ static void test_sink_batcher_add__body_is_a_json_array_byte_exact(void **state)
     (void)state;
     sink_batcher_init(&bat, 1, 200, 1 << 20, 0);
     for (int i = 0; i < 3; i++) {
-        sink_batcher_add(&bat, sink_uid_hash(uid[i], 1), ev[i], strlen(ev[i]),
+        sink_batcher_add(&bat, core_hash64(uid[i], 1), ev[i], strlen(ev[i]),
                          (uint64_t)100 + (uint64_t)i, 0);
     }
     assert_non_null(sink_lane_open(&bat.lanes[0]));
@@ -378,10 +378,10 @@ static void test_sink_lane_of__one_user_one_lane_and_spread(void **state)
     (void)state;
     for (unsigned i = 0; i < 80000; i++) {
         int n = snprintf(uid, sizeof(uid), "user-%u@example.com", i);
-        uint64_t h = sink_uid_hash(uid, (size_t)n);
+        uint64_t h = core_hash64(uid, (size_t)n);
         unsigned lane = sink_lane_of(h, 8);
         assert_true(lane < 8);
-        assert_int_equal(lane, sink_lane_of(sink_uid_hash(uid, (size_t)n), 8));
+        assert_int_equal(lane, sink_lane_of(core_hash64(uid, (size_t)n), 8));
         count[lane]++;
     }
     for (int i = 0; i < 8; i++) {
@@ -391,13 +391,13 @@ static void test_sink_lane_of__one_user_one_lane_and_spread(void **state)
     assert_int_equal(sink_lane_of(UINT64_MAX, 256), 255);
 }
 
-static void test_sink_uid_hash__never_zero_and_length_matters(void **state)
+static void test_core_hash64__never_zero_and_length_matters(void **state)
 {
     (void)state;
-    assert_true(sink_uid_hash("", 0) != 0);
-    assert_true(sink_uid_hash("a", 1) != sink_uid_hash("a\0", 2));
-    assert_true(sink_uid_hash("abcdefgh1", 9) != sink_uid_hash("abcdefgh2", 9));
-    assert_true(sink_uid_hash("abcdefgh", 8) != sink_uid_hash("abcdefg", 7));
+    assert_true(core_hash64("", 0) != 0);
+    assert_true(core_hash64("a", 1) != core_hash64("a\0", 2));
+    assert_true(core_hash64("abcdefgh1", 9) != core_hash64("abcdefgh2", 9));
+    assert_true(core_hash64("abcdefgh", 8) != core_hash64("abcdefg", 7));
 }
 
 static void test_sink_lane_split__halves_in_order_at_front(void **state)
@@ -583,6 +583,54 @@ static void test_sink_lane_hold__a_split_held_batch_still_holds(void **state)
     sink_batcher_release(&bat);
 }
 
+static int keep_even(void *ctx, uint64_t ticket)
+{
+    (void)ctx;
+    return ticket % 2 == 0;
+}
+
+/* sink_lane_drop takes the unwanted events out of the FIFO, the waiting
+ * batches, the chain and the held queue, unsettled; empty batches leave,
+ * and held users whose waiting batch is gone go on. */
+static void test_sink_lane_drop__every_queue(void **state)
+{
+    struct sink_batcher bat;
+    struct sink_lane *lane;
+    struct sink_batch *failed;
+    size_t bytes = 0, n;
+    char t[128];
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 3, 1 << 20, 0);
+    lane = &bat.lanes[0];
+    add(&bat, 1, 0, 0, 1); /* a batch of one odd ticket: fails, waits */
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
+    failed = sink_lane_next(lane, 0, 0);
+    failed->not_before_ms = 100;
+    sink_lane_hold(&bat, lane, failed);
+    add(&bat, 1, 1, 0, 2); /* held behind ticket 1 */
+    add(&bat, 2, 0, 0, 3);
+    add(&bat, 3, 0, 0, 4);
+    add(&bat, 4, 0, 0, 5); /* [3,4,5] full: sealed */
+    add(&bat, 5, 0, 0, 6);
+    add(&bat, 5, 1, 0, 7); /* chain: [6] [7] */
+    assert_string_equal(tickets_of(lane->heldq, t, sizeof(t)), "2");
+    n = sink_lane_drop(&bat, lane, keep_even, NULL, 200, &bytes);
+    assert_int_equal(n, 4); /* 1, 3, 5, 7 */
+    assert_true(bytes > 0);
+    assert_null(lane->waiting);
+    assert_int_equal(lane->held_n, 0);
+    /* the held ticket 2 went on, behind nothing: into the chain */
+    assert_null(lane->heldq);
+    assert_string_equal(tickets_of(lane->head, t, sizeof(t)), "4");
+    assert_int_equal(lane->n_open, 1);
+    assert_string_equal(tickets_of(lane->chain[0], t, sizeof(t)), "6,2");
+    assert_valid_body(lane->head);
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
+    assert_valid_body(lane->tail);
+    sink_batcher_release(&bat);
+}
+
 /* Buffers start small and are reused through the pool whatever their
  * size up to max_bytes; a large one sealed far from full gives its slack
  * back. */
@@ -637,12 +685,13 @@ int main(void)
         cmocka_unit_test(test_sink_batcher_add__chain_bound_by_bytes),
         cmocka_unit_test(test_sink_batcher_add__many_users_no_false_seal),
         cmocka_unit_test(test_sink_lane_of__one_user_one_lane_and_spread),
-        cmocka_unit_test(test_sink_uid_hash__never_zero_and_length_matters),
+        cmocka_unit_test(test_core_hash64__never_zero_and_length_matters),
         cmocka_unit_test(test_sink_lane_split__halves_in_order_at_front),
         cmocka_unit_test(test_sink_lane_split__only_batch_sets_tail),
         cmocka_unit_test(
             test_sink_lane_hold__holds_only_the_users_of_the_failed_batch),
         cmocka_unit_test(test_sink_lane_hold__a_split_held_batch_still_holds),
+        cmocka_unit_test(test_sink_lane_drop__every_queue),
         cmocka_unit_test(test_sink_lane_seal__small_buffers_are_pooled),
     };
     return cmocka_run_group_tests_name("sink_batch", tests, NULL, NULL);

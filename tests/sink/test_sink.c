@@ -358,7 +358,7 @@ static void add_event(struct sink *snk, unsigned user, unsigned seq, size_t pad,
     int uid_len = snprintf(uid, sizeof(uid), "u%u", user);
     size_t len = event_json(ev, sizeof(ev), user, seq, pad, bad);
 
-    sink_add(snk, uid, (size_t)uid_len, ev, len, ticket);
+    sink_add(snk, core_hash64(uid, (size_t)uid_len), ev, len, ticket);
 }
 
 /* Polls until nothing is pending, STOP, or max_polls. */
@@ -606,6 +606,46 @@ static void test_sink_poll__linger_seals_on_the_fake_clock(void **state)
     assert_int_equal(e->f.log[1].start_ms, t0 + 1000);
     assert_int_equal(sink_poll(e->snk, 5000), CORE_OK);
     assert_int_equal(e->r.n_done, 2);
+    env_free(e);
+}
+
+/* While the caller notes a backlog, linger counts from its last note (the
+ * batch keeps filling), up to 5 x linger after the batch opened; a lane
+ * with a request out does not seal its head by linger. */
+static void test_sink_poll__backlog_stretches_linger(void **state)
+{
+    struct env *e = env_new();
+    uint64_t t0;
+
+    (void)state;
+    e->cfg.batch_linger_ms = 1000;
+    env_open(e);
+    assert_int_equal(sink_poll(e->snk, 0), CORE_OK);
+    t0 = e->f.now;
+    add_event(e->snk, 1, 0, 0, 0, 1); /* stamped t0 */
+    e->f.now = t0 + 800;
+    assert_int_equal(sink_poll(e->snk, 0), CORE_OK);
+    sink_note_backlog(e->snk); /* at t0 + 800 */
+    e->f.now = t0 + 1500;
+    assert_int_equal(sink_poll(e->snk, 0), CORE_OK);
+    assert_int_equal(e->f.n_log, 0); /* not at t0 + 1000 */
+    e->f.now = t0 + 1800;
+    assert_int_equal(sink_poll(e->snk, 0), CORE_OK);
+    assert_int_equal(e->f.n_log, 1);
+    assert_int_equal(run(e->snk, 100), CORE_OK);
+
+    /* a backlog noted all along: sealed 5 x linger after it opened */
+    t0 = e->f.now;
+    add_event(e->snk, 2, 0, 0, 0, 2);
+    for (uint64_t t = t0; t < t0 + 4999; t += 100) {
+        e->f.now = t;
+        assert_int_equal(sink_poll(e->snk, 0), CORE_OK);
+        sink_note_backlog(e->snk);
+        assert_int_equal(e->f.n_log, 1);
+    }
+    e->f.now = t0 + 5000;
+    assert_int_equal(sink_poll(e->snk, 0), CORE_OK);
+    assert_int_equal(e->f.n_log, 2);
     env_free(e);
 }
 
@@ -1068,8 +1108,8 @@ test_sink_poll__a_retrying_lane_does_not_block_the_others(void **state)
     /* a user on the other lane than u0 */
     for (;; other++) {
         int n = snprintf(uid, sizeof(uid), "u%u", other);
-        if (sink_lane_of(sink_uid_hash(uid, (size_t)n), 2) !=
-            sink_lane_of(sink_uid_hash("u0", 2), 2)) {
+        if (sink_lane_of(core_hash64(uid, (size_t)n), 2) !=
+            sink_lane_of(core_hash64("u0", 2), 2)) {
             break;
         }
     }
@@ -1443,6 +1483,7 @@ int main(void)
         cmocka_unit_test(test_sink_poll__batches_by_count_with_headers_and_url),
         cmocka_unit_test(test_sink_poll__batches_by_bytes),
         cmocka_unit_test(test_sink_poll__linger_seals_on_the_fake_clock),
+        cmocka_unit_test(test_sink_poll__backlog_stretches_linger),
         cmocka_unit_test(test_sink_flush__seals_without_waiting),
         cmocka_unit_test(test_sink_poll__gzip_body_inflates_to_the_batch),
         cmocka_unit_test(

@@ -312,7 +312,7 @@ static size_t add_events(struct sink *snk, unsigned n, char *want, size_t cap)
                           "{\"user_id\":\"%s\",\"metadata\":{\"plan\":"
                           "\"enterprise\",\"seats\":%u}}",
                           uid, i);
-        sink_add(snk, uid, (size_t)ul, ev, (size_t)el, i);
+        sink_add(snk, core_hash64(uid, (size_t)ul), ev, (size_t)el, i);
         if (want != NULL) {
             assert_true(at + (size_t)el + 2 < cap);
             if (i > 0) {

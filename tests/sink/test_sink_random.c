@@ -225,7 +225,7 @@ static void add_event(struct round *rd, struct sink *snk, unsigned u,
     rd->bad[u][seq] = bad;
     rd->ticket_user[ticket] = u;
     rd->ticket_seq[ticket] = seq;
-    sink_add(snk, uid, (size_t)uid_len, ev, (size_t)len, ticket);
+    sink_add(snk, core_hash64(uid, (size_t)uid_len), ev, (size_t)len, ticket);
 }
 
 static void run_round(uint64_t seed, int faults)

@@ -661,7 +661,7 @@ static void test_transform_new_keys__counts_keys_new_to_the_schema(void **state)
     expect_event(tf, "{\"user_id\":\"u\",\"metadata\":{\"h\":1,\"a\":\"s\"}}",
                  CORE_ERR_REJECT, 0);
     assert_int_equal(schema_count(sch), 5);
-    assert_int_equal(schema_get(sch, "h", 1, schema_hash("h", 1)),
+    assert_int_equal(schema_get(sch, "h", 1, core_hash64("h", 1)),
                      SCHEMA_TYPE_NONE);
     expect_event(tf, "{\"user_id\":\"u\",\"metadata\":{\"h\":\"s\"}}", CORE_OK,
                  1);
@@ -702,9 +702,9 @@ static void test_transform_new_keys__moved_fields_count(void **state)
     tf = new_tf(&cfg, sch);
     expect_event(tf, "{\"user_id\":\"u\",\"plan\":\"pro\",\"seats\":3}",
                  CORE_OK, 2);
-    assert_int_equal(schema_get(sch, "plan", 4, schema_hash("plan", 4)),
+    assert_int_equal(schema_get(sch, "plan", 4, core_hash64("plan", 4)),
                      SCHEMA_TYPE_STRING);
-    assert_int_equal(schema_get(sch, "seats", 5, schema_hash("seats", 5)),
+    assert_int_equal(schema_get(sch, "seats", 5, core_hash64("seats", 5)),
                      SCHEMA_TYPE_NUMBER);
     transform_destroy(tf);
     schema_destroy(sch);
