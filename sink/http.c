@@ -17,6 +17,7 @@
  * - the sink waits only in poll: start never blocks.
  */
 #include "sink_int.h"
+#include "../core/version.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -116,7 +117,7 @@ enum core_err sink_http_new(unsigned n_lanes, void **out, char *errstr,
         curl_easy_setopt(easy, CURLOPT_WRITEDATA, hl);
         curl_easy_setopt(easy, CURLOPT_PRIVATE, hl);
         curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, hl->errbuf);
-        curl_easy_setopt(easy, CURLOPT_USERAGENT, "userpipe");
+        curl_easy_setopt(easy, CURLOPT_USERAGENT, USERPIPE_USER_AGENT);
         curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
         /* redirects are a configuration error for the policy table */
         curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
