@@ -5,7 +5,8 @@
 #   make test       install missing Debian packages, build, run every test
 #   make demo       run the main job on the embedded dev stack
 #   make bench      benchmarks (ratios against baselines measured in the same run)
-#   make asan|ubsan the whole test suite under a sanitizer
+#   make asan|ubsan the whole test suite under a sanitizer (asan is ASan and
+#                   UBSan in one build; .ci/run runs it, not ubsan)
 #   make fuzz       libFuzzer over the transform, bounded (FUZZ_SECONDS)
 #   make format | format-check | clean
 
@@ -126,7 +127,10 @@ clean:
 
 -include $(shell find build -name '*.d' 2>/dev/null)
 
-# libFuzzer over the transform: build with clang, run FUZZ_SECONDS.
+# libFuzzer over the transform: build with clang, run FUZZ_SECONDS; a
+# crashing input is written to build/fuzz/ (crash-*, leak-*, timeout-*).
+# fuzz-deps installs clang and libclang-rt-14-dev (libFuzzer and the
+# sanitizer runtimes of Debian 12's clang 14).
 FUZZ_SECONDS ?= 60
 # only what the transform needs: no Kafka, no HTTP in the fuzzer
 FUZZ_SRC = core/alloc.c core/codes.c core/hash.c core/log.c schemas/schema.c \
@@ -138,7 +142,8 @@ fuzz: fuzz-deps
 		-o build/fuzz/fuzz_transform $(FUZZ_SRC) $(shell pkg-config --libs yajl)
 	cp -n tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
 	build/fuzz/fuzz_transform -max_total_time=$(FUZZ_SECONDS) -max_len=4200 \
-		-timeout=5 -rss_limit_mb=1024 -print_final_stats=1 build/fuzz/corpus
+		-timeout=5 -rss_limit_mb=1024 -print_final_stats=1 \
+		-artifact_prefix=build/fuzz/ build/fuzz/corpus
 
 # README.md's configuration reference, generated from core/config.c's table.
 docs: all

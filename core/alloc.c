@@ -4,6 +4,7 @@
  * Aborting is the policy, not a shortcut: offsets are stored only after an
  * event is delivered, so a crash loses nothing, while a half-handled
  * allocation failure in a streaming path would risk exactly that.
+ * core_free_secret lives here too: the one way a secret's memory is freed.
  */
 #include "core.h"
 
@@ -59,4 +60,13 @@ char *core_strndup(const char *s, size_t len)
 char *core_strdup(const char *s)
 {
     return core_strndup(s, strlen(s));
+}
+
+void core_free_secret(char *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    explicit_bzero(s, strlen(s));
+    free(s);
 }

@@ -171,11 +171,8 @@ void core_config_release(struct core_config *cfg)
     free(cfg->metrics_listen);
     free(cfg->instance_id);
     free(cfg->base_url);
-    if (cfg->application_id != NULL) {
-        /* a secret: don't leave it in freed memory */
-        memset(cfg->application_id, 0, strlen(cfg->application_id));
-        free(cfg->application_id);
-    }
+    /* a secret: don't leave it in freed memory */
+    core_free_secret(cfg->application_id);
     memset(cfg, 0, sizeof(*cfg));
 }
 
@@ -253,7 +250,13 @@ enum core_err core_config_set(struct core_config *cfg, const char *name,
                      name);
             return CORE_ERR_USAGE;
         }
-        free(*dst);
+        if (k->offset == OFF(application_id)) {
+            /* a second moesif.application_id (file, then -X) replaces a
+             * secret */
+            core_free_secret(*dst);
+        } else {
+            free(*dst);
+        }
         *dst = core_strdup(value);
         return CORE_OK;
     }

@@ -91,6 +91,10 @@ void *core_calloc(size_t nmemb, size_t size);
 void *core_realloc(void *ptr, size_t size);
 char *core_strdup(const char *s);
 char *core_strndup(const char *s, size_t len);
+/* Frees the NUL-terminated secret s (the application id, or a header
+ * holding it) after wiping it with explicit_bzero, which, unlike memset
+ * before free, the compiler may not drop as a dead store.  Accepts NULL. */
+void core_free_secret(char *s);
 
 /* Logging: one line per call to stderr, structured; see core/log.c. */
 enum core_log_level {

@@ -5,11 +5,10 @@
  */
 #include "commands.h"
 #include "core.h"
+#include "version.h"
 
 #include <stdio.h>
 #include <string.h>
-
-#define USERPIPE_VERSION "0.1.0"
 
 static void usage(FILE *f)
 {

@@ -12,11 +12,15 @@
  * Invariants not to break:
  * - the application id is a header like any other here: never turn on
  *   CURLOPT_VERBOSE or log a header line, a URL's userinfo, or a body;
+ *   curl_slist_append copies each header, so a lane's list is wiped
+ *   (explicit_bzero) before it is freed: free_headers, never
+ *   curl_slist_free_all directly;
  * - a lane's request body is borrowed from the sink until its completion
  *   is returned (CURLOPT_POSTFIELDS does not copy);
  * - the sink waits only in poll: start never blocks.
  */
 #include "sink_int.h"
+#include "../core/version.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -62,6 +66,17 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+/* Frees a lane's header list, wiping each copy first: one of them holds
+ * the application id, and a plain free leaves it in the heap for a core
+ * dump or a later allocation to show (issue 11). */
+static void free_headers(struct curl_slist *headers)
+{
+    for (struct curl_slist *l = headers; l != NULL; l = l->next) {
+        explicit_bzero(l->data, strlen(l->data));
+    }
+    curl_slist_free_all(headers);
+}
+
 static void http_destroy(void *tp)
 {
     struct http *h = tp;
@@ -77,7 +92,7 @@ static void http_destroy(void *tp)
             }
             curl_easy_cleanup(hl->easy);
         }
-        curl_slist_free_all(hl->headers);
+        free_headers(hl->headers);
     }
     if (h->multi != NULL) {
         curl_multi_cleanup(h->multi);
@@ -123,7 +138,7 @@ enum core_err sink_http_new(unsigned n_lanes, void **out, char *errstr,
         curl_easy_setopt(easy, CURLOPT_WRITEDATA, hl);
         curl_easy_setopt(easy, CURLOPT_PRIVATE, hl);
         curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, hl->errbuf);
-        curl_easy_setopt(easy, CURLOPT_USERAGENT, "userpipe");
+        curl_easy_setopt(easy, CURLOPT_USERAGENT, USERPIPE_USER_AGENT);
         curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
         /* redirects are a configuration error for the policy table */
         curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
@@ -159,7 +174,7 @@ static enum core_err http_start(void *tp, unsigned lane,
         if (headers == NULL) {
             return CORE_ERR_RETRY;
         }
-        curl_slist_free_all(hl->headers);
+        free_headers(hl->headers);
         hl->headers = headers;
         /* libcurl copies the URL; options stay set between transfers */
         curl_easy_setopt(easy, CURLOPT_URL, req->url);

@@ -308,9 +308,9 @@ void sink_destroy(struct sink *snk)
     sink_batcher_release(&snk->bat);
     sink_gzip_release(&snk->gz);
     free(snk->comp);
-    free(snk->app_header);
+    core_free_secret(snk->app_header);
     free(snk->url);
-    free(snk->application_id);
+    core_free_secret(snk->application_id);
     free(snk->base_url);
     free(snk);
 }

@@ -22,7 +22,8 @@ endef
 $(foreach t,$(TESTS_CMOCKA),$(eval $(call tests_link_rule,$(t))))
 
 UNIT_TESTS += $(TESTS_BINS)
-SCRIPT_TESTS += tests/cli/test_transform_cli.sh tests/cli/test_config_reference.sh
+SCRIPT_TESTS += tests/cli/test_transform_cli.sh tests/cli/test_config_reference.sh \
+	tests/cli/test_version.sh
 
 .PHONY: unit-tests
 unit-tests: $(TESTS_BINS)

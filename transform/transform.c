@@ -115,6 +115,7 @@ struct transform {
     size_t mark_span; /* span_start when it started */
     int mark_flushed; /* its ',' was written by hand at out_mark */
     int have_user_id;
+    int empty_user_id; /* "user_id":"" was seen: missing, not mistyped */
     const char *user_id; /* decoded; in the input or the arena */
     size_t user_id_len;
     int top_null;     /* the current top-level member is dropped as null */
@@ -493,10 +494,15 @@ static enum zone value_begin(struct transform *tf, enum schema_type t,
         }
         switch (tf->field) {
         case TF_FIELD_USER_ID:
-            if (t != SCHEMA_TYPE_STRING || str_len == 0) {
+            if (t != SCHEMA_TYPE_STRING) {
                 fail(tf, CORE_REJECT_INVALID_FIELD_TYPE,
-                     "user_id must be a non-empty string, not %s",
-                     t == SCHEMA_TYPE_STRING ? "an empty string" : a_type(t));
+                     "user_id must be a non-empty string, not %s", a_type(t));
+            } else if (str_len == 0) {
+                /* DESIGN.md section 1: required and non-empty, so an empty
+                 * user_id is a missing one (issue 11): missing_user_id,
+                 * judged last like an absent or null one */
+                tf->empty_user_id = 1;
+                return Z_SKIP;
             }
             tf->have_user_id = 1;
             if (tf->failed) {
@@ -1113,6 +1119,7 @@ static void reset(struct transform *tf, const char *buf, size_t len,
     tf->top_emitted = 0;
     tf->out_mark = 0;
     tf->have_user_id = tf->top_null = tf->member_moved = tf->member_skip = 0;
+    tf->empty_user_id = 0;
     tf->meta_open = tf->meta_nonempty = 0;
     tf->meta_close_off = 0;
     tf_keyset_clear(&tf->ks);
@@ -1216,8 +1223,9 @@ enum core_err transform_event(struct transform *tf, const char *buf, size_t len,
         tf->failed = 1;
         rej->code = CORE_REJECT_MISSING_USER_ID;
         snprintf(rej->message, sizeof(rej->message),
-                 "the event has no user_id; every user update needs a "
-                 "non-empty string user_id");
+                 "the event has %s; every user update needs a "
+                 "non-empty string user_id",
+                 tf->empty_user_id ? "an empty user_id" : "no user_id");
     }
     if (tf->aborted || st != yajl_status_ok) {
         /* a cancelled or failed parse leaves the handle in error */

@@ -10,6 +10,16 @@
 #   env                the above as shell assignments: `. build/dev/env`
 #   *.pid, *.log       process ids and logs (stdout and stderr)
 #
+# Start-up cannot race (issue 11: `make demo` failed about one run in five):
+# after `&` the child is still this script's forked shell until it has set
+# up its redirections and exec'd the server, so its /proc command line is
+# not the server's yet.  dev-up therefore waits for the exec itself
+# (/proc/PID/exe is the server's binary) before it writes the pid file,
+# judges death by its own child's pid (see child_running), removes the
+# previous run's logs, ready files and socket before the start, and, when
+# it fails or is interrupted, stops the children it started by their pids,
+# pid file written or not (deploy/dev/README.md).
+#
 # Environment (all optional):
 #   BUILD          folder of the binaries (default build/release)
 #   DEV_DIR        state folder (default build/dev)
@@ -45,7 +55,7 @@ die() {
 mkdir -p "$DEV_DIR" || die "cannot create DEV_DIR \"$DEV_DIR\""
 DEV_DIR=$(cd "$DEV_DIR" && pwd)
 [ -d "$BUILD" ] || die "no build folder \"$BUILD\"; run make first"
-BUILD=$(cd "$BUILD" && pwd)
+BUILD=$(cd "$BUILD" && pwd -P)
 KAFKA_DEV=$BUILD/kafka-dev
 MOESIF_DEV=$BUILD/moesif-dev
 [ -x "$KAFKA_DEV" ] || die "kafka-dev is not built at $KAFKA_DEV; run make"
@@ -103,28 +113,93 @@ for name in "${order[@]}"; do
     topic_args+=(--topic "$name:${parts[$name]}")
 done
 
-# Whatever a killed stack left behind would mislead the waits below.
+# Whatever a killed stack or the previous run left behind (its ready
+# files, socket, pid files, logs) would mislead the waits below, or be
+# shown as this run's log.
 rm -f "$DEV_DIR/bootstrap.servers" "$DEV_DIR/moesif.url" "$DEV_DIR/env" \
-    "$DEV_DIR/kafka-dev.pid" "$DEV_DIR/moesif-dev.pid"
+    "$DEV_DIR/kafka.sock" "$DEV_DIR/kafka-dev.pid" "$DEV_DIR/moesif-dev.pid" \
+    "$DEV_DIR/kafka-dev.log" "$DEV_DIR/moesif-dev.log"
 
-started=0
+children=() # pids of the servers this run started
 cleanup_on_failure() {
-    if [ "$started" = 1 ]; then
-        DEV_DIR=$DEV_DIR bash "$ROOT/deploy/dev/dev-down.sh" >/dev/null 2>&1 || true
-    fi
+    local pid deadline
+    trap - EXIT INT TERM
+    [ ${#children[@]} -gt 0 ] || return 0
+    # our own children, by pid: one may not have exec'd, or have no pid
+    # file yet, so dev-down alone could miss it
+    for pid in "${children[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    deadline=$((SECONDS + 5))
+    for pid in "${children[@]}"; do
+        while child_running "$pid" && [ $SECONDS -lt $deadline ]; do
+            sleep 0.05
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    DEV_DIR=$DEV_DIR bash "$ROOT/deploy/dev/dev-down.sh" >/dev/null 2>&1 || true
 }
 trap cleanup_on_failure EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-# wait_for NAME PIDFILE-NAME CHECK...: polls CHECK every 0.1 s until it
-# succeeds, the process dies, or DEV_WAIT_S pass.
-wait_for() {
-    local name=$1 check=$2 deadline=$((SECONDS + DEV_WAIT_S))
+# child_running PID: PID, a child of this script, has not ended.  No name
+# check: until it ends the pid is our child's.  bash reaps an ended child
+# itself (keeping its status for wait), after which the pid could be reused
+# by another process, but not within one poll (pids are handed out in
+# increasing order up to pid_max), and the readiness checks read only this
+# run's files: a reused pid could delay a failure to DEV_WAIT_S, never fake
+# a start.
+child_running() {
+    local state
+    [ -r "/proc/$1/stat" ] || return 1
+    state=$(sed 's/^.*) \(.\).*$/\1/' "/proc/$1/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
+# died NAME PID: reports that the server ended during start-up, with its
+# exit status and the end of this run's log, and exits 1.
+died() {
+    local name=$1 pid=$2 status=0
+    wait "$pid" 2>/dev/null || status=$?
+    echo "dev-up: $name exited during startup (exit status $status); the end of $DEV_DIR/$name.log:" >&2
+    tail -n 20 "$DEV_DIR/$name.log" >&2 2>/dev/null || echo "  (no log: it ended before writing one)" >&2
+    exit 1
+}
+
+# launch NAME BINARY ARG...: starts BINARY in the background, stdout and
+# stderr to DEV_DIR/NAME.log, waits until the forked shell has exec'd it
+# (/proc/PID/exe is BINARY), then writes DEV_DIR/NAME.pid (temp + rename).
+# Sets $launched to the pid.
+launch() {
+    local name=$1 bin=$2 pid exe real deadline=$((SECONDS + DEV_WAIT_S))
+    shift 2
+    real=$(readlink -f "$bin")
+    "$bin" "$@" </dev/null >"$DEV_DIR/$name.log" 2>&1 &
+    pid=$!
+    children+=("$pid")
     while :; do
-        if ! alive "$(pid_of "$name")" "$name"; then
-            echo "dev-up: $name exited during startup; the end of $DEV_DIR/$name.log:" >&2
-            tail -n 20 "$DEV_DIR/$name.log" >&2 || true
+        exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || exe=
+        [ "$exe" = "$real" ] && break
+        child_running "$pid" || died "$name" "$pid"
+        if [ $SECONDS -ge $deadline ]; then
+            echo "dev-up: $name was not started within $DEV_WAIT_S s (DEV_WAIT_S)" >&2
             exit 1
         fi
+        sleep 0.01
+    done
+    echo "$pid" >"$DEV_DIR/$name.pid.tmp"
+    mv "$DEV_DIR/$name.pid.tmp" "$DEV_DIR/$name.pid"
+    launched=$pid
+}
+
+# wait_for NAME PID CHECK: polls CHECK every 0.1 s until it succeeds, the
+# process PID dies, or DEV_WAIT_S pass.
+wait_for() {
+    local name=$1 pid=$2 check=$3 deadline=$((SECONDS + DEV_WAIT_S))
+    while :; do
+        child_running "$pid" || died "$name" "$pid"
         if $check; then
             return 0
         fi
@@ -151,22 +226,17 @@ moesif_ready() {
     [ -n "$code" ] && [ "$code" != 000 ]
 }
 
-started=1
-"$KAFKA_DEV" --brokers "$DEV_BROKERS" "${topic_args[@]}" \
+launch kafka-dev "$KAFKA_DEV" --brokers "$DEV_BROKERS" "${topic_args[@]}" \
     --bootstrap-file "$DEV_DIR/bootstrap.servers" \
-    --control "$DEV_DIR/kafka.sock" \
-    </dev/null >"$DEV_DIR/kafka-dev.log" 2>&1 &
-echo $! >"$DEV_DIR/kafka-dev.pid"
-wait_for kafka-dev kafka_ready
+    --control "$DEV_DIR/kafka.sock"
+wait_for kafka-dev "$launched" kafka_ready
 
 printf '%s\n' "$DEV_APP_ID" >"$DEV_DIR/app_id"
 if [ -x "$MOESIF_DEV" ]; then
     # shellcheck disable=SC2086 # MOESIF_DEV_ARGS is a list of options
-    "$MOESIF_DEV" --listen 127.0.0.1:0 --app-id "$DEV_APP_ID" \
-        --url-file "$DEV_DIR/moesif.url" $MOESIF_DEV_ARGS \
-        </dev/null >"$DEV_DIR/moesif-dev.log" 2>&1 &
-    echo $! >"$DEV_DIR/moesif-dev.pid"
-    wait_for moesif-dev moesif_ready
+    launch moesif-dev "$MOESIF_DEV" --listen 127.0.0.1:0 --app-id "$DEV_APP_ID" \
+        --url-file "$DEV_DIR/moesif.url" $MOESIF_DEV_ARGS
+    wait_for moesif-dev "$launched" moesif_ready
 else
     echo "dev-up: moesif-dev is not built; starting kafka-dev alone (DEV_NO_MOESIF=1)" >&2
 fi
@@ -182,6 +252,6 @@ fi
 } >"$DEV_DIR/env.tmp"
 mv "$DEV_DIR/env.tmp" "$DEV_DIR/env"
 
-started=0
-trap - EXIT
+children=()
+trap - EXIT INT TERM
 summary

@@ -1,8 +1,9 @@
 # deploy/dev/kafka.mk: kafka-dev, the development Kafka broker (a librdkafka
-# mock cluster on loopback), the dev-up/dev-down targets, and its test.
+# mock cluster on loopback), the dev-up/dev-down targets, its test, and the
+# start/stop stress test of dev-up/dev-down.
 
 DEV_BINS += $(BUILD)/kafka-dev
-SCRIPT_TESTS += tests/dev/test_kafka_dev.sh
+SCRIPT_TESTS += tests/dev/test_kafka_dev.sh tests/dev/test_dev_up_stress.sh
 
 # kafka-dev links librdkafka only (never libuserpipe.a): the dev stack
 # builds even while a stage is broken.

@@ -188,6 +188,12 @@ char *mstore_types_json(struct mstore *st, size_t *out_len);
  * (malloc'd, the caller frees it). */
 char *mstore_timeline_json(struct mstore *st, size_t *out_len);
 
+/* Notes ua (the User-Agent header, NULL when absent) of a /v1 request
+ * that passed the application id check; /_dev/stats shows the last one
+ * as user_agent (cut at MSTORE_USER_AGENT_MAX - 1 bytes). */
+#define MSTORE_USER_AGENT_MAX 256
+void mstore_note_user_agent(struct mstore *st, const char *ua);
+
 /* Counts one request refused by the refuse_user fault; lock-free. */
 void mstore_count_refused_user(struct mstore *st);
 

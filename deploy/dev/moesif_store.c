@@ -4,10 +4,12 @@
  *
  *  - upsert by user_id;
  *  - top-level fields (company_id, modified_time, ip_address,
- *    user_agent_string, campaign, and any other) are replaced whole by a
- *    newer non-null value;
- *  - metadata is merged recursively: objects merge key by key, any other
- *    value (arrays, scalars, null) replaces, newer wins;
+ *    user_agent_string, and any other) are replaced whole by a newer
+ *    non-null value;
+ *  - metadata and campaign are merged recursively: objects merge key by
+ *    key, any other value (arrays, scalars, null) replaces, newer wins
+ *    (campaign without metadata's type lock; "campaign":{} changes
+ *    nothing);
  *  - session_token is appended to the user's aliases, without duplicates;
  *  - the metadata type lock: one JSON type per key name, at any depth
  *    (objects inside arrays included), for the whole store; the first
@@ -29,6 +31,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
@@ -121,6 +124,7 @@ struct mstore {
     uint32_t *steps;     /* MSTORE_STEPS counts of upserts */
     size_t steps_used;   /* steps up to the last non-empty one */
     uint64_t steps_late; /* upserts after the timeline's ten minutes */
+    char user_agent[MSTORE_USER_AGENT_MAX]; /* of the last /v1 request */
 };
 
 /* ------------------------------------------------------------------ */
@@ -419,9 +423,10 @@ static struct mval *find_member(struct mval *obj, const struct mtok *m,
     return NULL;
 }
 
-/* Merges metadata object token ti into the stored object obj. */
+/* Merges object token ti into the stored object obj: metadata (meta,
+ * under the type lock) or campaign (no lock). */
 static void merge_object(struct mstore *st, struct mval *obj,
-                         const struct mtape *tp, uint32_t ti)
+                         const struct mtape *tp, uint32_t ti, bool meta)
 {
     const struct mtok *tok = &tp->toks[ti];
     struct mval *hint = obj->child;
@@ -434,17 +439,17 @@ static void merge_object(struct mstore *st, struct mval *obj,
         struct mval **tail = NULL;
         struct mval *c = find_member(obj, m, hint, &tail);
 
-        if (!admits(st, c, m)) {
+        if (meta && !admits(st, c, m)) {
             continue;
         }
         if (c == NULL) {
             c = new_val(m->key, m->key_len, m);
             *tail = c;
-            fill(st, c, tp, j, true);
+            fill(st, c, tp, j, meta);
         } else if (m->type == MJSON_OBJECT && c->type == MJSON_OBJECT) {
-            merge_object(st, c, tp, j);
+            merge_object(st, c, tp, j, meta);
         } else {
-            fill(st, c, tp, j, true);
+            fill(st, c, tp, j, meta);
         }
         hint = c->next;
     }
@@ -491,7 +496,7 @@ static void apply_user(struct mstore *st, struct muser *u,
                 u->metadata = new_val(NULL, 0, NULL);
                 u->metadata->type = MJSON_OBJECT;
             }
-            merge_object(st, u->metadata, tp, j);
+            merge_object(st, u->metadata, tp, j, true);
         } else {
             struct mval **tail = NULL;
             struct mval *c;
@@ -504,8 +509,15 @@ static void apply_user(struct mstore *st, struct muser *u,
             if (c == NULL) {
                 c = new_val(m->key, m->key_len, m);
                 *tail = c;
+                fill(st, c, tp, j, false);
+            } else if (KEY_IS(m, "campaign") && m->type == MJSON_OBJECT &&
+                       c->type == MJSON_OBJECT) {
+                /* merged like Moesif (issue 11): the official Node library
+                 * sends "campaign":{} with every update that has none */
+                merge_object(st, c, tp, j, false);
+            } else {
+                fill(st, c, tp, j, false);
             }
-            fill(st, c, tp, j, false);
         }
     }
 }
@@ -623,6 +635,14 @@ void mstore_count_request(struct mstore *st, size_t bytes_in,
                               memory_order_relaxed);
 }
 
+void mstore_note_user_agent(struct mstore *st, const char *ua)
+{
+    pthread_mutex_lock(&st->mu);
+    snprintf(st->user_agent, sizeof(st->user_agent), "%s",
+             ua != NULL ? ua : "");
+    pthread_mutex_unlock(&st->mu);
+}
+
 void mstore_count_refused_user(struct mstore *st)
 {
     atomic_fetch_add_explicit(&st->refused_user, 1, memory_order_relaxed);
@@ -657,6 +677,7 @@ void mstore_reset(struct mstore *st)
     memset(st->steps, 0, MSTORE_STEPS * sizeof(*st->steps));
     st->steps_used = 0;
     st->steps_late = 0;
+    st->user_agent[0] = '\0';
     st->t0_ms = mnow_ms();
     pthread_mutex_unlock(&st->mu);
 }
@@ -834,6 +855,8 @@ char *mstore_stats_json(struct mstore *st,
     gen_u64(g, "conflict_keys_not_listed", st->conflict_keys_over);
     gen_u64(g, "dup_in_batch", st->dup_in_batch);
     gen_u64(g, "refused_user", atomic_load(&st->refused_user));
+    gen_cstr(g, "user_agent");
+    gen_cstr(g, st->user_agent);
     gen_cstr(g, "responses");
     yajl_gen_map_open(g);
     for (unsigned s = 0; s < MSTORE_STATUS_MAX; s++) {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_moesif_dev.sh: moesif-dev over real sockets with curl: the app id
-# (401), single and batch upserts, deep merge of metadata, aliases, gzip,
+# (401), single and batch upserts, deep merge of metadata and campaign,
+# the User-Agent in /_dev/stats, aliases, gzip,
 # dotted keys, the type lock, 400s, every fault mode (refuse_user too),
 # /_dev/reset, the --record file byte for byte, and exit 0 on SIGTERM.
 #
@@ -171,6 +172,37 @@ user m-1
 expect_json "$tmp/user.json" 'd["metadata"]' \
     '{"address":{"city":"Lyon","geo":{"lat":48.8,"lon":4.8},"zip":"75001"},"n":1,"new":true,"plan":"pro","tags":["b","c"]}' \
     "metadata merged recursively, newer wins, arrays replaced"
+
+# --- campaign is merged like metadata (issue 11) -----------------------------
+# Moesif merges a user update recursively; its Node library sends
+# "campaign":{} with every update that has none, which must erase nothing.
+single '{"user_id":"c-9","campaign":{"utm_source":"news","utm_medium":"email","referrer":"r1"}}'
+single '{"user_id":"c-9","campaign":{},"metadata":{"k":1}}'
+user c-9
+expect_json "$tmp/user.json" 'd["campaign"]' \
+    '{"referrer":"r1","utm_medium":"email","utm_source":"news"}' \
+    "an update with campaign {} keeps the stored campaign"
+batch '{"user_id":"c-9","campaign":{"utm_medium":"cpc","gclid":"g-1"}}'
+user c-9
+expect_json "$tmp/user.json" '[d["campaign"],d["metadata"]]' \
+    '[{"gclid":"g-1","referrer":"r1","utm_medium":"cpc","utm_source":"news"},{"k":1}]' \
+    "a partial campaign keeps the other members, newer wins"
+single '{"user_id":"c-9","campaign":null}'
+user c-9
+expect_json "$tmp/user.json" 'sorted(d["campaign"])' '["gclid","referrer","utm_medium","utm_source"]' \
+    "campaign null changes nothing"
+
+# --- the User-Agent of the last /v1 request ------------------------------------
+req POST /v1/users -H "X-Moesif-Application-Id: $APP" -A 'agent-test/1.2' \
+    --data-binary '{"user_id":"ua-1"}'
+[ "$code" = 201 ] || fail "POST with a User-Agent answered $code"
+printf '%s\n' '{"user_id":"ua-1"}' >>"$expected"
+stats
+expect_json "$tmp/stats.json" 'd["user_agent"]' '"agent-test/1.2"' "/_dev/stats shows the last User-Agent"
+req POST /v1/users -H 'X-Moesif-Application-Id: wrong' -A 'intruder/0' \
+    --data-binary '{"user_id":"ua-2"}'
+stats
+expect_json "$tmp/stats.json" 'd["user_agent"]' '"agent-test/1.2"' "a refused request's User-Agent is not noted"
 
 # --- aliases ---------------------------------------------------------------
 batch '{"user_id":"a-1","session_token":"tok-1"}'

@@ -13,7 +13,7 @@ order of a single partition), then compares:
     userpipe.source.*;
   - moesif-dev's merged profile of every user with the profile the
     accepted events make under Moesif's semantics (upsert, recursive merge
-    of metadata, session_token appended to the aliases);
+    of metadata and campaign, session_token appended to the aliases);
   - moesif-dev counted no type conflict (userpipe sends none).
 Prints what differs and exits 1; prints a summary and exits 0 when equal.
 """
@@ -25,8 +25,7 @@ import sys
 import tempfile
 import urllib.request
 
-FIXED = ("company_id", "modified_time", "ip_address", "user_agent_string",
-         "campaign")
+FIXED = ("company_id", "modified_time", "ip_address", "user_agent_string")
 
 
 def merge(dst, src):
@@ -52,6 +51,8 @@ def expected_profiles(accepted):
                 p[f] = ev[f]
         if isinstance(ev.get("metadata"), dict):
             merge(p["metadata"], ev["metadata"])
+        if isinstance(ev.get("campaign"), dict):
+            merge(p.setdefault("campaign", {}), ev["campaign"])
     return profiles
 
 

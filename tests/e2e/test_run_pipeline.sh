@@ -4,7 +4,8 @@
 # every valid event reaches moesif-dev exactly as transformed, merged
 # profiles equal the expected ones, every invalid event is in the
 # dead-letter topic with its code and headers, and the group's committed
-# offsets are at the end.  The source topic has one partition so the file
+# offsets are at the end, and the requests' User-Agent is
+# userpipe/<version>.  The source topic has one partition so the file
 # order is the consumption order (type claims depend on it).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -26,5 +27,11 @@ check_delivery "$rec" || { tail -20 "$DEV_TMP/run.log" >&2; fail "delivery diffe
 committed=$(group_committed_total e2e-basic users)
 [ "$committed" -eq "$total" ] || fail "committed offsets sum to $committed, want $total"
 grep -q "$APP_ID" "$DEV_TMP/run.log" && fail "the application id appears in the log"
+# issue 11: the requests name the build, userpipe/<the version of --version>
+version=$("$USERPIPE" --version | sed -n 's/^userpipe \([^ ]*\)$/\1/p')
+[ -n "$version" ] || fail "userpipe --version printed no version"
+agent=$(curl -s "$MOESIF_URL/_dev/stats" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["user_agent"])')
+[ "$agent" = "userpipe/$version" ] || fail "User-Agent '$agent', want 'userpipe/$version'"
 grep -q 'msg="stopped"' "$DEV_TMP/run.log" || fail "no closing summary line"
 echo "ok: $total events, committed $committed"
