@@ -40,7 +40,8 @@ ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
 
 # Library sources of each folder; main.c and the commands are linked only
 # into the binary so unit tests can link the rest.
-CORE_SRC := core/alloc.c core/codes.c core/log.c core/ndjson.c core/config.c core/parked.c core/metrics.c
+CORE_SRC := core/alloc.c core/codes.c core/log.c core/ndjson.c core/config.c core/parked.c core/metrics.c \
+	core/kafka_props.c
 SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
 INGEST_SRC := ingest/ingest.c ingest/refill.c
@@ -61,7 +62,7 @@ all: build/userpipe
 # $(call obj,a.c b.c): their object files in this variant's folder.
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-include $(wildcard tests/*.mk tests/bench/*.mk tests/e2e/*.mk deploy/dev/*.mk transform/*.mk sink/*.mk ingest/*.mk)
+include $(wildcard tests/*.mk tests/bench/*.mk tests/e2e/*.mk tests/kafka/*.mk deploy/dev/*.mk deploy/dev/kafka/*.mk transform/*.mk sink/*.mk ingest/*.mk)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

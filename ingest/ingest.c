@@ -726,6 +726,8 @@ enum core_err ingest_new(const struct ingest_config *cfg,
     char e[512];
     enum core_err rc = CORE_OK;
     char *list = NULL, *tok, *save;
+    const struct core_kafka_prop *forced;
+    size_t nforced;
 
     *out = NULL;
     ing->cfg = *cfg;
@@ -774,6 +776,11 @@ enum core_err ingest_new(const struct ingest_config *cfg,
     /* not overridable: offsets are stored by the watermark only */
     rc = conf_set(conf, "enable.auto.offset.store", "false", errstr,
                   errstr_size);
+    forced = core_kafka_forced(&nforced);
+    for (size_t i = 0; rc == CORE_OK && i < nforced; i++) {
+        rc = conf_set(conf, forced[i].name, forced[i].value, errstr,
+                      errstr_size);
+    }
     if (rc == CORE_OK && cfg->exit_at_end) {
         rc =
             conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size);
