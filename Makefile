@@ -4,6 +4,8 @@
 #   make            build build/userpipe (and the dev stack)
 #   make test       install missing Debian packages, build, run every test
 #   make demo       run the main job on the embedded dev stack
+#                   (DEV_KAFKA=apache: on a real Apache Kafka instead)
+#   make test-cluster  the three-node Apache Kafka tests (tests/kafka/)
 #   make bench      benchmarks (ratios against baselines measured in the same run)
 #   make asan|ubsan the whole test suite under a sanitizer
 #   make fuzz       libFuzzer over the transform, bounded (FUZZ_SECONDS)
@@ -111,8 +113,9 @@ bench: deps
 	$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@set -e; for b in $(BENCHES); do BUILD=$(BUILD) USERPIPE=$(abspath $(BUILD)/userpipe) $$b; done
 
+# `make demo DEV_KAFKA=apache`: the same on the Apache Kafka of the tests
 demo: deps
-	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory all $(if $(filter apache,$(DEV_KAFKA)),kafka-jars)
 	@BUILD=$(BUILD) USERPIPE=$(abspath $(BUILD)/userpipe) deploy/demo.sh
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h')
