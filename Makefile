@@ -4,6 +4,8 @@
 #   make            build build/userpipe (and the dev stack)
 #   make test       install missing Debian packages, build, run every test
 #   make demo       run the main job on the embedded dev stack
+#                   (DEV_KAFKA=apache: on a real Apache Kafka instead)
+#   make test-cluster  the three-node Apache Kafka tests (tests/kafka/)
 #   make bench      benchmarks (ratios against baselines measured in the same run)
 #   make asan|ubsan the whole test suite under a sanitizer (asan is ASan and
 #                   UBSan in one build; .ci/run runs it, not ubsan)
@@ -41,7 +43,8 @@ ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
 
 # Library sources of each folder; main.c and the commands are linked only
 # into the binary so unit tests can link the rest.
-CORE_SRC := core/alloc.c core/codes.c core/hash.c core/log.c core/ndjson.c core/config.c core/parked.c core/metrics.c
+CORE_SRC := core/alloc.c core/codes.c core/hash.c core/log.c core/ndjson.c core/config.c core/parked.c core/metrics.c \
+	core/kafka_props.c
 SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
 INGEST_SRC := ingest/ingest.c ingest/refill.c
@@ -62,7 +65,7 @@ all: build/userpipe
 # $(call obj,a.c b.c): their object files in this variant's folder.
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-include $(wildcard tests/*.mk tests/bench/*.mk tests/e2e/*.mk deploy/dev/*.mk transform/*.mk sink/*.mk ingest/*.mk)
+include $(wildcard tests/*.mk tests/bench/*.mk tests/e2e/*.mk tests/kafka/*.mk deploy/dev/*.mk deploy/dev/kafka/*.mk transform/*.mk sink/*.mk ingest/*.mk)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -111,8 +114,9 @@ bench: deps
 	$(MAKE) --no-print-directory all $(BENCH_BINS)
 	@set -e; for b in $(BENCHES); do BUILD=$(BUILD) USERPIPE=$(abspath $(BUILD)/userpipe) $$b; done
 
+# `make demo DEV_KAFKA=apache`: the same on the Apache Kafka of the tests
 demo: deps
-	$(MAKE) --no-print-directory all
+	$(MAKE) --no-print-directory all $(if $(filter apache,$(DEV_KAFKA)),kafka-jars)
 	@BUILD=$(BUILD) USERPIPE=$(abspath $(BUILD)/userpipe) deploy/demo.sh
 
 FORMAT_SRC = $(shell git ls-files '*.c' '*.h')

@@ -22,7 +22,11 @@ stop_stack() {
 }
 trap stop_stack EXIT
 
-echo "== starting the dev stack (kafka-dev, moesif-dev) on loopback"
+if [ "${DEV_KAFKA:-dev}" = apache ]; then
+    echo "== starting the dev stack (Apache Kafka, moesif-dev) on loopback"
+else
+    echo "== starting the dev stack (kafka-dev, moesif-dev) on loopback"
+fi
 DEV_TOPICS="users:8 users.dlq:1 userpipe-schema:1" bash deploy/dev/dev-up.sh >"$OUT/dev-up.log" ||
     { cat "$OUT/dev-up.log" >&2; exit 1; }
 BOOTSTRAP=$(cat "$DEV_DIR/bootstrap.servers")

@@ -403,7 +403,8 @@ static void refill(struct ingest *ing, size_t consumed)
     /* the queue as this poll found it: a small one is emptied at once */
     double before = qlen + (double)consumed;
 
-    if (ing->paused || ing->stopped || !ing->assigned_once) {
+    if (ing->refill == NULL || ing->paused || ing->stopped ||
+        !ing->assigned_once) {
         return;
     }
     if (before * ing->avg_len >= 0.75 * max_bytes ||
@@ -596,7 +597,9 @@ static void on_assign(struct ingest *ing,
             mark_end(ing, p); /* empty, or committed at its end */
         }
     }
-    learn_leaders(ing, parts);
+    if (ing->refill != NULL) {
+        learn_leaders(ing, parts);
+    }
     ing->assigned_once = 1;
 }
 
@@ -672,6 +675,13 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- construction -------------------------------------------------------- */
 
+int ingest_fetch_backoff_supported(void)
+{
+    /* rd_kafka_version() is 0xMMmmrrpp, pp 0xff for a final release and
+     * lower for its release candidates: 2.2.0 final and later */
+    return rd_kafka_version() >= 0x020200ff;
+}
+
 static enum core_err conf_set(rd_kafka_conf_t *conf, const char *k,
                               const char *v, char *errstr, size_t errstr_size)
 {
@@ -731,6 +741,8 @@ enum core_err ingest_new(const struct ingest_config *cfg,
     char e[512];
     enum core_err rc = CORE_OK;
     char *list = NULL, *tok, *save;
+    const struct core_kafka_prop *forced;
+    size_t nforced;
 
     *out = NULL;
     ing->cfg = *cfg;
@@ -769,6 +781,20 @@ enum core_err ingest_new(const struct ingest_config *cfg,
             goto out;
         }
     }
+    /* librdkafka 2.2.0 has the fix of the flaw refill.c works around
+     * (CHANGELOG 2.2.0, issue 2879): a partition over the queue thresholds
+     * is fetched again fetch.queue.backoff.ms later, 1000 by default, the
+     * same second of idling.  10 ms: the broker thread looks again about
+     * when the refill thread's kick would have come (half a queue drained
+     * at 100k+ events/s is a few ms), at the cost of a wake-up per 10 ms
+     * while the queue is full.  The user's kafka.* still wins below. */
+    if (ingest_fetch_backoff_supported()) {
+        rc = conf_set(conf, "fetch.queue.backoff.ms", "10", errstr,
+                      errstr_size);
+        if (rc != CORE_OK) {
+            goto out;
+        }
+    }
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         rc = conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], errstr,
                       errstr_size);
@@ -779,6 +805,11 @@ enum core_err ingest_new(const struct ingest_config *cfg,
     /* not overridable: offsets are stored by the watermark only */
     rc = conf_set(conf, "enable.auto.offset.store", "false", errstr,
                   errstr_size);
+    forced = core_kafka_forced(&nforced);
+    for (size_t i = 0; rc == CORE_OK && i < nforced; i++) {
+        rc = conf_set(conf, forced[i].name, forced[i].value, errstr,
+                      errstr_size);
+    }
     if (rc == CORE_OK && cfg->exit_at_end) {
         rc =
             conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size);
@@ -804,7 +835,9 @@ enum core_err ingest_new(const struct ingest_config *cfg,
         goto out;
     }
     conf = NULL; /* owned by rk now */
-    ing->refill = ingest_refill_new(ing->rk);
+    if (!ingest_fetch_backoff_supported()) {
+        ing->refill = ingest_refill_new(ing->rk);
+    }
     rd_kafka_poll_set_consumer(ing->rk);
     ing->queue = rd_kafka_queue_get_consumer(ing->rk);
 

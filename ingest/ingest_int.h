@@ -15,6 +15,10 @@
 
 struct ingest_refill;
 
+/* 1 when the linked librdkafka (2.2.0 or later) has fetch.queue.backoff.ms:
+ * ingest_new then sets it and starts no refill thread; 0 with 2.0.2/2.1. */
+int ingest_fetch_backoff_supported(void);
+
 /* Starts the wake-up thread for rk (which must outlive it).  Never fails:
  * if no thread can be started, kicks are dropped. */
 struct ingest_refill *ingest_refill_new(rd_kafka_t *rk);

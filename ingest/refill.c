@@ -10,7 +10,7 @@
  * in rdkafka_broker.c).  A consumer slower than its brokers fills the queue
  * at every fetch, so each fill was followed by up to a second of an empty
  * queue: make bench saw the pipeline idle three quarters of its time
- * (librdkafka issue 2879; fetch.queue.backoff.ms, added in 2.1.0, is the
+ * (librdkafka issue 2879; fetch.queue.backoff.ms, added in 2.2.0, is the
  * library's own fix).  A request to a broker is such an operation, so one
  * ListOffsets request (rd_kafka_offsets_for_times, which answers from the
  * partition leaders and changes nothing) to each leader wakes them all.

@@ -97,6 +97,8 @@ static rd_kafka_conf_t *base_conf(const struct schema_claims_config *cfg,
                                   char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const struct core_kafka_prop *forced;
+    size_t nforced;
     char e[256];
 
     for (size_t i = 0; i < cfg->kafka_count; i++) {
@@ -107,6 +109,16 @@ static rd_kafka_conf_t *base_conf(const struct schema_claims_config *cfg,
                               sizeof(e)) != RD_KAFKA_CONF_OK) {
             snprintf(errstr, errstr_size, "configuration key 'kafka.%s': %s",
                      cfg->kafka_keys[i], e);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    forced = core_kafka_forced(&nforced);
+    for (size_t i = 0; i < nforced; i++) {
+        if (rd_kafka_conf_set(conf, forced[i].name, forced[i].value, e,
+                              sizeof(e)) != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "cannot set '%s' on the schema "
+                     "clients: %s", forced[i].name, e);
             rd_kafka_conf_destroy(conf);
             return NULL;
         }
@@ -122,72 +134,153 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
                                                                            : -1;
 }
 
+/* The schema topic's partitions (-1 missing) and the brokers the cluster
+ * has, from one metadata request that never creates the topic
+ * (allow.auto.create.topics=false on every client, core_kafka_forced). */
+static rd_kafka_resp_err_t topic_partitions(struct schema_claims *sc,
+                                            int *parts, int *brokers)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(sc->prod, sc->topic, NULL);
+    rd_kafka_resp_err_t err = rd_kafka_metadata(sc->prod, 0, rkt, &md, 10000);
+
+    *parts = -1;
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        *brokers = md->broker_cnt;
+        if (md->topic_cnt != 1) {
+            err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+        } else if (md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            *parts = md->topics[0].partition_cnt;
+        } else if (md->topics[0].err !=
+                   RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+            err = md->topics[0].err;
+        }
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return err;
+}
+
+/* Creates the schema topic: one partition, replication min(3, brokers)
+ * with min.insync.replicas 2 where there are 3 copies, unlimited
+ * retention, no compaction (every claim is history).  A replica that lost
+ * the race gets TOPIC_ALREADY_EXISTS, which is success: the caller reads
+ * the partition count again.  Fills e on failure. */
+static rd_kafka_resp_err_t create_topic(struct schema_claims *sc, int brokers,
+                                        char *e, size_t e_size)
+{
+    int rf = core_kafka_replication(brokers);
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(sc->topic, 1, rf, e, e_size);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(sc->prod);
+    rd_kafka_AdminOptions_t *opt =
+        rd_kafka_AdminOptions_new(sc->prod, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_event_t *ev;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+
+    if (nt == NULL) {
+        err = RD_KAFKA_RESP_ERR__INVALID_ARG;
+        goto out;
+    }
+    rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
+    rd_kafka_NewTopic_set_config(nt, "retention.bytes", "-1");
+    rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "delete");
+    if (rf >= 3) {
+        rd_kafka_NewTopic_set_config(nt, "min.insync.replicas", "2");
+    }
+    rd_kafka_AdminOptions_set_operation_timeout(opt, 10000, NULL, 0);
+    rd_kafka_CreateTopics(sc->prod, &nt, 1, opt, q);
+    ev = rd_kafka_queue_poll(q, 15000);
+    snprintf(e, e_size, "no answer within 15 s");
+    if (ev != NULL) {
+        const rd_kafka_CreateTopics_result_t *res =
+            rd_kafka_event_CreateTopics_result(ev);
+        const rd_kafka_topic_result_t **tr;
+        size_t n = 0;
+
+        err = rd_kafka_event_error(ev);
+        snprintf(e, e_size, "%s", rd_kafka_event_error_string(ev));
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR && res != NULL) {
+            tr = rd_kafka_CreateTopics_result_topics(res, &n);
+            if (n == 1) {
+                err = rd_kafka_topic_result_error(tr[0]);
+                snprintf(e, e_size, "%s",
+                         rd_kafka_topic_result_error_string(tr[0])
+                             ? rd_kafka_topic_result_error_string(tr[0])
+                             : rd_kafka_err2str(err));
+            }
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        core_log(CORE_LOG_INFO, "schema",
+                 "msg=\"schema topic created\" topic=%s partitions=1 "
+                 "replication=%d",
+                 sc->topic, rf);
+    }
+out:
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_queue_destroy(q);
+    if (nt != NULL) {
+        rd_kafka_NewTopic_destroy(nt);
+    }
+    return err;
+}
+
 /* Checks the topic has one partition; creates it when it is missing. */
 static enum core_err check_topic(struct schema_claims *sc, char *errstr,
                                  size_t errstr_size)
 {
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(sc->prod, sc->topic, NULL);
     rd_kafka_resp_err_t err;
-    enum core_err rc = CORE_OK;
-    int parts = -1;
+    int parts = -1, brokers = 1;
+    char e[256];
 
-    err = rd_kafka_metadata(sc->prod, 0, rkt, &md, 10000);
-    if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
-        md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        parts = md->topics[0].partition_cnt;
-    } else if (err == RD_KAFKA_RESP_ERR_NO_ERROR && md->topic_cnt == 1 &&
-               md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        /* missing: create it with one partition and unlimited retention */
-        rd_kafka_NewTopic_t *nt;
-        rd_kafka_queue_t *q = rd_kafka_queue_new(sc->prod);
-        rd_kafka_event_t *ev;
-        char e[256];
-
-        nt = rd_kafka_NewTopic_new(sc->topic, 1, -1, e, sizeof(e));
-        rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
-        rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "delete");
-        rd_kafka_CreateTopics(sc->prod, &nt, 1, NULL, q);
-        ev = rd_kafka_queue_poll(q, 15000);
-        if (ev == NULL || rd_kafka_event_error(ev) != 0) {
+    /* after a creation, a broker's metadata cache may not list the topic
+     * for a moment: up to 5 looks, 200 ms apart (KRaft brokers learn it
+     * from the metadata log, usually within one) */
+    for (int attempt = 0; attempt < 5; attempt++) {
+        err = topic_partitions(sc, &parts, &brokers);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             snprintf(errstr, errstr_size,
-                     "the schema topic '%s' does not exist and could not be "
-                     "created (%s): create it with one partition, no "
-                     "compaction and unlimited retention, or set "
-                     "schema.topic",
-                     sc->topic,
-                     ev ? rd_kafka_event_error_string(ev) : "time-out");
-            rc = CORE_ERR_USAGE;
-        } else {
-            parts = 1;
+                     "cannot read the metadata of the schema topic '%s': %s "
+                     "(check kafka.bootstrap.servers and that the brokers "
+                     "are reachable)",
+                     sc->topic, rd_kafka_err2str(err));
+            return CORE_ERR_RETRY;
         }
-        if (ev != NULL) {
-            rd_kafka_event_destroy(ev);
+        if (parts >= 0) {
+            break;
         }
-        rd_kafka_NewTopic_destroy(nt);
-        rd_kafka_queue_destroy(q);
-    } else {
-        snprintf(errstr, errstr_size,
-                 "cannot read the metadata of the schema topic '%s': %s "
-                 "(check kafka.bootstrap.servers and that the brokers are "
-                 "reachable)",
-                 sc->topic,
-                 err ? rd_kafka_err2str(err)
-                     : rd_kafka_err2str(md->topics[0].err));
-        rc = CORE_ERR_RETRY;
+        if (attempt == 0) {
+            err = create_topic(sc, brokers, e, sizeof(e));
+            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+                snprintf(errstr, errstr_size,
+                         "the schema topic '%s' does not exist and could "
+                         "not be created (%s): create it with one "
+                         "partition, no compaction and unlimited retention "
+                         "(kafka-topics.sh --create --topic %s --partitions "
+                         "1 --config retention.ms=-1), or set schema.topic",
+                         sc->topic, e, sc->topic);
+                return CORE_ERR_USAGE;
+            }
+        }
+        nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
     }
-    if (rc == CORE_OK && parts != 1) {
+    if (parts < 0) {
+        /* created, not yet listed: the reader's assignment waits for it */
+        parts = 1;
+    }
+    if (parts != 1) {
         snprintf(errstr, errstr_size,
                  "the schema topic '%s' has %d partitions; it must have "
                  "exactly one, whose order every instance agrees on",
                  sc->topic, parts);
-        rc = CORE_ERR_USAGE;
+        return CORE_ERR_USAGE;
     }
-    if (md != NULL) {
-        rd_kafka_metadata_destroy(md);
-    }
-    rd_kafka_topic_destroy(rkt);
-    return rc;
+    return CORE_OK;
 }
 
 enum core_err schema_claims_new(const struct schema_claims_config *cfg,

@@ -8,6 +8,16 @@
  * librdkafka retries a record without end until the brokers have it, so
  * a reject's offset is released only once the record is durable.  A
  * permanent error (authorisation, a record too large) stops the pipeline.
+ *
+ * The producer never creates a topic by producing to it
+ * (allow.auto.create.topics=false, core_kafka_forced).  The first record
+ * for a dead-letter topic looks the topic up once; a missing one is
+ * created through the Admin API with ONE partition (rejects are few, and
+ * one partition keeps them in the order they were rejected for whoever
+ * reads or redrives them), replication min(3, brokers) and
+ * min.insync.replicas 2 with three copies, the broker's retention.  Where
+ * that is refused (no CREATE permission), the run stops with a sentence
+ * saying how to create the topic.
  */
 #include "sink.h"
 #include "sink_int.h"
@@ -24,6 +34,8 @@ struct sink_dlq {
     struct sink_dlq_callbacks cb;
     size_t pending;
     size_t pending_bytes; /* keys and values of the pending records */
+    char **checked;       /* topics looked up (and created) already */
+    size_t nchecked;
     char error[512];
 };
 
@@ -77,6 +89,15 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     dlq->pending--;
     dlq->pending_bytes -= m->len + (m->key != NULL ? m->key_len : 0);
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (dlq->error[0] == '\0' &&
+            (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+             m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)) {
+            snprintf(dlq->error, sizeof(dlq->error),
+                     "the dead-letter topic '%s' does not exist: create it "
+                     "(kafka-topics.sh --create --topic %s --partitions 1 "
+                     "--replication-factor 3), or set dlq.topic",
+                     rd_kafka_topic_name(m->rkt), rd_kafka_topic_name(m->rkt));
+        }
         if (dlq->error[0] == '\0') {
             snprintf(dlq->error, sizeof(dlq->error),
                      "cannot write to the dead-letter topic '%s': %s; fix "
@@ -88,6 +109,108 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     if (dlq->error[0] == '\0') {
         dlq->cb.done(dlq->cb.opaque, ticket);
     }
+}
+
+/* Creates topic with one partition; fills e on failure.  Another
+ * replica creating it first (TOPIC_ALREADY_EXISTS) is success. */
+static rd_kafka_resp_err_t dlq_create(struct sink_dlq *dlq, const char *topic,
+                                      int brokers, char *e, size_t e_size)
+{
+    int rf = core_kafka_replication(brokers);
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(topic, 1, rf, e, e_size);
+    rd_kafka_queue_t *q;
+    rd_kafka_event_t *ev;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    const rd_kafka_topic_result_t **res;
+    size_t n = 0;
+
+    if (nt == NULL) {
+        return RD_KAFKA_RESP_ERR__INVALID_ARG;
+    }
+    if (rf >= 3) {
+        rd_kafka_NewTopic_set_config(nt, "min.insync.replicas", "2");
+    }
+    q = rd_kafka_queue_new(dlq->rk);
+    rd_kafka_CreateTopics(dlq->rk, &nt, 1, NULL, q);
+    /* the Admin request's own timeout is socket.timeout.ms (60 s) */
+    ev = rd_kafka_queue_poll(q, 65000);
+    snprintf(e, e_size, "no answer");
+    if (ev != NULL) {
+        err = rd_kafka_event_error(ev);
+        snprintf(e, e_size, "%s", rd_kafka_event_error_string(ev));
+        res = err ? NULL
+                  : rd_kafka_CreateTopics_result_topics(
+                        rd_kafka_event_CreateTopics_result(ev), &n);
+        if (n == 1) {
+            err = rd_kafka_topic_result_error(res[0]);
+            snprintf(e, e_size, "%s", rd_kafka_err2str(err));
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(nt);
+    if (err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        return RD_KAFKA_RESP_ERR_NO_ERROR;
+    }
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        core_log(CORE_LOG_INFO, "dlq",
+                 "msg=\"dead-letter topic created\" topic=%s partitions=1 "
+                 "replication=%d",
+                 topic, rf);
+    }
+    return err;
+}
+
+/*
+ * Looks topic up the first time a record goes there, creating it when the
+ * brokers say it does not exist.  Blocks for one metadata request (and a
+ * CreateTopics) once per topic name.  CORE_ERR_STOP with dlq->error when
+ * the topic is missing and cannot be created; when the brokers do not
+ * answer, the topic is taken as it is (librdkafka holds the records until
+ * it is known, and a topic still missing then fails their delivery).
+ */
+static enum core_err dlq_check_topic(struct sink_dlq *dlq, const char *topic)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_topic_t *rkt;
+    rd_kafka_resp_err_t err;
+    char e[256];
+
+    for (size_t i = 0; i < dlq->nchecked; i++) {
+        if (strcmp(dlq->checked[i], topic) == 0) {
+            return CORE_OK;
+        }
+    }
+    dlq->checked =
+        core_realloc(dlq->checked, (dlq->nchecked + 1) * sizeof(char *));
+    dlq->checked[dlq->nchecked++] = core_strdup(topic);
+
+    rkt = rd_kafka_topic_new(dlq->rk, topic, NULL);
+    err = rd_kafka_metadata(dlq->rk, 0, rkt, &md, 10000);
+    rd_kafka_topic_destroy(rkt);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        core_log(CORE_LOG_WARN, "dlq",
+                 "msg=\"cannot look the dead-letter topic up; producing to "
+                 "it as it is\" topic=%s error=\"%s\"",
+                 topic, rd_kafka_err2str(err));
+        return CORE_OK;
+    }
+    if (md->topic_cnt == 1 &&
+        md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        err = dlq_create(dlq, topic, md->broker_cnt, e, sizeof(e));
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            snprintf(dlq->error, sizeof(dlq->error),
+                     "the dead-letter topic '%s' does not exist and could not "
+                     "be created (%s): create it (kafka-topics.sh --create "
+                     "--topic %s --partitions 1 --replication-factor 3), or "
+                     "set dlq.topic to one that exists",
+                     topic, e, topic);
+            rd_kafka_metadata_destroy(md);
+            return CORE_ERR_STOP;
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    return CORE_OK;
 }
 
 enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
@@ -103,6 +226,8 @@ enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     struct sink_dlq *dlq = core_calloc(1, sizeof(*dlq));
+    const struct core_kafka_prop *forced_all;
+    size_t nforced;
     char e[512];
 
     *out = NULL;
@@ -123,6 +248,15 @@ enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
             goto fail;
         }
     }
+    forced_all = core_kafka_forced(&nforced);
+    for (size_t i = 0; i < nforced; i++) {
+        if (rd_kafka_conf_set(conf, forced_all[i].name, forced_all[i].value,
+                              e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size,
+                     "cannot configure the dead-letter producer: %s", e);
+            goto fail;
+        }
+    }
     rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_opaque(conf, dlq);
@@ -134,6 +268,13 @@ enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
     }
     dlq->cb = *cb;
     dlq->topic = cfg->topic ? core_strdup(cfg->topic) : NULL;
+    /* a configured topic is checked (created) at the start, where a
+     * missing permission is best said */
+    if (dlq->topic != NULL && dlq_check_topic(dlq, dlq->topic) != CORE_OK) {
+        snprintf(errstr, errstr_size, "%s", dlq->error);
+        sink_dlq_destroy(dlq, 0);
+        return CORE_ERR_USAGE;
+    }
     *out = dlq;
     return CORE_OK;
 fail:
@@ -151,6 +292,10 @@ void sink_dlq_destroy(struct sink_dlq *dlq, int timeout_ms)
         rd_kafka_flush(dlq->rk, timeout_ms);
         rd_kafka_destroy(dlq->rk);
     }
+    for (size_t i = 0; i < dlq->nchecked; i++) {
+        free(dlq->checked[i]);
+    }
+    free(dlq->checked);
     free(dlq->topic);
     free(dlq);
 }
@@ -166,6 +311,10 @@ enum core_err sink_dlq_produce(struct sink_dlq *dlq,
     if (dest == NULL) {
         snprintf(topic, sizeof(topic), "%s.dlq", rec->source_topic);
         dest = topic;
+    }
+    if (dlq_check_topic(dlq, dest) != CORE_OK) {
+        rd_kafka_headers_destroy(h);
+        return CORE_ERR_STOP;
     }
     snprintf(part, sizeof(part), "%" PRId32, rec->source_partition);
     snprintf(off, sizeof(off), "%" PRId64, rec->source_offset);

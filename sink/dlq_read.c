@@ -51,6 +51,8 @@ static rd_kafka_conf_t *conf_from(const struct sink_dlq_read_config *cfg,
                                   size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const struct core_kafka_prop *forced;
+    size_t nforced;
     char e[256];
 
     for (size_t i = 0; i < cfg->kafka_count; i++) {
@@ -66,6 +68,16 @@ static rd_kafka_conf_t *conf_from(const struct sink_dlq_read_config *cfg,
             consumer) {
             snprintf(errstr, errstr_size, "configuration key 'kafka.%s': %s",
                      cfg->kafka_keys[i], e);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    forced = core_kafka_forced(&nforced);
+    for (size_t i = 0; i < nforced; i++) {
+        if (rd_kafka_conf_set(conf, forced[i].name, forced[i].value, e,
+                              sizeof(e)) != RD_KAFKA_CONF_OK) {
+            snprintf(errstr, errstr_size, "cannot set '%s': %s",
+                     forced[i].name, e);
             rd_kafka_conf_destroy(conf);
             return NULL;
         }

@@ -211,6 +211,10 @@ struct sink_dlq_record {
 
 struct sink_dlq;
 
+/* Creates the idempotent producer.  With cfg->topic set, looks that topic
+ * up and creates it when missing (one partition, replication min(3,
+ * brokers)); blocks for that.  CORE_ERR_USAGE with errstr when it is
+ * missing and cannot be created, or the configuration is refused. */
 CORE_WUR enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
                                     const struct sink_dlq_callbacks *cb,
                                     struct sink_dlq **out, char *errstr,
@@ -220,7 +224,9 @@ CORE_WUR enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
 void sink_dlq_destroy(struct sink_dlq *dlq, int timeout_ms);
 
 /* Queues one record (copied).  CORE_ERR_RETRY when librdkafka's queue is
- * full: poll and try again. */
+ * full: poll and try again.  The first record for a topic looks it up
+ * (and creates it when missing), blocking once per topic name;
+ * CORE_ERR_STOP with sink_dlq_error when it cannot be created. */
 CORE_WUR enum core_err sink_dlq_produce(struct sink_dlq *dlq,
                                         const struct sink_dlq_record *rec);
 

@@ -3,7 +3,9 @@
 # one closing line "N passed, N failed".  Usage: run-all.sh UNIT... -- SCRIPT...
 # Each shell test exits 0 on success; its output is shown only on failure
 # (or always with VERBOSE=1).  A test that runs longer than TEST_TIMEOUT
-# seconds (default 900) fails.
+# seconds (default 900) fails.  A shell test written "apache:PATH" runs
+# with DEV_KAFKA=apache (the same test on a real Apache Kafka, issue 13)
+# and is named "NAME@apache".
 set -u
 export CMOCKA_MESSAGE_OUTPUT=${CMOCKA_MESSAGE_OUTPUT:-STDOUT}
 passed=0
@@ -17,13 +19,21 @@ for t in "$@"; do
         mode=script
         continue
     fi
+    broker=dev
+    case $t in
+    apache:*)
+        broker=apache
+        t=${t#apache:}
+        ;;
+    esac
     name=$(basename "$t")
+    [ "$broker" = dev ] || name="$name@$broker"
     log="$BUILD/test-logs/$name.log"
     start=$(date +%s)
     if [ "$mode" = unit ]; then
         timeout "$timeout_s" "$t" >"$log" 2>&1
     else
-        timeout "$timeout_s" bash "$t" >"$log" 2>&1
+        DEV_KAFKA=$broker timeout "$timeout_s" bash "$t" >"$log" 2>&1
     fi
     rc=$?
     secs=$(( $(date +%s) - start ))

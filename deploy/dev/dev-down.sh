@@ -58,6 +58,13 @@ rc=0
 stopped=0
 stop moesif-dev || rc=1
 stop kafka-dev || rc=1
+if [ -s "$DEV_DIR/kafka.nodes" ]; then
+    # the Apache Kafka nodes of DEV_KAFKA=apache
+    DEV_DIR=$DEV_DIR bash "$ROOT/deploy/dev/kafka/apache-kafka.sh" down || rc=1
+    echo "dev-down: stopped Apache Kafka ($(cat "$DEV_DIR/kafka.nodes") node(s))"
+    rm -f "$DEV_DIR/kafka.nodes"
+    stopped=1
+fi
 if [ $rc -eq 0 ]; then
     rm -f "$DEV_DIR/bootstrap.servers" "$DEV_DIR/moesif.url" \
         "$DEV_DIR/kafka.sock" "$DEV_DIR/env"

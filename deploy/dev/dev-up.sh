@@ -31,6 +31,11 @@
 #   MOESIF_DEV_ARGS  extra moesif-dev options (fault injection)
 #   DEV_NO_MOESIF=1  start kafka-dev alone when moesif-dev is not built
 #   DEV_WAIT_S     seconds to wait for each server (default 20)
+#   DEV_KAFKA=apache  a real Apache Kafka instead of kafka-dev
+#                  (deploy/dev/kafka/apache-kafka.sh, which reads
+#                  DEV_KAFKA_NODES, DEV_KAFKA_PROPS; `make kafka-jars`
+#                  first); kafka.sock is then absent and KAFKA_CTL empty:
+#                  `kafka-dev remote BOOTSTRAP CMD` answers what it can
 #
 # Exits 0 once both answer (or when the stack already runs), 1 with a
 # sentence on stderr otherwise, having stopped whatever it had started.
@@ -46,6 +51,7 @@ DEV_APP_ID=${DEV_APP_ID:-dev-app-id}
 MOESIF_DEV_ARGS=${MOESIF_DEV_ARGS:-}
 DEV_NO_MOESIF=${DEV_NO_MOESIF:-0}
 DEV_WAIT_S=${DEV_WAIT_S:-20}
+DEV_KAFKA=${DEV_KAFKA:-dev}
 
 die() {
     echo "dev-up: $*" >&2
@@ -82,7 +88,11 @@ summary() {
     else
         echo "  moesif  not started"
     fi
-    echo "  topics  $("$KAFKA_DEV" ctl "$DEV_DIR/kafka.sock" topics | sed 's/^ok //')"
+    if [ "$DEV_KAFKA" = apache ]; then
+        echo "  topics  $("$KAFKA_DEV" remote "$(cat "$DEV_DIR/bootstrap.servers")" topics | sed 's/^ok //')  (Apache Kafka, $(cat "$DEV_DIR/kafka.nodes") node(s))"
+    else
+        echo "  topics  $("$KAFKA_DEV" ctl "$DEV_DIR/kafka.sock" topics | sed 's/^ok //')"
+    fi
     echo "  env     . $DEV_DIR/env"
 }
 
@@ -226,10 +236,19 @@ moesif_ready() {
     [ -n "$code" ] && [ "$code" != 000 ]
 }
 
-launch kafka-dev "$KAFKA_DEV" --brokers "$DEV_BROKERS" "${topic_args[@]}" \
-    --bootstrap-file "$DEV_DIR/bootstrap.servers" \
-    --control "$DEV_DIR/kafka.sock"
-wait_for kafka-dev "$launched" kafka_ready
+if [ "$DEV_KAFKA" = apache ]; then
+    specs=()
+    for name in "${order[@]}"; do
+        specs+=("$name:${parts[$name]}")
+    done
+    DEV_DIR=$DEV_DIR BUILD=$BUILD bash "$ROOT/deploy/dev/kafka/apache-kafka.sh" up "${specs[@]}" ||
+        die "Apache Kafka did not start (see above)"
+else
+    launch kafka-dev "$KAFKA_DEV" --brokers "$DEV_BROKERS" "${topic_args[@]}" \
+        --bootstrap-file "$DEV_DIR/bootstrap.servers" \
+        --control "$DEV_DIR/kafka.sock"
+    wait_for kafka-dev "$launched" kafka_ready
+fi
 
 printf '%s\n' "$DEV_APP_ID" >"$DEV_DIR/app_id"
 if [ -x "$MOESIF_DEV" ]; then
@@ -244,7 +263,13 @@ fi
 {
     echo "DEV_DIR='$DEV_DIR'"
     echo "BOOTSTRAP='$(cat "$DEV_DIR/bootstrap.servers")'"
-    echo "KAFKA_CTL='$DEV_DIR/kafka.sock'"
+    if [ "$DEV_KAFKA" = apache ]; then
+        echo "DEV_KAFKA='apache'"
+        echo "KAFKA_CTL=''"
+    else
+        echo "DEV_KAFKA='dev'"
+        echo "KAFKA_CTL='$DEV_DIR/kafka.sock'"
+    fi
     echo "APP_ID='$DEV_APP_ID'"
     if [ -s "$DEV_DIR/moesif.url" ]; then
         echo "MOESIF_URL='$(cat "$DEV_DIR/moesif.url")'"

@@ -10,6 +10,12 @@
  *       commits and idempotent producers; prints the bootstrap servers and
  *       answers fault-control commands on a unix socket until SIGTERM.
  *   kafka-dev ctl PATH COMMAND [ARG]...    send one control command
+ *   kafka-dev remote BOOTSTRAP COMMAND [ARG]...
+ *       the same commands, run here against any broker (the real Apache
+ *       Kafka of deploy/dev/kafka/, issue 13): those a client can do
+ *       (topics, create-topic through the Admin API, watermarks, check,
+ *       committed, leaders, isr, brokers); the fault injections need the
+ *       mock and answer an error
  *   kafka-dev plan [--partitions N] [--bytes B] [FILE]
  *       how many partitions a load needs under the mock's partition cap
  *   kafka-dev keyed [FILE]    NDJSON lines -> "user_id<TAB>line" for kcat -K
@@ -855,9 +861,176 @@ static void kd_cmd_create_topic(struct kd_server *srv, const char *spec,
     }
 }
 
+/*
+ * "create-topic NAME:PARTS" on a real broker: the Admin API, replication
+ * min(3, brokers) with min.insync.replicas 2 at three copies, as userpipe
+ * itself creates topics (core/kafka_props.c).  TOPIC_ALREADY_EXISTS is an
+ * error here, as on the mock.
+ */
+static void kd_remote_create_topic(struct kd_server *srv, const char *spec,
+                                   struct kd_buf *reply)
+{
+    char name[KD_TOPIC_NAME_MAX + 1];
+    char errstr[512];
+    long partitions;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_NewTopic_t *nt = NULL;
+    rd_kafka_queue_t *q = NULL;
+    rd_kafka_event_t *ev = NULL;
+    rd_kafka_resp_err_t err;
+    int repl;
+    rd_kafka_t *rk;
+
+    if (kd_parse_topic_spec(spec, name, &partitions, errstr, sizeof(errstr)) !=
+        0) {
+        kd_buf_printf(reply, "error %s", errstr);
+        return;
+    }
+    rk = kd_probe_new(srv, NULL, errstr, sizeof(errstr));
+    if (rk == NULL) {
+        kd_buf_printf(reply, "error cannot create a probe client: %s", errstr);
+        return;
+    }
+    err = rd_kafka_metadata(rk, 0, NULL, &md, KD_PROBE_TIMEOUT_MS);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        kd_buf_printf(reply, "error no metadata within %d ms: %s",
+                      KD_PROBE_TIMEOUT_MS, rd_kafka_err2str(err));
+        goto out;
+    }
+    repl = md->broker_cnt < KD_MAX_REPLICATION ? md->broker_cnt
+                                               : KD_MAX_REPLICATION;
+    nt = rd_kafka_NewTopic_new(name, (int)partitions, repl, errstr,
+                               sizeof(errstr));
+    if (nt == NULL) {
+        kd_buf_printf(reply, "error %s", errstr);
+        goto out;
+    }
+    if (repl >= 3) {
+        rd_kafka_NewTopic_set_config(nt, "min.insync.replicas", "2");
+    }
+    q = rd_kafka_queue_new(rk);
+    rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
+    ev = rd_kafka_queue_poll(q, 30000);
+    if (ev == NULL) {
+        kd_buf_printf(reply, "error create-topic %s: no answer within 30 s",
+                      name);
+        goto out;
+    }
+    err = rd_kafka_event_error(ev);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        size_t n = 0;
+        const rd_kafka_topic_result_t **res =
+            rd_kafka_CreateTopics_result_topics(
+                rd_kafka_event_CreateTopics_result(ev), &n);
+        if (n == 1) {
+            err = rd_kafka_topic_result_error(res[0]);
+        }
+    }
+    snprintf(errstr, sizeof(errstr), "create-topic %s:%ld", name, partitions);
+    kd_reply_err(reply, errstr, err);
+out:
+    if (ev != NULL) {
+        rd_kafka_event_destroy(ev);
+    }
+    if (q != NULL) {
+        rd_kafka_queue_destroy(q);
+    }
+    if (nt != NULL) {
+        rd_kafka_NewTopic_destroy(nt);
+    }
+    if (md != NULL) {
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_destroy(rk);
+}
+
+/*
+ * "leaders TOPIC" (" P:LEADER" per partition), "isr TOPIC" (" P:ID,ID..."
+ * in-sync replicas) and "brokers" (" ID:HOST:PORT"): what the kill tests
+ * of tests/kafka/ need to know whom to kill.
+ */
+static void kd_cmd_layout(struct kd_server *srv, const char *what,
+                          const char *topic, struct kd_buf *reply)
+{
+    char errstr[512];
+    const struct rd_kafka_metadata *md = NULL;
+    const rd_kafka_metadata_topic_t *t = NULL;
+    rd_kafka_resp_err_t err;
+    rd_kafka_t *rk = kd_probe_new(srv, NULL, errstr, sizeof(errstr));
+
+    if (rk == NULL) {
+        kd_buf_printf(reply, "error cannot create a probe client: %s", errstr);
+        return;
+    }
+    err = rd_kafka_metadata(rk, topic == NULL, NULL, &md, KD_PROBE_TIMEOUT_MS);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        kd_buf_printf(reply, "error no metadata within %d ms: %s",
+                      KD_PROBE_TIMEOUT_MS, rd_kafka_err2str(err));
+        goto out;
+    }
+    if (topic == NULL) {
+        kd_buf_printf(reply, "ok");
+        for (int i = 0; i < md->broker_cnt; i++) {
+            kd_buf_printf(reply, " %d:%s:%d", md->brokers[i].id,
+                          md->brokers[i].host, md->brokers[i].port);
+        }
+        goto out;
+    }
+    for (int i = 0; i < md->topic_cnt; i++) {
+        if (strcmp(md->topics[i].topic, topic) == 0) {
+            t = &md->topics[i];
+        }
+    }
+    if (t == NULL || t->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        kd_buf_printf(reply, "error topic \"%s\" does not exist", topic);
+        goto out;
+    }
+    kd_buf_printf(reply, "ok %s", topic);
+    for (int p = 0; p < t->partition_cnt; p++) {
+        const rd_kafka_metadata_partition_t *mp = &t->partitions[p];
+        if (strcmp(what, "leaders") == 0) {
+            kd_buf_printf(reply, " %d:%d", mp->id, mp->leader);
+            continue;
+        }
+        kd_buf_printf(reply, " %d:", mp->id);
+        for (int r = 0; r < mp->isr_cnt; r++) {
+            kd_buf_printf(reply, "%s%d", r ? "," : "", mp->isrs[r]);
+        }
+    }
+out:
+    if (md != NULL) {
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_destroy(rk);
+}
+
+/* Commands only the mock can do; on a real broker they answer an error. */
+static int kd_mock_only(const struct kd_server *srv, const char *cmd,
+                        struct kd_buf *reply)
+{
+    static const char *const mock_only[] = {"limits", "broker-down",
+                                            "broker-up", "broker-rtt",
+                                            "push-errors", "clear-errors"};
+    if (srv->mcluster != NULL) {
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(mock_only) / sizeof(mock_only[0]); i++) {
+        if (strcmp(cmd, mock_only[i]) == 0) {
+            kd_buf_printf(reply,
+                          "error \"%s\" needs kafka-dev's mock cluster; on "
+                          "a real broker stop or kill the broker process "
+                          "instead (deploy/dev/kafka/)",
+                          cmd);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static const char kd_help[] =
     "ok commands: ping | topics | create-topic NAME:PARTS | "
     "watermarks TOPIC | check [TOPIC]... | committed GROUP TOPIC | "
+    "leaders TOPIC | isr TOPIC | brokers | "
     "broker-down ID|all | broker-up ID|all | broker-rtt ID|all MS | "
     "push-errors API ERRCODE COUNT | clear-errors | limits | help";
 
@@ -884,8 +1057,20 @@ static void kd_command(struct kd_server *srv, char *line, struct kd_buf *reply)
         kd_buf_printf(reply, "error empty command; try help");
         return;
     }
+    if (kd_mock_only(srv, argv[0], reply)) {
+        return;
+    }
     if (strcmp(argv[0], "ping") == 0 && argc == 1) {
         kd_buf_printf(reply, "ok pong %s", srv->bootstraps);
+    } else if (strcmp(argv[0], "create-topic") == 0 && argc == 2 &&
+               srv->mcluster == NULL) {
+        kd_remote_create_topic(srv, argv[1], reply);
+    } else if ((strcmp(argv[0], "leaders") == 0 ||
+                strcmp(argv[0], "isr") == 0) &&
+               argc == 2) {
+        kd_cmd_layout(srv, argv[0], argv[1], reply);
+    } else if (strcmp(argv[0], "brokers") == 0 && argc == 1) {
+        kd_cmd_layout(srv, argv[0], NULL, reply);
     } else if (strcmp(argv[0], "help") == 0) {
         kd_buf_printf(reply, "%s", kd_help);
     } else if (strcmp(argv[0], "limits") == 0 && argc == 1) {
@@ -1456,6 +1641,34 @@ out:
     return rc;
 }
 
+/* "kafka-dev remote BOOTSTRAP COMMAND [ARG]...": one command run here,
+ * against whatever broker BOOTSTRAP names; exit status as ctl's. */
+static int kd_remote(int argc, char **argv)
+{
+    struct kd_server srv;
+    struct kd_buf line = {0};
+    struct kd_buf reply = {0};
+    int rc;
+
+    if (argc < 4) {
+        fprintf(stderr,
+                "usage: kafka-dev remote BOOTSTRAP COMMAND [ARG]...\n");
+        return 2;
+    }
+    memset(&srv, 0, sizeof(srv));
+    srv.bootstraps = argv[2];
+    srv.listen_fd = -1;
+    for (int i = 3; i < argc; i++) {
+        kd_buf_printf(&line, "%s%s", i > 3 ? " " : "", argv[i]);
+    }
+    kd_command(&srv, line.p, &reply);
+    rc = strncmp(reply.p, "ok", 2) == 0 ? 0 : 1;
+    fprintf(rc == 0 ? stdout : stderr, "%s\n", reply.p);
+    kd_buf_release(&line);
+    kd_buf_release(&reply);
+    return rc;
+}
+
 /* ---- keyed and plan: the user_id of an NDJSON line --------------------- */
 
 struct kd_scan {
@@ -2013,6 +2226,9 @@ int main(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "ctl") == 0) {
         return kd_ctl(argc, argv);
+    }
+    if (argc >= 2 && strcmp(argv[1], "remote") == 0) {
+        return kd_remote(argc, argv);
     }
     if (argc >= 2 && strcmp(argv[1], "plan") == 0) {
         return kd_plan(argc, argv);

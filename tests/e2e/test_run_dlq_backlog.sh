@@ -6,6 +6,7 @@
 # takes them again, every reject is there and every offset is committed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+kafka_dev_only "it injects NOT_LEADER_FOR_PARTITION into Produce answers; tests/kafka/test_kafka_leader_kill.sh is the real-cluster equivalent"
 
 # four dead-letter partitions: 30,000 records with their headers stay
 # under kafka-dev's 5 MiB a partition (kafka_ctl check says if not)

@@ -7,6 +7,7 @@
 # settled and committed, and the end offsets it logged are the broker's.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+kafka_dev_only "it makes ListOffsets answer TOPIC_AUTHORIZATION_FAILED, which a real broker does only with an authorizer and ACLs"
 
 DEV_TOPICS="users:12 users.dlq:1 userpipe-schema:1" dev_start
 # 20 events keyed by user over 12 partitions: some partitions stay empty

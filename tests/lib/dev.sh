@@ -15,9 +15,16 @@
 # printed; DEV_KEEP=1 keeps the temp folder.
 #
 # Exports after dev_start: BOOTSTRAP, MOESIF_URL (empty without
-# moesif-dev), APP_ID, DEV_DIR, KAFKA_CTL, KAFKA_DEV.
+# moesif-dev), APP_ID, DEV_DIR, KAFKA_CTL, KAFKA_DEV, DEV_KAFKA.
 # Needs BUILD (default build/release); honours DEV_NO_MOESIF=1 and the
 # other variables of deploy/dev/dev-up.sh.
+#
+# DEV_KAFKA=apache runs the same tests on a real Apache Kafka
+# (deploy/dev/kafka/apache-kafka.sh; DEV_KAFKA_NODES=3 for the cluster).
+# kafka_ctl then runs the command here with `kafka-dev remote`, which does
+# all a client can (topics, watermarks, committed, create-topic, leaders);
+# the fault injections of the mock (broker-down, push-errors, ...) answer
+# an error, and a test that needs them calls kafka_dev_only first.
 
 DEV_LIB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${BUILD:-build/release}
@@ -28,6 +35,8 @@ esac
 export BUILD
 KAFKA_DEV=$BUILD/kafka-dev
 export KAFKA_DEV
+DEV_KAFKA=${DEV_KAFKA:-dev}
+export DEV_KAFKA
 
 DEV_TMP=
 DEV_AT_EXIT=()
@@ -101,7 +110,26 @@ dev_stop() {
 # kafka_ctl CMD [ARG]...: one kafka-dev control command; prints the "ok"
 # reply on stdout, an "error" reply on stderr and returns non-zero.
 kafka_ctl() {
-    "$KAFKA_DEV" ctl "$KAFKA_CTL" "$@"
+    if [ "$DEV_KAFKA" = apache ]; then
+        "$KAFKA_DEV" remote "$BOOTSTRAP" "$@"
+    else
+        "$KAFKA_DEV" ctl "$KAFKA_CTL" "$@"
+    fi
+}
+
+# kafka_dev_only REASON: a test that needs kafka-dev's fault injection
+# passes on a real broker without running, saying why on stdout.
+kafka_dev_only() {
+    if [ "$DEV_KAFKA" = apache ]; then
+        echo "SKIP on Apache Kafka (kafka-dev only): $*"
+        exit 0
+    fi
+}
+
+# kafka_node VERB N: stop, kill (-9), start or pid of Apache Kafka node N
+# (DEV_KAFKA=apache only).
+kafka_node() {
+    DEV_DIR=$DEV_DIR BUILD=$BUILD bash "$DEV_LIB_ROOT/deploy/dev/kafka/apache-kafka.sh" "$@"
 }
 
 # produce_file TOPIC FILE: loads an NDJSON file into TOPIC keyed by

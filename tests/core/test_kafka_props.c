@@ -1,0 +1,213 @@
+/*
+ * test_kafka_props.c: tests of core/kafka_props.c, the properties every
+ * librdkafka client of userpipe is given (issue 11, item 1: no client may
+ * create a topic as a side effect).
+ *
+ * Beyond the table, each constructor that makes a librdkafka client (the
+ * ingest consumer, the schema topic's producer and reader, the dead-letter
+ * producer, the dlq reader and redrive producer) is run against an
+ * in-process mock cluster, with rd_kafka_new wrapped (-Wl,--wrap, see
+ * tests/tests.mk): the wrapper records what each client's configuration
+ * says, even where the user's kafka.* asked for the opposite.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "../../ingest/ingest.h"
+#include "../../schemas/schema.h"
+#include "../../sink/sink.h"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- the wrapped constructor ------------------------------------------ */
+
+#define MAX_CLIENTS 8
+
+static struct {
+    int n;
+    rd_kafka_type_t type[MAX_CLIENTS];
+    char auto_create[MAX_CLIENTS][16];
+} seen;
+
+rd_kafka_t *__real_rd_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                                char *errstr, size_t errstr_size);
+rd_kafka_t *__wrap_rd_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                                char *errstr, size_t errstr_size);
+
+rd_kafka_t *__wrap_rd_kafka_new(rd_kafka_type_t type, rd_kafka_conf_t *conf,
+                                char *errstr, size_t errstr_size)
+{
+    if (seen.n < MAX_CLIENTS) {
+        size_t len = sizeof(seen.auto_create[0]);
+        seen.type[seen.n] = type;
+        if (rd_kafka_conf_get(conf, "allow.auto.create.topics",
+                              seen.auto_create[seen.n],
+                              &len) != RD_KAFKA_CONF_OK) {
+            snprintf(seen.auto_create[seen.n], sizeof(seen.auto_create[0]),
+                     "unset");
+        }
+        seen.n++;
+    }
+    return __real_rd_kafka_new(type, conf, errstr, errstr_size);
+}
+
+/* ---- a mock cluster with the default topics ---------------------------- */
+
+static rd_kafka_t *holder;
+static char bootstrap[256];
+
+/* kafka.* as a user might write them: asking for auto-creation. */
+static const char *keys[3] = {"bootstrap.servers", "group.id",
+                              "allow.auto.create.topics"};
+static const char *values[3] = {bootstrap, "test-kafka-props", "true"};
+
+static int setup(void **state)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_mock_cluster_t *mc;
+    char e[256];
+    (void)state;
+
+    holder = __real_rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (holder == NULL) {
+        return -1;
+    }
+    mc = rd_kafka_mock_cluster_new(holder, 1);
+    if (mc == NULL) {
+        return -1;
+    }
+    snprintf(bootstrap, sizeof(bootstrap), "%s",
+             rd_kafka_mock_cluster_bootstraps(mc));
+    rd_kafka_mock_topic_create(mc, "users", 2, 1);
+    rd_kafka_mock_topic_create(mc, "users.dlq", 1, 1);
+    rd_kafka_mock_topic_create(mc, "userpipe-schema", 1, 1);
+    /* the mock cluster lives as long as this handle; tearing it down at
+     * exit only slows the test, the process ends anyway */
+    return 0;
+}
+
+static void expect_no_auto_create(int clients)
+{
+    assert_int_equal(seen.n, clients);
+    for (int i = 0; i < seen.n; i++) {
+        assert_string_equal(seen.auto_create[i], "false");
+    }
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_core_kafka_forced__forbids_auto_create(void **state)
+{
+    size_t n = 0, found = 0;
+    const struct core_kafka_prop *p = core_kafka_forced(&n);
+    (void)state;
+
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(p[i].name, "allow.auto.create.topics") == 0) {
+            assert_string_equal(p[i].value, "false");
+            found++;
+        }
+    }
+    assert_int_equal(found, 1);
+}
+
+static void test_core_kafka_replication__min_of_three_and_brokers(void **state)
+{
+    (void)state;
+    assert_int_equal(core_kafka_replication(0), 1);
+    assert_int_equal(core_kafka_replication(1), 1);
+    assert_int_equal(core_kafka_replication(2), 2);
+    assert_int_equal(core_kafka_replication(3), 3);
+    assert_int_equal(core_kafka_replication(7), 3);
+}
+
+static void test_ingest_new__consumer_never_auto_creates(void **state)
+{
+    struct ingest_config cfg = {keys, values, 3, "users", 0, 0, 1000};
+    struct ingest *ing = NULL;
+    char e[512];
+    (void)state;
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(ingest_new(&cfg, NULL, &ing, e, sizeof(e)), CORE_OK);
+    ingest_destroy(ing);
+    expect_no_auto_create(1);
+    assert_int_equal(seen.type[0], RD_KAFKA_CONSUMER);
+}
+
+static void test_sink_dlq_new__producer_never_auto_creates(void **state)
+{
+    struct sink_dlq_config cfg = {keys, values, 3, "users.dlq"};
+    struct sink_dlq_callbacks cb = {NULL, NULL};
+    struct sink_dlq *dlq = NULL;
+    char e[512];
+    (void)state;
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(sink_dlq_new(&cfg, &cb, &dlq, e, sizeof(e)), CORE_OK);
+    sink_dlq_destroy(dlq, 1000);
+    expect_no_auto_create(1);
+    assert_int_equal(seen.type[0], RD_KAFKA_PRODUCER);
+}
+
+static void test_schema_claims_new__both_clients_never_auto_create(void **state)
+{
+    struct schema_claims_config cfg = {keys,   values,     3,
+                                       "userpipe-schema", "test", "name"};
+    struct schema *sch = schema_new();
+    struct schema_claims *sc = NULL;
+    char e[512];
+    (void)state;
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(schema_claims_new(&cfg, sch, &sc, e, sizeof(e)), CORE_OK);
+    schema_claims_destroy(sc);
+    schema_destroy(sch);
+    expect_no_auto_create(2);
+}
+
+static int skip_all(void *opaque, const struct sink_dlq_record *rec,
+                    int64_t dlq_timestamp_ms)
+{
+    (void)opaque;
+    (void)rec;
+    (void)dlq_timestamp_ms;
+    return 0;
+}
+
+static void test_sink_dlq_read__reader_and_redriver_never_auto_create(
+    void **state)
+{
+    const char *topics[1] = {"users.dlq"};
+    struct sink_dlq_read_config cfg = {keys, values, 3, topics, 1,
+                                       "test-redrive"};
+    uint64_t redriven = 0;
+    char e[512];
+    (void)state;
+
+    memset(&seen, 0, sizeof(seen));
+    assert_int_equal(
+        sink_dlq_read(&cfg, skip_all, NULL, &redriven, e, sizeof(e)), CORE_OK);
+    assert_int_equal(redriven, 0);
+    expect_no_auto_create(2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_core_kafka_forced__forbids_auto_create),
+        cmocka_unit_test(test_core_kafka_replication__min_of_three_and_brokers),
+        cmocka_unit_test(test_ingest_new__consumer_never_auto_creates),
+        cmocka_unit_test(test_sink_dlq_new__producer_never_auto_creates),
+        cmocka_unit_test(test_schema_claims_new__both_clients_never_auto_create),
+        cmocka_unit_test(
+            test_sink_dlq_read__reader_and_redriver_never_auto_create),
+    };
+    return cmocka_run_group_tests_name("kafka_props", tests, setup, NULL);
+}
