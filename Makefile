@@ -65,7 +65,12 @@ all: build/userpipe
 # $(call obj,a.c b.c): their object files in this variant's folder.
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-include $(wildcard tests/*.mk tests/bench/*.mk tests/e2e/*.mk tests/kafka/*.mk deploy/dev/*.mk deploy/dev/kafka/*.mk transform/*.mk sink/*.mk ingest/*.mk)
+# every fragment by name (issue 14: the wildcard named folders that hold
+# none, and would silently skip a fragment gone missing)
+include tests/deploy.mk tests/metrics.mk tests/tests.mk \
+	tests/bench/bench.mk tests/bench/pipeline.mk tests/e2e/e2e.mk \
+	tests/kafka/kafka.mk deploy/dev/kafka.mk deploy/dev/moesif.mk \
+	deploy/dev/kafka/kafka.mk sink/sink.mk
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
