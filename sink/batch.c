@@ -693,6 +693,34 @@ static void batch_filter(struct sink_batcher *bat, struct sink_lane *lane,
     (void)batch_take(b, take_held, &ht);
 }
 
+/* batch_take over the lane's chain, oldest first: a batch left empty
+ * leaves it, the others keep their seq; the user map is rebuilt.  Returns
+ * the events taken. */
+static size_t chain_take(struct sink_batcher *bat, struct sink_lane *lane,
+                         take_fn take, void *ctx)
+{
+    size_t taken = 0;
+    unsigned kept = 0;
+
+    for (unsigned j = 0; j < lane->n_open; j++) {
+        struct sink_batch *o = lane->chain[j];
+        size_t before = o->event_bytes;
+        taken += batch_take(o, take, ctx);
+        lane->chain_bytes -= before - o->event_bytes;
+        if (o->n == 0) {
+            sink_batch_recycle(bat, o);
+            continue;
+        }
+        lane->chain[kept++] = o;
+    }
+    for (unsigned j = kept; j < lane->n_open; j++) {
+        lane->chain[j] = NULL;
+    }
+    lane->n_open = kept;
+    users_rebuild(lane);
+    return taken;
+}
+
 void sink_lane_hold(struct sink_batcher *bat, struct sink_lane *lane,
                     struct sink_batch *batch)
 {
@@ -723,23 +751,8 @@ void sink_lane_hold(struct sink_batcher *bat, struct sink_lane *lane,
      * in place, not sealed early, so batches stay full; a batch left empty
      * leaves the chain, the others keep their seq */
     {
-        unsigned kept = 0;
-        for (unsigned j = 0; j < lane->n_open; j++) {
-            struct sink_batch *o = lane->chain[j];
-            size_t before = o->event_bytes;
-            batch_filter(bat, lane, o);
-            lane->chain_bytes -= before - o->event_bytes;
-            if (o->n == 0) {
-                sink_batch_recycle(bat, o);
-                continue;
-            }
-            lane->chain[kept++] = o;
-        }
-        for (unsigned j = kept; j < lane->n_open; j++) {
-            lane->chain[j] = NULL;
-        }
-        lane->n_open = kept;
-        users_rebuild(lane);
+        struct held_take ht = {bat, lane};
+        (void)chain_take(bat, lane, take_held, &ht);
     }
 }
 
@@ -838,27 +851,12 @@ size_t sink_lane_drop(struct sink_batcher *bat, struct sink_lane *lane,
                       size_t *bytes)
 {
     size_t events = 0;
-    unsigned kept = 0;
     struct sink_batch *q = lane->heldq;
+    struct keep_take kt = {keep, ctx, bytes};
 
     lane->tail = list_keep(bat, &lane->head, keep, ctx, &events, bytes);
     (void)list_keep(bat, &lane->waiting, keep, ctx, &events, bytes);
-    for (unsigned j = 0; j < lane->n_open; j++) {
-        struct sink_batch *o = lane->chain[j];
-        size_t before = o->event_bytes;
-        events += batch_keep(o, keep, ctx, bytes);
-        lane->chain_bytes -= before - o->event_bytes;
-        if (o->n == 0) {
-            sink_batch_recycle(bat, o);
-            continue;
-        }
-        lane->chain[kept++] = o;
-    }
-    for (unsigned j = kept; j < lane->n_open; j++) {
-        lane->chain[j] = NULL;
-    }
-    lane->n_open = kept;
-    users_rebuild(lane);
+    events += chain_take(bat, lane, take_unwanted, &kt);
     /* the held queue is events only, without commas: rebuilt */
     if (q != NULL) {
         lane->heldq = NULL;
