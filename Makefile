@@ -43,14 +43,14 @@ ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
 
 # Library sources of each folder; main.c and the commands are linked only
 # into the binary so unit tests can link the rest.
-CORE_SRC := core/alloc.c core/codes.c core/hash.c core/log.c core/ndjson.c core/config.c core/parked.c core/metrics.c \
-	core/kafka_props.c
+CORE_SRC := core/alloc.c core/codes.c core/hash.c core/log.c core/kafka_props.c
 SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
 INGEST_SRC := ingest/ingest.c ingest/refill.c
-SINK_SRC := sink/dlq.c sink/dlq_read.c
-LIB_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) $(INGEST_SRC) $(SINK_SRC)
-MAIN_SRC = core/main.c core/cmd_transform.c core/cmd_run.c core/cmd_schema.c core/cmd_dlq.c
+SINK_SRC := sink/dlq.c
+CMD_LIB_SRC := cmd/config.c cmd/parked.c cmd/metrics.c cmd/ndjson.c cmd/dlq_read.c
+LIB_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) $(INGEST_SRC) $(SINK_SRC) $(CMD_LIB_SRC)
+MAIN_SRC = cmd/main.c cmd/transform.c cmd/run.c cmd/schema.c cmd/dlq.c
 
 UNIT_TESTS :=     # cmocka executables, run by `make check`
 SCRIPT_TESTS :=   # shell tests, run by `make check` after the unit tests
@@ -154,7 +154,7 @@ fuzz: fuzz-deps
 		-timeout=5 -rss_limit_mb=1024 -print_final_stats=1 \
 		-artifact_prefix=build/fuzz/ build/fuzz/corpus
 
-# README.md's configuration reference, generated from core/config.c's table.
+# README.md's configuration reference, generated from cmd/config.c's table.
 docs: all
 	@build/userpipe config-reference >build/config-reference.md
 	@awk 'BEGIN { skip = 0 } \

@@ -9,9 +9,7 @@
 # it serves on 127.0.0.1 with a port the kernel picks and fetches with
 # libcurl; it also starts a thread, hence -pthread.
 
-CORE_SRC += $(filter-out $(CORE_SRC),core/metrics.c)
-
-METRICS_TESTS := tests/core/test_metrics.c
+METRICS_TESTS := tests/cmd/test_metrics.c
 METRICS_TEST_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(METRICS_TESTS)))
 
 define metrics_test_rule

@@ -13,7 +13,7 @@
  */
 #include "commands.h"
 #include "config.h"
-#include "core.h"
+#include "../core/core.h"
 #include "metrics.h"
 #include "parked.h"
 #include "../ingest/ingest.h"

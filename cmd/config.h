@@ -11,7 +11,7 @@
 #ifndef CORE_CONFIG_H
 #define CORE_CONFIG_H
 
-#include "core.h"
+#include "../core/core.h"
 #include "../sink/sink.h"
 #include "../transform/transform.h"
 

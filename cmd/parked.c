@@ -6,7 +6,7 @@
  * steady pipeline is most of the time.
  */
 #include "parked.h"
-#include "core.h"
+#include "../core/core.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -10,7 +10,7 @@
 #ifndef CORE_METRICS_H
 #define CORE_METRICS_H
 
-#include "core.h"
+#include "../core/core.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -8,7 +8,7 @@
  * its reject line piece by piece (base64) as it is read, never held whole.
  */
 #include "commands.h"
-#include "core.h"
+#include "../core/core.h"
 #include "ndjson.h"
 #include "../schemas/schema.h"
 #include "../transform/transform.h"

@@ -14,7 +14,7 @@
 
 #include "commands.h"
 #include "config.h"
-#include "core.h"
+#include "../core/core.h"
 #include "../schemas/schema.h"
 #include "../sink/sink.h"
 #include "../transform/transform.h"

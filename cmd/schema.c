@@ -12,7 +12,7 @@
  */
 #include "commands.h"
 #include "config.h"
-#include "core.h"
+#include "../core/core.h"
 #include "../schemas/schema.h"
 
 #include <getopt.h>

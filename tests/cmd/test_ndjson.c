@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../core/ndjson.h"
+#include "../../cmd/ndjson.h"
 
 #include <stdio.h>
 #include <stdlib.h>

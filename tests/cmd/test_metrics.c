@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "../../core/metrics.h"
+#include "../../cmd/metrics.h"
 #include "../../core/core.h"
 
 #include <arpa/inet.h>

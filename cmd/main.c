@@ -4,8 +4,8 @@
  * needs, so `userpipe transform` runs with no Kafka and no HTTP.
  */
 #include "commands.h"
-#include "core.h"
-#include "version.h"
+#include "../core/core.h"
+#include "../core/version.h"
 
 #include <stdio.h>
 #include <string.h>

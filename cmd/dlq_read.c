@@ -8,8 +8,8 @@
  * acknowledged (acks=all), so a crash redrives again rather than losing a
  * record, and a finished redrive is not repeated by the next one.
  */
-#include "sink.h"
-#include "sink_int.h"
+#include "../sink/sink.h"
+#include "../sink/sink_int.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>

@@ -12,7 +12,7 @@
  * size is computed from the snapshot before formatting starts.
  */
 #include "metrics.h"
-#include "core.h"
+#include "../core/core.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
