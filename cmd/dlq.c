@@ -14,6 +14,7 @@
 
 #include "commands.h"
 #include "config.h"
+#include "dlq_read.h"
 #include "../core/core.h"
 #include "../schemas/schema.h"
 #include "../sink/sink.h"
@@ -182,7 +183,7 @@ int cmd_dlq(int argc, char **argv)
     };
     struct core_config cfg;
     struct dlq_run d;
-    struct sink_dlq_read_config rcfg;
+    struct dlq_read_config rcfg;
     struct schema *sch = NULL;
     struct schema_claims *sc = NULL;
     const char *path = NULL, *verb;
@@ -327,7 +328,7 @@ int cmd_dlq(int argc, char **argv)
     rcfg.topics = topics;
     rcfg.ntopics = ntopics;
     rcfg.group = redrive && !d.dry_run ? group : NULL;
-    rc = sink_dlq_read(&rcfg, on_record, &d, &redriven, errstr, sizeof(errstr));
+    rc = dlq_read(&rcfg, on_record, &d, &redriven, errstr, sizeof(errstr));
     if (rc != CORE_OK) {
         fprintf(stderr, "userpipe dlq %s: %s\n", verb, errstr);
         status = rc == CORE_ERR_USAGE ? 2 : 1;

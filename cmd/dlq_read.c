@@ -1,6 +1,6 @@
 /*
  * dlq_read.c: reading the dead-letter topics back, for `userpipe dlq
- * stats` and `userpipe dlq redrive` (see sink.h).
+ * stats` and `userpipe dlq redrive` (see dlq_read.h).
  *
  * The topics are read up to the end offsets they had at the start, so a
  * redrive never chases records it produced itself.  A redrive keeps its own
@@ -8,8 +8,8 @@
  * acknowledged (acks=all), so a crash redrives again rather than losing a
  * record, and a finished redrive is not repeated by the next one.
  */
-#include "../sink/sink.h"
-#include "../sink/sink_int.h"
+#include "dlq_read.h"
+#include "../core/kafka.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -22,13 +22,6 @@ struct reader {
     size_t acked, failed;
     char error[512];
 };
-
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                   const char *buf)
-{
-    (void)rk;
-    core_log_kafka(level, "dlq", fac, buf);
-}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -46,43 +39,23 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
 }
 
-static rd_kafka_conf_t *conf_from(const struct sink_dlq_read_config *cfg,
+/* The reader takes kafka.* but the pipeline's group, the redrive producer
+ * kafka.* but the consumers' properties (core/kafka.h). */
+static rd_kafka_conf_t *conf_from(const struct dlq_read_config *cfg,
                                   int consumer, char *errstr,
                                   size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const struct core_kafka_prop *forced;
-    size_t nforced;
-    char e[256];
+    struct core_kafka_props user = {cfg->kafka_keys, cfg->kafka_values,
+                                    cfg->kafka_count};
 
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        /* the pipeline's group is not ours */
-        if (strcmp(cfg->kafka_keys[i], "group.id") == 0 ||
-            strcmp(cfg->kafka_keys[i], "enable.auto.commit") == 0 ||
-            strcmp(cfg->kafka_keys[i], "auto.offset.reset") == 0 ||
-            (!consumer && sink_consumer_only_property(cfg->kafka_keys[i]))) {
-            continue;
-        }
-        if (rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], e,
-                              sizeof(e)) != RD_KAFKA_CONF_OK &&
-            consumer) {
-            snprintf(errstr, errstr_size, "configuration key 'kafka.%s': %s",
-                     cfg->kafka_keys[i], e);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
+    if (core_kafka_apply(conf,
+                         consumer ? CORE_KAFKA_TOOL_CONSUMER
+                                  : CORE_KAFKA_PRODUCER,
+                         &user, errstr, errstr_size) != CORE_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
-    forced = core_kafka_forced(&nforced);
-    for (size_t i = 0; i < nforced; i++) {
-        if (rd_kafka_conf_set(conf, forced[i].name, forced[i].value, e,
-                              sizeof(e)) != RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "cannot set '%s': %s",
-                     forced[i].name, e);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    }
-    rd_kafka_conf_set_log_cb(conf, log_cb);
     return conf;
 }
 
@@ -105,7 +78,7 @@ static const char *header(rd_kafka_headers_t *h, const char *name, char *buf,
 /* Assigns every partition of the topics at the start (committed offsets of
  * the group, or the beginning) and records the ends to stop at. */
 static enum core_err assign_all(struct reader *rd,
-                                const struct sink_dlq_read_config *cfg,
+                                const struct dlq_read_config *cfg,
                                 rd_kafka_topic_partition_list_t **ends,
                                 char *errstr, size_t errstr_size)
 {
@@ -183,8 +156,8 @@ static int all_done(const rd_kafka_topic_partition_list_t *ends)
     return 1;
 }
 
-enum core_err sink_dlq_read(const struct sink_dlq_read_config *cfg,
-                            sink_dlq_read_fn fn, void *opaque,
+enum core_err dlq_read(const struct dlq_read_config *cfg,
+                            dlq_read_fn fn, void *opaque,
                             uint64_t *redriven, char *errstr,
                             size_t errstr_size)
 {

@@ -122,22 +122,6 @@ void core_log_write(enum core_log_level level, const char *component,
 void core_log_kafka(int syslog_level, const char *component,
                     const char *facility, const char *text);
 
-/* One librdkafka property, as rd_kafka_conf_set takes it. */
-struct core_kafka_prop {
-    const char *name;
-    const char *value;
-};
-
-/* The properties every librdkafka client of userpipe sets after the
- * user's kafka.* (so they cannot be overridden): no topic is ever created
- * as a side effect (allow.auto.create.topics=false).  Static storage;
- * *count gets the number of pairs (core/kafka_props.c). */
-const struct core_kafka_prop *core_kafka_forced(size_t *count);
-
-/* The replication factor userpipe gives a topic it creates on a cluster
- * of `brokers` brokers: min(3, brokers), at least 1. */
-int core_kafka_replication(int brokers);
-
 /* Parses "error", "warn", "info", "debug"; returns -1 when unknown. */
 int core_log_level_parse(const char *name);
 

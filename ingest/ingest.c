@@ -12,6 +12,7 @@
  * capped here through queued.max.messages.kbytes.
  */
 #include "ingest_int.h"
+#include "../core/kafka.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdint.h>
@@ -84,13 +85,6 @@ static int64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                   const char *buf)
-{
-    (void)rk;
-    core_log_kafka(level, "kafka", fac, buf);
 }
 
 /* ---- partitions -------------------------------------------------------- */
@@ -682,17 +676,6 @@ int ingest_fetch_backoff_supported(void)
     return rd_kafka_version() >= 0x020200ff;
 }
 
-static enum core_err conf_set(rd_kafka_conf_t *conf, const char *k,
-                              const char *v, char *errstr, size_t errstr_size)
-{
-    char e[256];
-    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-        snprintf(errstr, errstr_size, "configuration key 'kafka.%s': %s", k, e);
-        return CORE_ERR_USAGE;
-    }
-    return CORE_OK;
-}
-
 static const char *user_value(const struct ingest_config *cfg, const char *k)
 {
     for (size_t i = 0; i < cfg->kafka_count; i++) {
@@ -741,8 +724,8 @@ enum core_err ingest_new(const struct ingest_config *cfg,
     char e[512];
     enum core_err rc = CORE_OK;
     char *list = NULL, *tok, *save;
-    const struct core_kafka_prop *forced;
-    size_t nforced;
+    struct core_kafka_props user = {cfg->kafka_keys, cfg->kafka_values,
+                                    cfg->kafka_count};
 
     *out = NULL;
     ing->cfg = *cfg;
@@ -775,8 +758,8 @@ enum core_err ingest_new(const struct ingest_config *cfg,
         goto out;
     }
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++) {
-        rc =
-            conf_set(conf, defaults[i][0], defaults[i][1], errstr, errstr_size);
+        rc = core_kafka_set(conf, defaults[i][0], defaults[i][1],
+                            "Kafka consumer", errstr, errstr_size);
         if (rc != CORE_OK) {
             goto out;
         }
@@ -789,34 +772,26 @@ enum core_err ingest_new(const struct ingest_config *cfg,
      * at 100k+ events/s is a few ms), at the cost of a wake-up per 10 ms
      * while the queue is full.  The user's kafka.* still wins below. */
     if (ingest_fetch_backoff_supported()) {
-        rc = conf_set(conf, "fetch.queue.backoff.ms", "10", errstr,
-                      errstr_size);
+        rc = core_kafka_set(conf, "fetch.queue.backoff.ms", "10",
+                            "Kafka consumer", errstr, errstr_size);
         if (rc != CORE_OK) {
             goto out;
         }
     }
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        rc = conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], errstr,
-                      errstr_size);
-        if (rc != CORE_OK) {
-            goto out;
-        }
-    }
+    rc = core_kafka_apply(conf, CORE_KAFKA_CONSUMER, &user, errstr,
+                          errstr_size);
     /* not overridable: offsets are stored by the watermark only */
-    rc = conf_set(conf, "enable.auto.offset.store", "false", errstr,
-                  errstr_size);
-    forced = core_kafka_forced(&nforced);
-    for (size_t i = 0; rc == CORE_OK && i < nforced; i++) {
-        rc = conf_set(conf, forced[i].name, forced[i].value, errstr,
-                      errstr_size);
+    if (rc == CORE_OK) {
+        rc = core_kafka_set(conf, "enable.auto.offset.store", "false",
+                            "Kafka consumer", errstr, errstr_size);
     }
     if (rc == CORE_OK && cfg->exit_at_end) {
-        rc =
-            conf_set(conf, "enable.partition.eof", "true", errstr, errstr_size);
+        rc = core_kafka_set(conf, "enable.partition.eof", "true",
+                            "Kafka consumer", errstr, errstr_size);
     }
     if (rc == CORE_OK && cfg->from_beginning) {
-        rc = conf_set(conf, "auto.offset.reset", "earliest", errstr,
-                      errstr_size);
+        rc = core_kafka_set(conf, "auto.offset.reset", "earliest",
+                            "Kafka consumer", errstr, errstr_size);
     }
     if (rc != CORE_OK) {
         goto out;
@@ -824,7 +799,6 @@ enum core_err ingest_new(const struct ingest_config *cfg,
     ing->queue_max_bytes = conf_int(conf, "queued.max.messages.kbytes") * 1024;
     ing->queue_max_msgs = conf_int(conf, "queued.min.messages");
     ing->avg_len = 512;
-    rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, ing);
     ing->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));

@@ -16,6 +16,7 @@
  */
 #include "schema.h"
 #include "schemas_int.h"
+#include "../core/kafka.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
@@ -47,13 +48,6 @@ struct schema_claims {
     char error[512];
 };
 
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                   const char *buf)
-{
-    (void)rk;
-    core_log_kafka(level, "schema", fac, buf);
-}
-
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct schema_claims *sc = opaque;
@@ -65,65 +59,20 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     }
 }
 
-/* Properties the schema clients take from kafka.*: how to reach and
- * authenticate to the cluster, nothing of the pipeline's consumer tuning
- * (the schema topic is tiny and read from the start). */
-static int connection_property(const char *k)
-{
-    static const char *const prefixes[] = {"bootstrap.servers",
-                                           "metadata.broker.list",
-                                           "security.",
-                                           "sasl.",
-                                           "ssl.",
-                                           "ssl_",
-                                           "client.",
-                                           "socket.",
-                                           "broker.",
-                                           "api.version",
-                                           "reconnect.",
-                                           "enable.ssl",
-                                           "debug",
-                                           "log_level",
-                                           "topic.metadata"};
-    for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
-        if (strncmp(k, prefixes[i], strlen(prefixes[i])) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
+/* A client's configuration: what kafka.* says of the connection, nothing
+ * of the pipeline's consumer tuning (core/kafka.h, CORE_KAFKA_SCHEMA). */
 static rd_kafka_conf_t *base_conf(const struct schema_claims_config *cfg,
                                   char *errstr, size_t errstr_size)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    const struct core_kafka_prop *forced;
-    size_t nforced;
-    char e[256];
+    struct core_kafka_props user = {cfg->kafka_keys, cfg->kafka_values,
+                                    cfg->kafka_count};
 
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        if (!connection_property(cfg->kafka_keys[i])) {
-            continue;
-        }
-        if (rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], e,
-                              sizeof(e)) != RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "configuration key 'kafka.%s': %s",
-                     cfg->kafka_keys[i], e);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
+    if (core_kafka_apply(conf, CORE_KAFKA_SCHEMA, &user, errstr,
+                         errstr_size) != CORE_OK) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
     }
-    forced = core_kafka_forced(&nforced);
-    for (size_t i = 0; i < nforced; i++) {
-        if (rd_kafka_conf_set(conf, forced[i].name, forced[i].value, e,
-                              sizeof(e)) != RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "cannot set '%s' on the schema "
-                     "clients: %s", forced[i].name, e);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    }
-    rd_kafka_conf_set_log_cb(conf, log_cb);
     return conf;
 }
 
@@ -136,7 +85,7 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v)
 
 /* The schema topic's partitions (-1 missing) and the brokers the cluster
  * has, from one metadata request that never creates the topic
- * (allow.auto.create.topics=false on every client, core_kafka_forced). */
+ * (allow.auto.create.topics=false on every client, core/kafka.h). */
 static rd_kafka_resp_err_t topic_partitions(struct schema_claims *sc,
                                             int *parts, int *brokers)
 {

@@ -10,7 +10,7 @@
  * permanent error (authorisation, a record too large) stops the pipeline.
  *
  * The producer never creates a topic by producing to it
- * (allow.auto.create.topics=false, core_kafka_forced).  The first record
+ * (allow.auto.create.topics=false, core/kafka.h).  The first record
  * for a dead-letter topic looks the topic up once; a missing one is
  * created through the Admin API with ONE partition (rejects are few, and
  * one partition keeps them in the order they were rejected for whoever
@@ -21,6 +21,7 @@
  */
 #include "sink.h"
 #include "sink_int.h"
+#include "../core/kafka.h"
 
 #include <librdkafka/rdkafka.h>
 #include <inttypes.h>
@@ -38,47 +39,6 @@ struct sink_dlq {
     size_t nchecked;
     char error[512];
 };
-
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
-                   const char *buf)
-{
-    (void)rk;
-    core_log_kafka(level, "dlq", fac, buf);
-}
-
-int sink_consumer_only_property(const char *name)
-{
-    /* kafka.* goes to consumers and producers alike; these would make
-     * librdkafka warn at every producer's start */
-    static const char *const consumer_only[] = {
-        "group.id",
-        "auto.offset.reset",
-        "enable.auto.commit",
-        "auto.commit.interval.ms",
-        "queued.max.messages.kbytes",
-        "fetch.max.bytes",
-        "enable.partition.eof",
-        "session.timeout.ms",
-        "max.poll.interval.ms",
-        "partition.assignment.strategy",
-        "group.instance.id",
-        "heartbeat.interval.ms",
-        "fetch.wait.max.ms",
-        "fetch.min.bytes",
-        "fetch.message.max.bytes",
-        "isolation.level",
-        "enable.auto.offset.store",
-        "queued.min.messages",
-        "group.protocol.type",
-        "check.crcs",
-        "coordinator.query.interval.ms"};
-    for (size_t j = 0; j < sizeof(consumer_only) / sizeof(char *); j++) {
-        if (strcmp(name, consumer_only[j]) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -226,38 +186,22 @@ enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
     };
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     struct sink_dlq *dlq = core_calloc(1, sizeof(*dlq));
-    const struct core_kafka_prop *forced_all;
-    size_t nforced;
+    struct core_kafka_props user = {cfg->kafka_keys, cfg->kafka_values,
+                                    cfg->kafka_count};
     char e[512];
 
     *out = NULL;
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        if (!sink_consumer_only_property(cfg->kafka_keys[i]) &&
-            rd_kafka_conf_set(conf, cfg->kafka_keys[i], cfg->kafka_values[i], e,
-                              sizeof(e)) != RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size, "configuration key 'kafka.%s': %s",
-                     cfg->kafka_keys[i], e);
-            goto fail;
-        }
+    if (core_kafka_apply(conf, CORE_KAFKA_PRODUCER, &user, errstr,
+                         errstr_size) != CORE_OK) {
+        goto fail;
     }
     for (size_t i = 0; i < sizeof(forced) / sizeof(forced[0]); i++) {
-        if (rd_kafka_conf_set(conf, forced[i][0], forced[i][1], e, sizeof(e)) !=
-            RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size,
-                     "cannot configure the dead-letter producer: %s", e);
+        if (core_kafka_set(conf, forced[i][0], forced[i][1],
+                           "dead-letter producer", errstr,
+                           errstr_size) != CORE_OK) {
             goto fail;
         }
     }
-    forced_all = core_kafka_forced(&nforced);
-    for (size_t i = 0; i < nforced; i++) {
-        if (rd_kafka_conf_set(conf, forced_all[i].name, forced_all[i].value,
-                              e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-            snprintf(errstr, errstr_size,
-                     "cannot configure the dead-letter producer: %s", e);
-            goto fail;
-        }
-    }
-    rd_kafka_conf_set_log_cb(conf, log_cb);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_opaque(conf, dlq);
     dlq->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));

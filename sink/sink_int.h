@@ -334,8 +334,4 @@ size_t sink_batch_drop(struct sink_batch *b, sink_keep_fn keep, void *ctx,
 /* Gives a settled batch back (kept for reuse, or freed). */
 void sink_batch_recycle(struct sink_batcher *bat, struct sink_batch *batch);
 
-/* Whether a librdkafka property is for consumers only (kept out of the
- * producers' configuration: sink/dlq.c). */
-int sink_consumer_only_property(const char *name);
-
 #endif

@@ -21,11 +21,11 @@ $(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(BUILD)/libuserpipe
 endef
 $(foreach t,$(TESTS_CMOCKA),$(eval $(call tests_link_rule,$(t))))
 
-# test_kafka_props wraps rd_kafka_new to read every client's configuration.
-$(BUILD)/tests/test_kafka_props: $(call obj,tests/core/test_kafka_props.c) $(BUILD)/libuserpipe.a
+# test_kafka wraps rd_kafka_new to read every client's configuration.
+$(BUILD)/tests/test_kafka: $(call obj,tests/core/test_kafka.c) $(BUILD)/libuserpipe.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -Wl,--wrap=rd_kafka_new -o $@ $^ $(PKG_LIBS) -lm
-TESTS_BINS += $(BUILD)/tests/test_kafka_props
+TESTS_BINS += $(BUILD)/tests/test_kafka
 
 UNIT_TESTS += $(TESTS_BINS)
 SCRIPT_TESTS += tests/cli/test_transform_cli.sh tests/cli/test_config_reference.sh \

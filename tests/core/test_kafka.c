@@ -1,9 +1,10 @@
 /*
- * test_kafka_props.c: tests of core/kafka_props.c, the properties every
- * librdkafka client of userpipe is given (issue 11, item 1: no client may
+ * test_kafka.c: tests of core/kafka.c, the one rule for how a librdkafka
+ * client of userpipe is configured: which kafka.* reach which client, and
+ * the properties every client is given (issue 11, item 1: no client may
  * create a topic as a side effect).
  *
- * Beyond the table, each constructor that makes a librdkafka client (the
+ * Beyond the rule, each constructor that makes a librdkafka client (the
  * ingest consumer, the schema topic's producer and reader, the dead-letter
  * producer, the dlq reader and redrive producer) is run against an
  * in-process mock cluster, with rd_kafka_new wrapped (-Wl,--wrap, see
@@ -18,6 +19,8 @@
 
 #include "../../ingest/ingest.h"
 #include "../../schemas/schema.h"
+#include "../../cmd/dlq_read.h"
+#include "../../core/kafka.h"
 #include "../../sink/sink.h"
 
 #include <librdkafka/rdkafka.h>
@@ -102,19 +105,90 @@ static void expect_no_auto_create(int clients)
 
 /* ---- tests ------------------------------------------------------------- */
 
-static void test_core_kafka_forced__forbids_auto_create(void **state)
+/* The rule of core/kafka.h, property by property. */
+static void test_core_kafka_reaches__one_rule_per_client(void **state)
 {
-    size_t n = 0, found = 0;
-    const struct core_kafka_prop *p = core_kafka_forced(&n);
+    static const struct {
+        const char *name;
+        int consumer, producer, tool, schema;
+    } rule[] = {
+        {"bootstrap.servers", 1, 1, 1, 1},
+        {"security.protocol", 1, 1, 1, 1},
+        {"sasl.mechanisms", 1, 1, 1, 1},
+        {"socket.timeout.ms", 1, 1, 1, 1},
+        {"group.id", 1, 0, 0, 0},
+        {"enable.auto.commit", 1, 0, 0, 0},
+        {"auto.offset.reset", 1, 0, 0, 0},
+        {"session.timeout.ms", 1, 0, 1, 0},
+        {"fetch.queue.backoff.ms", 1, 0, 1, 0},
+        {"linger.ms", 1, 1, 1, 0},
+        {"compression.codec", 1, 1, 1, 0},
+    };
     (void)state;
 
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(p[i].name, "allow.auto.create.topics") == 0) {
-            assert_string_equal(p[i].value, "false");
-            found++;
-        }
+    for (size_t i = 0; i < sizeof(rule) / sizeof(rule[0]); i++) {
+        const char *n = rule[i].name;
+        assert_int_equal(core_kafka_reaches(CORE_KAFKA_CONSUMER, n),
+                         rule[i].consumer);
+        assert_int_equal(core_kafka_reaches(CORE_KAFKA_PRODUCER, n),
+                         rule[i].producer);
+        assert_int_equal(core_kafka_reaches(CORE_KAFKA_TOOL_CONSUMER, n),
+                         rule[i].tool);
+        assert_int_equal(core_kafka_reaches(CORE_KAFKA_SCHEMA, n),
+                         rule[i].schema);
     }
-    assert_int_equal(found, 1);
+}
+
+static void expect_conf(const rd_kafka_conf_t *conf, const char *name,
+                        const char *want)
+{
+    char v[64];
+    size_t len = sizeof(v);
+    assert_int_equal(rd_kafka_conf_get(conf, name, v, &len), RD_KAFKA_CONF_OK);
+    assert_string_equal(v, want);
+}
+
+/* The user's properties land, and allow.auto.create.topics=false wins
+ * over the user's true on every client. */
+static void test_core_kafka_apply__user_then_forced(void **state)
+{
+    static const char *const k[] = {"socket.timeout.ms", "session.timeout.ms",
+                                    "allow.auto.create.topics"};
+    static const char *const v[] = {"12345", "7000", "true"};
+    struct core_kafka_props user = {k, v, 3};
+    char e[256];
+    (void)state;
+
+    for (int c = CORE_KAFKA_CONSUMER; c <= CORE_KAFKA_SCHEMA; c++) {
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        assert_int_equal(core_kafka_apply(conf, (enum core_kafka_client)c,
+                                          &user, e, sizeof(e)),
+                         CORE_OK);
+        expect_conf(conf, "socket.timeout.ms", "12345");
+        expect_conf(conf, "allow.auto.create.topics", "false");
+        expect_conf(conf, "session.timeout.ms",
+                    c == CORE_KAFKA_CONSUMER || c == CORE_KAFKA_TOOL_CONSUMER
+                        ? "7000"
+                        : "45000");
+        rd_kafka_conf_destroy(conf);
+    }
+}
+
+/* A property librdkafka does not know is named with its kafka. prefix. */
+static void test_core_kafka_apply__unknown_key_named(void **state)
+{
+    static const char *const k[] = {"no.such.property"};
+    static const char *const v[] = {"1"};
+    struct core_kafka_props user = {k, v, 1};
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char e[256];
+    (void)state;
+
+    assert_int_equal(
+        core_kafka_apply(conf, CORE_KAFKA_CONSUMER, &user, e, sizeof(e)),
+        CORE_ERR_USAGE);
+    assert_non_null(strstr(e, "configuration key 'kafka.no.such.property'"));
+    rd_kafka_conf_destroy(conf);
 }
 
 static void test_core_kafka_replication__min_of_three_and_brokers(void **state)
@@ -181,11 +255,11 @@ static int skip_all(void *opaque, const struct sink_dlq_record *rec,
     return 0;
 }
 
-static void test_sink_dlq_read__reader_and_redriver_never_auto_create(
+static void test_dlq_read__reader_and_redriver_never_auto_create(
     void **state)
 {
     const char *topics[1] = {"users.dlq"};
-    struct sink_dlq_read_config cfg = {keys, values, 3, topics, 1,
+    struct dlq_read_config cfg = {keys, values, 3, topics, 1,
                                        "test-redrive"};
     uint64_t redriven = 0;
     char e[512];
@@ -193,7 +267,7 @@ static void test_sink_dlq_read__reader_and_redriver_never_auto_create(
 
     memset(&seen, 0, sizeof(seen));
     assert_int_equal(
-        sink_dlq_read(&cfg, skip_all, NULL, &redriven, e, sizeof(e)), CORE_OK);
+        dlq_read(&cfg, skip_all, NULL, &redriven, e, sizeof(e)), CORE_OK);
     assert_int_equal(redriven, 0);
     expect_no_auto_create(2);
 }
@@ -201,13 +275,15 @@ static void test_sink_dlq_read__reader_and_redriver_never_auto_create(
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_core_kafka_forced__forbids_auto_create),
+        cmocka_unit_test(test_core_kafka_reaches__one_rule_per_client),
+        cmocka_unit_test(test_core_kafka_apply__user_then_forced),
+        cmocka_unit_test(test_core_kafka_apply__unknown_key_named),
         cmocka_unit_test(test_core_kafka_replication__min_of_three_and_brokers),
         cmocka_unit_test(test_ingest_new__consumer_never_auto_creates),
         cmocka_unit_test(test_sink_dlq_new__producer_never_auto_creates),
         cmocka_unit_test(test_schema_claims_new__both_clients_never_auto_create),
         cmocka_unit_test(
-            test_sink_dlq_read__reader_and_redriver_never_auto_create),
+            test_dlq_read__reader_and_redriver_never_auto_create),
     };
-    return cmocka_run_group_tests_name("kafka_props", tests, setup, NULL);
+    return cmocka_run_group_tests_name("kafka", tests, setup, NULL);
 }
