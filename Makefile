@@ -43,7 +43,7 @@ ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
 
 # Library sources of each folder; main.c and the commands are linked only
 # into the binary so unit tests can link the rest.
-CORE_SRC := core/alloc.c core/codes.c core/hash.c core/log.c core/kafka.c
+CORE_SRC := core/alloc.c core/clock.c core/codes.c core/hash.c core/log.c core/kafka.c
 SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
 INGEST_SRC := ingest/ingest.c ingest/refill.c

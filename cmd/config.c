@@ -32,8 +32,6 @@ struct key {
 
 static const char *const scope_names[] = {"name", "path", NULL};
 static const char *const unknown_names[] = {"reject", "drop", "metadata", NULL};
-static const char *const level_names[] = {"error", "warn", "info", "debug",
-                                          NULL};
 
 #define OFF(field) offsetof(struct core_config, field)
 #define MIB (1024ULL * 1024)
@@ -138,7 +136,7 @@ static const struct key keys[] = {
      NULL},
     {"log.level", K_LOGLEVEL, OFF(log_level), 0, 3, "info",
      "Least severe log level written: `error`, `warn`, `info` or `debug`.",
-     level_names},
+     core_log_level_names},
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))

@@ -27,9 +27,6 @@
 #include <string.h>
 #include <time.h>
 
-const unsigned metrics_latency_le_ms[METRICS_LATENCY_BUCKETS] = {
-    5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
-
 /*
  * Probes and scrapers are few: a kubelet's two probes and one or two
  * Prometheus servers.  32 connections of MHD's default 32 KiB pool each
@@ -75,13 +72,6 @@ static void snap_copy(struct metrics_snapshot *dst,
     dst->moesif_reachable = src->moesif_reachable;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 void metrics_publish(struct metrics *m, const struct metrics_snapshot *snap)
 {
     if (m == NULL) {
@@ -90,7 +80,7 @@ void metrics_publish(struct metrics *m, const struct metrics_snapshot *snap)
     pthread_mutex_lock(&m->mu);
     snap_copy(&m->snap, snap);
     m->published = 1;
-    m->published_at = mono_s();
+    m->published_at = ((double)core_now_ms() / 1000.0);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -245,12 +235,12 @@ static void format_histogram(struct body *b,
 
     family(b, "request_duration_seconds", "histogram",
            "Latency of Moesif requests, from send to answer or error.");
-    for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+    for (int i = 0; i < SINK_LATENCY_BUCKETS; i++) {
         cum += snap->latency_bucket[i];
-        format_le(num, sizeof(num), metrics_latency_le_ms[i]);
+        format_le(num, sizeof(num), sink_latency_le_ms[i]);
         body_printf(b, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, num, cum);
     }
-    cum += snap->latency_bucket[METRICS_LATENCY_BUCKETS];
+    cum += snap->latency_bucket[SINK_LATENCY_BUCKETS];
     body_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
     format_double(num, sizeof(num), snap->latency_sum_s);
     body_printf(b, "%s_sum %s\n", name, num);
@@ -381,7 +371,7 @@ static enum MHD_Result serve_healthz(struct metrics *m,
 
     pthread_mutex_lock(&m->mu);
     published = m->published;
-    age = mono_s() - m->published_at;
+    age = ((double)core_now_ms() / 1000.0) - m->published_at;
     pthread_mutex_unlock(&m->mu);
     if (published && age > HEALTHZ_STALL_S) {
         return queue_text(conn, MHD_HTTP_SERVICE_UNAVAILABLE,

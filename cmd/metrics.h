@@ -11,13 +11,13 @@
 #define CORE_METRICS_H
 
 #include "../core/core.h"
+#include "../sink/sink.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Request latency histogram upper bounds, in ms (+Inf is implied). */
-#define METRICS_LATENCY_BUCKETS 11
-extern const unsigned metrics_latency_le_ms[METRICS_LATENCY_BUCKETS];
+/* The request latency histogram has the sink's bounds
+ * (sink_latency_le_ms, in ms; +Inf is implied). */
 
 #define METRICS_MAX_PARTITIONS 256
 
@@ -37,7 +37,7 @@ struct metrics_snapshot {
     uint64_t responses[6]; /* [0] transport errors, [1..5] 1xx..5xx */
     uint64_t retries;
     unsigned in_flight; /* requests in flight */
-    uint64_t latency_bucket[METRICS_LATENCY_BUCKETS + 1]; /* not cumulative;
+    uint64_t latency_bucket[SINK_LATENCY_BUCKETS + 1]; /* not cumulative;
                                                    last = above all bounds */
     double latency_sum_s;
     uint64_t latency_count;

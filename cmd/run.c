@@ -71,13 +71,6 @@ struct run {
     uint64_t rejects_by_code[CORE_REJECT__COUNT];
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void usage(FILE *f)
 {
     fputs("usage: userpipe run -c FILE [-X key=value]... [--from-beginning] "
@@ -222,7 +215,7 @@ static void drain(void *opaque, int64_t deadline_ms)
     struct run *r = opaque;
 
     while (!r->fatal && ingest_in_flight(r->ing) > 0 &&
-           now_ms() < deadline_ms) {
+           core_now_ms() < deadline_ms) {
         /* every pass: a retried batch that settles puts its users' held
          * events back in an open batch, which must not wait its linger */
         sink_flush(r->snk);
@@ -314,11 +307,11 @@ static void handle(struct run *r, const struct ingest_msg *m)
             r->unpark_keys = schema_count(r->sch);
             r->unpark_ticket = m->ticket;
         }
-        core_parked_push(r->parked, m->ticket, h, now_ms());
+        core_parked_push(r->parked, m->ticket, h, core_now_ms());
         return;
     }
     if (core_parked_has_user(r->parked, h)) {
-        core_parked_push(r->parked, m->ticket, h, now_ms());
+        core_parked_push(r->parked, m->ticket, h, core_now_ms());
         return;
     }
     r->accepted++;
@@ -358,7 +351,7 @@ static void unpark(struct run *r)
             r->unpark_ticket = ticket;
             return;
         }
-        waited = (uint64_t)(now_ms() - parked_ms);
+        waited = (uint64_t)(core_now_ms() - parked_ms);
         r->waits++;
         r->wait_ms_total += waited;
         if (waited > r->wait_ms_max) {
@@ -405,11 +398,11 @@ static void backpressure(struct run *r)
     if (r->held_since_ms == 0) {
         if (sink_saturated(r->snk) || parked > 100000 ||
             dlq_n > DLQ_HOLD_RECORDS || dlq_bytes > DLQ_HOLD_BYTES) {
-            r->held_since_ms = now_ms();
+            r->held_since_ms = core_now_ms();
         }
         return;
     }
-    now = now_ms();
+    now = core_now_ms();
     if (sink_drained(r->snk) && parked <= 50000 &&
         dlq_n <= DLQ_HOLD_RECORDS / 2 && dlq_bytes <= DLQ_HOLD_BYTES / 2) {
         r->held_ms_total += now - r->held_since_ms;
@@ -434,9 +427,6 @@ static uint64_t rejects_total(const struct run *r)
     }
     return n;
 }
-
-_Static_assert(SINK_LATENCY_BUCKETS == METRICS_LATENCY_BUCKETS,
-               "the sink's and the endpoint's histograms share their bounds");
 
 static void publish(struct run *r)
 {
@@ -478,7 +468,7 @@ static void publish(struct run *r)
     m->assigned = (unsigned)n;
     m->held = r->held_since_ms != 0;
     m->held_s = (double)(r->held_ms_total +
-                         (m->held ? now_ms() - r->held_since_ms : 0)) /
+                         (m->held ? core_now_ms() - r->held_since_ms : 0)) /
                 1000.0;
     metrics_publish(r->metrics, m);
 }
@@ -554,7 +544,7 @@ static void progress(struct run *r, int64_t now, int final)
  * and reports progress. */
 static void tick(struct run *r)
 {
-    int64_t now = now_ms();
+    int64_t now = core_now_ms();
 
     if (r->metrics != NULL && now >= r->next_publish_ms) {
         publish(r);
@@ -629,7 +619,7 @@ static void summary(struct run *r, int64_t started_ms)
     struct sink_stats ss;
     struct schema_claims_stats cs;
     struct ingest_stats is;
-    double secs = (double)(now_ms() - started_ms) / 1000.0;
+    double secs = (double)(core_now_ms() - started_ms) / 1000.0;
     char codes[512] = "";
 
     uint64_t sealed;
@@ -688,7 +678,7 @@ int cmd_run(int argc, char **argv)
     struct sink_dlq_callbacks dcb;
     struct ingest_msg msgs[1024];
     struct sigaction sa;
-    int64_t started_ms = now_ms(), stop_deadline = 0;
+    int64_t started_ms = core_now_ms(), stop_deadline = 0;
     enum core_err rc;
 
     /* A fixed mmap threshold: buffers of 128 KiB and more (librdkafka's
@@ -796,10 +786,10 @@ int cmd_run(int argc, char **argv)
                      ingest_in_flight(r.ing));
             ingest_stop(r.ing);
             sink_flush(r.snk);
-            stop_deadline = now_ms() + (int64_t)r.cfg.drain_timeout_ms;
+            stop_deadline = core_now_ms() + (int64_t)r.cfg.drain_timeout_ms;
         }
         if (stop_deadline != 0 &&
-            (ingest_in_flight(r.ing) == 0 || now_ms() >= stop_deadline)) {
+            (ingest_in_flight(r.ing) == 0 || core_now_ms() >= stop_deadline)) {
             break;
         }
         if (exit_at_end && ingest_at_end(r.ing) && sink_pending(r.snk) == 0 &&
@@ -843,7 +833,7 @@ int cmd_run(int argc, char **argv)
         status = r.refused_config ? 3 : 1;
     } else {
         sink_flush(r.snk);
-        drain(&r, now_ms() + (int64_t)r.cfg.drain_timeout_ms);
+        drain(&r, core_now_ms() + (int64_t)r.cfg.drain_timeout_ms);
         if (ingest_commit(r.ing) != CORE_OK) {
             core_log(CORE_LOG_WARN, "run",
                      "msg=\"final commit failed: the last events will be "
@@ -852,12 +842,12 @@ int cmd_run(int argc, char **argv)
     }
     summary(&r, started_ms);
     if (exit_at_end && r.tty) {
-        progress(&r, now_ms(), 1);
+        progress(&r, core_now_ms(), 1);
         fprintf(stderr,
                 "userpipe: %s after %.1fs: %llu accepted, %llu "
                 "rejected",
                 r.fatal ? "stopped" : "done",
-                (double)(now_ms() - started_ms) / 1000.0,
+                (double)(core_now_ms() - started_ms) / 1000.0,
                 (unsigned long long)r.accepted,
                 (unsigned long long)rejects_total(&r));
         for (int i = 1; i < CORE_REJECT__COUNT; i++) {

@@ -26,25 +26,18 @@
  * see the seed's claims come back. */
 #define SCHEMA_SYNC_MS 30000
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits until this instance's claims are read back. */
 static enum core_err settle_claims(struct schema_claims *sc, char *errstr,
                                    size_t errstr_size)
 {
-    int64_t deadline = mono_ms() + SCHEMA_SYNC_MS;
+    int64_t deadline = core_now_ms() + SCHEMA_SYNC_MS;
 
     while (schema_claims_in_flight(sc) > 0) {
         if (schema_claims_poll(sc) != CORE_OK) {
             snprintf(errstr, errstr_size, "%s", schema_claims_error(sc));
             return CORE_ERR_STOP;
         }
-        if (mono_ms() > deadline) {
+        if (core_now_ms() > deadline) {
             snprintf(errstr, errstr_size,
                      "schema claims were not read back from the schema "
                      "topic within %d ms",

@@ -27,6 +27,10 @@
  * the tables that keep it).  Not for secrets or untrusted flooding. */
 uint64_t core_hash64(const char *s, size_t len);
 
+/* Milliseconds on the monotonic clock (core/clock.c): for intervals and
+ * deadlines only, never a date. */
+int64_t core_now_ms(void);
+
 /* What the caller must do with a failed operation. */
 enum core_err {
     CORE_OK = 0,
@@ -122,7 +126,11 @@ void core_log_write(enum core_log_level level, const char *component,
 void core_log_kafka(int syslog_level, const char *component,
                     const char *facility, const char *text);
 
-/* Parses "error", "warn", "info", "debug"; returns -1 when unknown. */
+/* The names of enum core_log_level, by value, NULL-terminated: "error",
+ * "warn", "info", "debug". */
+extern const char *const core_log_level_names[];
+
+/* Parses one of core_log_level_names; returns -1 when unknown. */
 int core_log_level_parse(const char *name);
 
 #endif

@@ -16,12 +16,13 @@
 /* Set once by main before any thread starts; read-only afterwards. */
 int core_log_threshold = CORE_LOG_INFO;
 
-static const char *const level_names[] = {"error", "warn", "info", "debug"};
+const char *const core_log_level_names[] = {"error", "warn", "info", "debug",
+                                           NULL};
 
 int core_log_level_parse(const char *name)
 {
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(name, level_names[i]) == 0) {
+    for (int i = 0; core_log_level_names[i] != NULL; i++) {
+        if (strcmp(name, core_log_level_names[i]) == 0) {
             return i;
         }
     }
@@ -42,7 +43,7 @@ void core_log_write(enum core_log_level level, const char *component,
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     n = snprintf(line, sizeof(line), "time=%s.%03ldZ level=%s component=%s ",
-                 when, ts.tv_nsec / 1000000L, level_names[level], component);
+                 when, ts.tv_nsec / 1000000L, core_log_level_names[level], component);
     if (n < 0 || (size_t)n >= sizeof(line)) {
         return;
     }

@@ -426,7 +426,7 @@ enum core_err schema_claims_sync(struct schema_claims *sc, int timeout_ms,
                                  char *errstr, size_t errstr_size)
 {
     int64_t lo = 0, hi = 0;
-    struct timespec t0, t;
+    int64_t t0;
     rd_kafka_resp_err_t err;
 
     err = rd_kafka_query_watermark_offsets(sc->cons, sc->topic, 0, &lo, &hi,
@@ -437,15 +437,13 @@ enum core_err schema_claims_sync(struct schema_claims *sc, int timeout_ms,
                  rd_kafka_err2str(err));
         return CORE_ERR_RETRY;
     }
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    t0 = core_now_ms();
     while (sc->next_offset < hi) {
         if (read_some(sc, 100) != CORE_OK) {
             snprintf(errstr, errstr_size, "%s", sc->error);
             return CORE_ERR_STOP;
         }
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
-            timeout_ms) {
+        if (core_now_ms() - t0 > timeout_ms) {
             snprintf(errstr, errstr_size,
                      "reading the schema topic '%s' to its end (offset "
                      "%lld) took longer than %d ms",

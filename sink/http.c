@@ -306,11 +306,8 @@ static size_t http_poll(void *tp, int timeout_ms, struct sink_completion *out,
 
 static uint64_t http_now_ms(void *tp)
 {
-    struct timespec ts;
-
     (void)tp;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)core_now_ms();
 }
 
 const struct sink_transport_ops sink_http_ops = {

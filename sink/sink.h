@@ -140,7 +140,7 @@ const char *sink_error(const struct sink *snk);
 int sink_refused(const struct sink *snk);
 
 /* Upper bounds (ms) of the request latency histogram of sink_stats; the
- * metrics endpoint (core/metrics.h) uses the same bounds. */
+ * metrics endpoint (cmd/metrics.h) uses the same bounds. */
 #define SINK_LATENCY_BUCKETS 11
 extern const unsigned sink_latency_le_ms[SINK_LATENCY_BUCKETS];
 

@@ -747,7 +747,7 @@ static void test_serve_metrics__histogram_cumulative(void **state)
     uint64_t cum = 0;
 
     memset(&s, 0, sizeof(s));
-    for (int i = 0; i <= METRICS_LATENCY_BUCKETS; i++) {
+    for (int i = 0; i <= SINK_LATENCY_BUCKETS; i++) {
         s.latency_bucket[i] = (uint64_t)i + 1; /* 1, 2, ... 12 */
     }
     s.latency_count = 78; /* 1 + 2 + ... + 12 */
@@ -755,11 +755,11 @@ static void test_serve_metrics__histogram_cumulative(void **state)
     metrics_publish(*state, &s);
     fetch(metrics_port(*state), "GET", "/metrics", &r);
     {
-        static const char *const le[METRICS_LATENCY_BUCKETS] = {
+        static const char *const le[SINK_LATENCY_BUCKETS] = {
             "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
             "0.5",   "1",    "2.5",   "5",    "10"};
 
-        for (int i = 0; i < METRICS_LATENCY_BUCKETS; i++) {
+        for (int i = 0; i < SINK_LATENCY_BUCKETS; i++) {
             cum += (uint64_t)i + 1;
             snprintf(line, sizeof(line),
                      "userpipe_request_duration_seconds_bucket{le=\"%s\"} "
