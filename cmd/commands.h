@@ -3,8 +3,8 @@
  * arguments after its name (argv[0] is the command name) and returns the
  * process exit status.  main.c only dispatches.
  */
-#ifndef CORE_COMMANDS_H
-#define CORE_COMMANDS_H
+#ifndef CMD_COMMANDS_H
+#define CMD_COMMANDS_H
 
 int cmd_transform(int argc, char **argv);
 int cmd_run(int argc, char **argv);
@@ -20,9 +20,8 @@ int cmd_dlq(int argc, char **argv);
  * sch and imports cfg's seed file (schema.file) as claims.  Used by `run`
  * and `schema`.  Returns CORE_OK with *out set, or an error with errstr.
  */
-CORE_WUR enum core_err core_open_schema(const struct core_config *cfg,
-                                        struct schema *sch,
-                                        struct schema_claims **out,
-                                        char *errstr, size_t errstr_size);
+CORE_WUR enum core_err open_schema(const struct config *cfg, struct schema *sch,
+                                   struct schema_claims **out, char *errstr,
+                                   size_t errstr_size);
 
 #endif

@@ -33,7 +33,7 @@ struct key {
 static const char *const scope_names[] = {"name", "path", NULL};
 static const char *const unknown_names[] = {"reject", "drop", "metadata", NULL};
 
-#define OFF(field) offsetof(struct core_config, field)
+#define OFF(field) offsetof(struct config, field)
 #define MIB (1024ULL * 1024)
 
 static const struct key keys[] = {
@@ -141,7 +141,7 @@ static const struct key keys[] = {
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
-void core_config_init(struct core_config *cfg)
+void config_init(struct config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     sink_config_init(&cfg->sink);
@@ -154,7 +154,7 @@ void core_config_init(struct core_config *cfg)
     cfg->schema_topic = core_strdup("userpipe-schema");
 }
 
-void core_config_release(struct core_config *cfg)
+void config_release(struct config *cfg)
 {
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         free(cfg->kafka_keys[i]);
@@ -199,8 +199,7 @@ static int parse_bool(const char *v, int *out)
     return -1;
 }
 
-static void kafka_set(struct core_config *cfg, const char *key,
-                      const char *value)
+static void kafka_set(struct config *cfg, const char *key, const char *value)
 {
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         if (strcmp(cfg->kafka_keys[i], key) == 0) {
@@ -218,9 +217,8 @@ static void kafka_set(struct core_config *cfg, const char *key,
     cfg->kafka_count++;
 }
 
-enum core_err core_config_set(struct core_config *cfg, const char *name,
-                              const char *value, char *errstr,
-                              size_t errstr_size)
+enum core_err config_set(struct config *cfg, const char *name,
+                         const char *value, char *errstr, size_t errstr_size)
 {
     const struct key *k;
     char *base = (char *)cfg;
@@ -332,9 +330,8 @@ static char *trim(char *s)
 }
 
 /* One line "key=value" (or "key: value"); comments start with # or !. */
-static enum core_err set_line(struct core_config *cfg, char *line,
-                              const char *where, char *errstr,
-                              size_t errstr_size)
+static enum core_err set_line(struct config *cfg, char *line, const char *where,
+                              char *errstr, size_t errstr_size)
 {
     char *s = trim(line);
     char *sep, *key, *value;
@@ -353,16 +350,16 @@ static enum core_err set_line(struct core_config *cfg, char *line,
     *sep = '\0';
     key = trim(s);
     value = trim(sep + 1);
-    rc = core_config_set(cfg, key, value, sub, sizeof(sub));
+    rc = config_set(cfg, key, value, sub, sizeof(sub));
     if (rc != CORE_OK) {
         snprintf(errstr, errstr_size, "%s: %s", where, sub);
     }
     return rc;
 }
 
-enum core_err core_config_load(struct core_config *cfg, const char *path,
-                               const char *const *overrides, size_t noverrides,
-                               int for_run, char *errstr, size_t errstr_size)
+enum core_err config_load(struct config *cfg, const char *path,
+                          const char *const *overrides, size_t noverrides,
+                          int for_run, char *errstr, size_t errstr_size)
 {
     enum core_err rc = CORE_OK;
     char where[300];
@@ -457,9 +454,8 @@ enum core_err core_config_load(struct core_config *cfg, const char *path,
     return CORE_OK;
 }
 
-int core_config_load_tool(struct core_config *cfg, const char *who,
-                          const char *path, const char *const *overrides,
-                          size_t noverrides)
+int config_load_tool(struct config *cfg, const char *who, const char *path,
+                     const char *const *overrides, size_t noverrides)
 {
     char errstr[768];
 
@@ -467,8 +463,8 @@ int core_config_load_tool(struct core_config *cfg, const char *who,
         fprintf(stderr, "%s: -c FILE is required\n", who);
         return 2;
     }
-    if (core_config_load(cfg, path, overrides, noverrides, 0, errstr,
-                         sizeof(errstr)) != CORE_OK) {
+    if (config_load(cfg, path, overrides, noverrides, 0, errstr,
+                    sizeof(errstr)) != CORE_OK) {
         fprintf(stderr, "%s: %s\n", who, errstr);
         return 2;
     }
@@ -477,7 +473,7 @@ int core_config_load_tool(struct core_config *cfg, const char *who,
     return 0;
 }
 
-const char *core_config_kafka(const struct core_config *cfg, const char *name)
+const char *config_kafka(const struct config *cfg, const char *name)
 {
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         if (strcmp(cfg->kafka_keys[i], name) == 0) {
@@ -506,7 +502,7 @@ static const char *type_name(const struct key *k)
     return "";
 }
 
-void core_config_reference(FILE *f)
+void config_reference(FILE *f)
 {
     fputs("| key | type | default | meaning |\n|---|---|---|---|\n", f);
     fputs("| `kafka.<property>` | string | librdkafka's | Any librdkafka "
@@ -534,6 +530,6 @@ int cmd_config_reference(int argc, char **argv)
 {
     (void)argc;
     (void)argv;
-    core_config_reference(stdout);
+    config_reference(stdout);
     return 0;
 }

@@ -8,8 +8,8 @@
  * README.md's reference table (`userpipe config-reference`) all come from
  * it, so they cannot drift.
  */
-#ifndef CORE_CONFIG_H
-#define CORE_CONFIG_H
+#ifndef CMD_CONFIG_H
+#define CMD_CONFIG_H
 
 #include "../core/core.h"
 #include "../sink/sink.h"
@@ -17,7 +17,7 @@
 
 #include <stdio.h>
 
-struct core_config {
+struct config {
     /* kafka.<property> pairs for librdkafka, prefix removed, file order */
     char **kafka_keys;
     char **kafka_values;
@@ -41,10 +41,10 @@ struct core_config {
 };
 
 /* Defaults of every key; no file read. */
-void core_config_init(struct core_config *cfg);
+void config_init(struct config *cfg);
 
 /* Frees what the config owns; accepts a zeroed or half-loaded config. */
-void core_config_release(struct core_config *cfg);
+void config_release(struct config *cfg);
 
 /*
  * Loads the properties file at path (may be NULL: defaults and overrides
@@ -55,31 +55,29 @@ void core_config_release(struct core_config *cfg);
  * CORE_OK, or CORE_ERR_USAGE / CORE_ERR_IO with errstr naming the key (or file
  * and line) and what to fix.
  */
-CORE_WUR enum core_err core_config_load(struct core_config *cfg,
-                                        const char *path,
-                                        const char *const *overrides,
-                                        size_t noverrides, int for_run,
-                                        char *errstr, size_t errstr_size);
+CORE_WUR enum core_err config_load(struct config *cfg, const char *path,
+                                   const char *const *overrides,
+                                   size_t noverrides, int for_run, char *errstr,
+                                   size_t errstr_size);
 
 /*
- * core_config_load for the tools that take run's -c FILE and -X (schema,
+ * config_load for the tools that take run's -c FILE and -X (schema,
  * dlq): no run-only key is required, and a failure is printed on stderr
  * as "<who>: <sentence>".  Returns 0, or 2 (the exit status of bad
  * usage).  Their logs show warnings and errors only.
  */
-int core_config_load_tool(struct core_config *cfg, const char *who,
-                          const char *path, const char *const *overrides,
-                          size_t noverrides);
+int config_load_tool(struct config *cfg, const char *who, const char *path,
+                     const char *const *overrides, size_t noverrides);
 
 /* Sets one key from its text value, as a line of the file would. */
-CORE_WUR enum core_err core_config_set(struct core_config *cfg, const char *key,
-                                       const char *value, char *errstr,
-                                       size_t errstr_size);
+CORE_WUR enum core_err config_set(struct config *cfg, const char *key,
+                                  const char *value, char *errstr,
+                                  size_t errstr_size);
 
 /* The value of kafka.<name>, or NULL when it is not set. */
-const char *core_config_kafka(const struct core_config *cfg, const char *name);
+const char *config_kafka(const struct config *cfg, const char *name);
 
 /* Writes the reference of every key as a Markdown table. */
-void core_config_reference(FILE *f);
+void config_reference(FILE *f);
 
 #endif

@@ -181,7 +181,7 @@ int cmd_dlq(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct core_config cfg;
+    struct config cfg;
     struct dlq_run d;
     struct dlq_read_config rcfg;
     struct schema *sch = NULL;
@@ -198,7 +198,7 @@ int cmd_dlq(int argc, char **argv)
 
     memset(&d, 0, sizeof(d));
     memset(names, 0, sizeof(names));
-    core_config_init(&cfg);
+    config_init(&cfg);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
@@ -277,8 +277,8 @@ int cmd_dlq(int argc, char **argv)
         status = 2;
         goto out;
     }
-    status = core_config_load_tool(&cfg, "userpipe dlq", path, overrides,
-                                   noverrides);
+    status =
+        config_load_tool(&cfg, "userpipe dlq", path, overrides, noverrides);
     if (status != 0) {
         goto out;
     }
@@ -307,7 +307,7 @@ int cmd_dlq(int argc, char **argv)
         /* judged against the shared schema as it is now; new keys are
          * learned locally, nothing is claimed */
         sch = schema_new();
-        rc = core_open_schema(&cfg, sch, &sc, errstr, sizeof(errstr));
+        rc = open_schema(&cfg, sch, &sc, errstr, sizeof(errstr));
         if (rc == CORE_OK) {
             rc = transform_new(&cfg.transform, sch, &d.tf, errstr,
                                sizeof(errstr));
@@ -319,9 +319,8 @@ int cmd_dlq(int argc, char **argv)
         }
     }
     snprintf(group, sizeof(group), "%s.redrive",
-             core_config_kafka(&cfg, "group.id")
-                 ? core_config_kafka(&cfg, "group.id")
-                 : "userpipe");
+             config_kafka(&cfg, "group.id") ? config_kafka(&cfg, "group.id")
+                                            : "userpipe");
     rcfg.kafka_keys = (const char *const *)cfg.kafka_keys;
     rcfg.kafka_values = (const char *const *)cfg.kafka_values;
     rcfg.kafka_count = cfg.kafka_count;
@@ -387,7 +386,7 @@ out:
     transform_destroy(d.tf);
     schema_claims_destroy(sc);
     schema_destroy(sch);
-    core_config_release(&cfg);
+    config_release(&cfg);
     free(overrides);
     return status;
 }

@@ -49,10 +49,9 @@ static rd_kafka_conf_t *conf_from(const struct dlq_read_config *cfg,
     struct core_kafka_props user = {cfg->kafka_keys, cfg->kafka_values,
                                     cfg->kafka_count};
 
-    if (core_kafka_apply(conf,
-                         consumer ? CORE_KAFKA_TOOL_CONSUMER
-                                  : CORE_KAFKA_PRODUCER,
-                         &user, errstr, errstr_size) != CORE_OK) {
+    if (core_kafka_apply(
+            conf, consumer ? CORE_KAFKA_TOOL_CONSUMER : CORE_KAFKA_PRODUCER,
+            &user, errstr, errstr_size) != CORE_OK) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -156,10 +155,9 @@ static int all_done(const rd_kafka_topic_partition_list_t *ends)
     return 1;
 }
 
-enum core_err dlq_read(const struct dlq_read_config *cfg,
-                            dlq_read_fn fn, void *opaque,
-                            uint64_t *redriven, char *errstr,
-                            size_t errstr_size)
+enum core_err dlq_read(const struct dlq_read_config *cfg, dlq_read_fn fn,
+                       void *opaque, uint64_t *redriven, char *errstr,
+                       size_t errstr_size)
 {
     struct reader rd;
     rd_kafka_conf_t *cconf = NULL, *pconf = NULL;

@@ -10,14 +10,14 @@
 
 /*
  * Each record read is handed to fn, which returns 1 to send it back to its
- * source topic (redrive), 0 to leave it.  With group NULL the topics are read from the beginning to the
- * end they had at the start, nothing is written and nothing committed
- * (stats, dry runs).  With a group, the group's committed offsets decide
- * where to start (earliest when it has none), records fn picks are
- * produced to their source topic with their original key and value byte
- * for byte (idempotent, acks=all), and only after every one of them is
- * acknowledged are the group's offsets committed: a record is redriven at
- * least once, and once per group in practice.
+ * source topic (redrive), 0 to leave it.  With group NULL the topics are read
+ * from the beginning to the end they had at the start, nothing is written and
+ * nothing committed (stats, dry runs).  With a group, the group's committed
+ * offsets decide where to start (earliest when it has none), records fn picks
+ * are produced to their source topic with their original key and value byte for
+ * byte (idempotent, acks=all), and only after every one of them is acknowledged
+ * are the group's offsets committed: a record is redriven at least once, and
+ * once per group in practice.
  */
 struct dlq_read_config {
     const char *const *kafka_keys;
@@ -31,13 +31,13 @@ struct dlq_read_config {
 /* rec's strings are valid during the call only; rec->ticket is unused;
  * dlq_timestamp_ms is when the record was dead-lettered. */
 typedef int (*dlq_read_fn)(void *opaque, const struct sink_dlq_record *rec,
-                                int64_t dlq_timestamp_ms);
+                           int64_t dlq_timestamp_ms);
 
 /* Reads every record once.  *redriven gets how many were produced back.
  * Returns CORE_OK, or an error with errstr saying what failed. */
 CORE_WUR enum core_err dlq_read(const struct dlq_read_config *cfg,
-                                     dlq_read_fn fn, void *opaque,
-                                     uint64_t *redriven, char *errstr,
-                                     size_t errstr_size);
+                                dlq_read_fn fn, void *opaque,
+                                uint64_t *redriven, char *errstr,
+                                size_t errstr_size);
 
 #endif

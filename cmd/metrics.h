@@ -7,8 +7,8 @@
  * threads share only that snapshot, under a mutex, so the pipeline's hot
  * path never waits for a scrape.
  */
-#ifndef CORE_METRICS_H
-#define CORE_METRICS_H
+#ifndef CMD_METRICS_H
+#define CMD_METRICS_H
 
 #include "../core/core.h"
 #include "../sink/sink.h"
@@ -36,7 +36,7 @@ struct metrics_snapshot {
     uint64_t users_sent;   /* user updates Moesif accepted */
     uint64_t responses[6]; /* [0] transport errors, [1..5] 1xx..5xx */
     uint64_t retries;
-    unsigned in_flight; /* requests in flight */
+    unsigned in_flight;                                /* requests in flight */
     uint64_t latency_bucket[SINK_LATENCY_BUCKETS + 1]; /* not cumulative;
                                                    last = above all bounds */
     double latency_sum_s;

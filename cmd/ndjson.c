@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 
-int core_utf8_valid(const char *str, size_t len)
+int utf8_valid(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
@@ -51,7 +51,7 @@ int core_utf8_valid(const char *str, size_t len)
     return 1;
 }
 
-void core_json_write_escaped(FILE *f, const char *s, size_t len)
+void json_write_escaped(FILE *f, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     size_t run = 0; /* start of the bytes not yet written */
@@ -91,7 +91,7 @@ void core_json_write_escaped(FILE *f, const char *s, size_t len)
 static const char b64chars[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-void core_b64_init(struct core_b64 *b)
+void b64_init(struct b64 *b)
 {
     b->nrem = 0;
 }
@@ -114,7 +114,7 @@ static void b64_block(FILE *f, const unsigned char *in, size_t n)
     fwrite(out, 1, 4, f);
 }
 
-void core_b64_write(struct core_b64 *b, FILE *f, const char *s, size_t len)
+void b64_write(struct b64 *b, FILE *f, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
 
@@ -128,7 +128,7 @@ void core_b64_write(struct core_b64 *b, FILE *f, const char *s, size_t len)
     }
 }
 
-void core_b64_finish(struct core_b64 *b, FILE *f)
+void b64_finish(struct b64 *b, FILE *f)
 {
     if (b->nrem > 0) {
         b64_block(f, b->rem, b->nrem);

@@ -22,16 +22,16 @@ struct count {
     size_t n;
 };
 
-struct core_parked {
+struct parked {
     struct entry *ring;
     size_t cap, head, len;
     struct count *users;
     size_t ucap, uused;
 };
 
-struct core_parked *core_parked_new(void)
+struct parked *parked_new(void)
 {
-    struct core_parked *p = core_calloc(1, sizeof(*p));
+    struct parked *p = core_calloc(1, sizeof(*p));
     p->cap = 64;
     p->ring = core_calloc(p->cap, sizeof(*p->ring));
     p->ucap = 64;
@@ -39,7 +39,7 @@ struct core_parked *core_parked_new(void)
     return p;
 }
 
-void core_parked_destroy(struct core_parked *p)
+void parked_destroy(struct parked *p)
 {
     if (p == NULL) {
         return;
@@ -49,7 +49,7 @@ void core_parked_destroy(struct core_parked *p)
     free(p);
 }
 
-static struct count *slot(const struct core_parked *p, uint64_t h)
+static struct count *slot(const struct parked *p, uint64_t h)
 {
     size_t i = (size_t)h & (p->ucap - 1);
     while (p->users[i].hash != 0 && p->users[i].hash != h) {
@@ -58,7 +58,7 @@ static struct count *slot(const struct core_parked *p, uint64_t h)
     return &p->users[i];
 }
 
-static void users_grow(struct core_parked *p)
+static void users_grow(struct parked *p)
 {
     struct count *old = p->users;
     size_t n = p->ucap;
@@ -73,8 +73,7 @@ static void users_grow(struct core_parked *p)
     free(old);
 }
 
-void core_parked_push(struct core_parked *p, uint64_t ticket, uint64_t h,
-                      int64_t now_ms)
+void parked_push(struct parked *p, uint64_t ticket, uint64_t h, int64_t now_ms)
 {
     struct count *c;
 
@@ -101,8 +100,7 @@ void core_parked_push(struct core_parked *p, uint64_t ticket, uint64_t h,
     c->n++;
 }
 
-int core_parked_head(const struct core_parked *p, uint64_t *ticket,
-                     int64_t *parked_ms)
+int parked_head(const struct parked *p, uint64_t *ticket, int64_t *parked_ms)
 {
     if (p->len == 0) {
         return 0;
@@ -112,7 +110,7 @@ int core_parked_head(const struct core_parked *p, uint64_t *ticket,
     return 1;
 }
 
-void core_parked_pop(struct core_parked *p)
+void parked_pop(struct parked *p)
 {
     struct count *c;
 
@@ -131,7 +129,7 @@ void core_parked_pop(struct core_parked *p)
     }
 }
 
-int core_parked_has_user(const struct core_parked *p, uint64_t uid_hash)
+int parked_has_user(const struct parked *p, uint64_t uid_hash)
 {
     const struct count *c;
 
@@ -142,7 +140,7 @@ int core_parked_has_user(const struct core_parked *p, uint64_t uid_hash)
     return c->hash != 0 && c->n > 0;
 }
 
-size_t core_parked_count(const struct core_parked *p)
+size_t parked_count(const struct parked *p)
 {
     return p->len;
 }

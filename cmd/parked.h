@@ -5,32 +5,31 @@
  * parked behind it, so one user's updates never overtake each other.
  * Events of other users, and events whose keys are all known, never wait.
  */
-#ifndef CORE_PARKED_H
-#define CORE_PARKED_H
+#ifndef CMD_PARKED_H
+#define CMD_PARKED_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-struct core_parked;
+struct parked;
 
-struct core_parked *core_parked_new(void);
-void core_parked_destroy(struct core_parked *p);
+struct parked *parked_new(void);
+void parked_destroy(struct parked *p);
 
 /* Parks a ticket at the tail; uid_hash is core_hash64 of its user_id. */
-void core_parked_push(struct core_parked *p, uint64_t ticket,
-                      uint64_t uid_hash, int64_t now_ms);
+void parked_push(struct parked *p, uint64_t ticket, uint64_t uid_hash,
+                 int64_t now_ms);
 
 /* The head's ticket and when it was parked; 0 when empty. */
-int core_parked_head(const struct core_parked *p, uint64_t *ticket,
-                     int64_t *parked_ms);
+int parked_head(const struct parked *p, uint64_t *ticket, int64_t *parked_ms);
 
 /* Removes the head. */
-void core_parked_pop(struct core_parked *p);
+void parked_pop(struct parked *p);
 
 /* Whether an event of this user is parked.  A hash collision between two
  * users only parks an event that need not wait: order is still kept. */
-int core_parked_has_user(const struct core_parked *p, uint64_t uid_hash);
+int parked_has_user(const struct parked *p, uint64_t uid_hash);
 
-size_t core_parked_count(const struct core_parked *p);
+size_t parked_count(const struct parked *p);
 
 #endif

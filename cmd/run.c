@@ -39,14 +39,14 @@ static void on_signal(int sig)
 }
 
 struct run {
-    struct core_config cfg;
+    struct config cfg;
     struct schema *sch;
     struct transform *tf;
     struct ingest *ing;
     struct sink *snk;
     struct sink_dlq *dlq;
     struct schema_claims *claims;
-    struct core_parked *parked;
+    struct parked *parked;
     struct metrics *metrics;
     struct metrics_snapshot *snap; /* reused: it is large */
     int exit_at_end;
@@ -302,16 +302,16 @@ static void handle(struct run *r, const struct ingest_msg *m)
     h = core_hash64(uid, uid_len);
     if (rc == CORE_ERR_RETRY) {
         claim_new_keys(r);
-        if (core_parked_count(r->parked) == 0) {
+        if (parked_count(r->parked) == 0) {
             /* the head, just tried: unpark waits for the schema to grow */
             r->unpark_keys = schema_count(r->sch);
             r->unpark_ticket = m->ticket;
         }
-        core_parked_push(r->parked, m->ticket, h, core_now_ms());
+        parked_push(r->parked, m->ticket, h, core_now_ms());
         return;
     }
-    if (core_parked_has_user(r->parked, h)) {
-        core_parked_push(r->parked, m->ticket, h, core_now_ms());
+    if (parked_has_user(r->parked, h)) {
+        parked_push(r->parked, m->ticket, h, core_now_ms());
         return;
     }
     r->accepted++;
@@ -328,11 +328,11 @@ static void unpark(struct run *r)
     int64_t parked_ms;
 
     if (schema_count(r->sch) == r->unpark_keys &&
-        core_parked_head(r->parked, &ticket, &parked_ms) &&
+        parked_head(r->parked, &ticket, &parked_ms) &&
         ticket == r->unpark_ticket && ticket_alive(r, ticket)) {
         return;
     }
-    while (!r->fatal && core_parked_head(r->parked, &ticket, &parked_ms)) {
+    while (!r->fatal && parked_head(r->parked, &ticket, &parked_ms)) {
         struct ingest_msg m;
         const char *out, *uid;
         size_t out_len, uid_len;
@@ -341,7 +341,7 @@ static void unpark(struct run *r)
         uint64_t waited;
 
         if (ingest_message(r->ing, ticket, &m) != 0) {
-            core_parked_pop(r->parked); /* its partition was given up */
+            parked_pop(r->parked); /* its partition was given up */
             continue;
         }
         rc = transform_event(r->tf, m.value, m.len, &out, &out_len, &rej);
@@ -357,7 +357,7 @@ static void unpark(struct run *r)
         if (waited > r->wait_ms_max) {
             r->wait_ms_max = waited;
         }
-        core_parked_pop(r->parked);
+        parked_pop(r->parked);
         if (rc == CORE_ERR_REJECT) {
             reject(r, &m, &rej);
             continue;
@@ -390,7 +390,7 @@ static void unpark(struct run *r)
 
 static void backpressure(struct run *r)
 {
-    size_t parked = core_parked_count(r->parked);
+    size_t parked = parked_count(r->parked);
     size_t dlq_n = sink_dlq_pending(r->dlq);
     size_t dlq_bytes = sink_dlq_pending_bytes(r->dlq);
     int64_t now;
@@ -453,7 +453,7 @@ static void publish(struct run *r)
     m->latency_sum_s = (double)ss.latency_sum_ms / 1000.0;
     m->latency_count = ss.requests;
     m->schema_keys = schema_count(r->sch);
-    m->parked = core_parked_count(r->parked);
+    m->parked = parked_count(r->parked);
     m->moesif_reachable = ss.reachable || ss.requests == 0;
     n = ingest_partitions(r->ing, info, METRICS_MAX_PARTITIONS);
     for (size_t i = 0; i < n; i++) {
@@ -625,8 +625,8 @@ static void summary(struct run *r, int64_t started_ms)
     uint64_t sealed;
 
     sink_get_stats(r->snk, &ss);
-    sealed = ss.sealed_full + ss.sealed_linger + ss.sealed_chain +
-             ss.sealed_flush;
+    sealed =
+        ss.sealed_full + ss.sealed_linger + ss.sealed_chain + ss.sealed_flush;
     schema_claims_get_stats(r->claims, &cs);
     ingest_get_stats(r->ing, &is);
     for (int i = 1; i < CORE_REJECT__COUNT; i++) {
@@ -690,7 +690,7 @@ int cmd_run(int argc, char **argv)
      * at the same rate. */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     memset(&r, 0, sizeof(r));
-    core_config_init(&r.cfg);
+    config_init(&r.cfg);
     r.snap = core_calloc(1, sizeof(*r.snap));
     r.started_ms = started_ms;
     r.tty = isatty(STDERR_FILENO);
@@ -700,8 +700,8 @@ int cmd_run(int argc, char **argv)
         status = status < 0 ? 0 : status;
         goto out;
     }
-    rc = core_config_load(&r.cfg, path, overrides, noverrides, 1, errstr,
-                          sizeof(errstr));
+    rc = config_load(&r.cfg, path, overrides, noverrides, 1, errstr,
+                     sizeof(errstr));
     if (rc != CORE_OK) {
         fprintf(stderr, "userpipe run: %s\n", errstr);
         status = 2;
@@ -713,7 +713,7 @@ int cmd_run(int argc, char **argv)
     /* every client is configured (and kafka.* checked by librdkafka)
      * before anything touches the network */
     r.sch = schema_new();
-    r.parked = core_parked_new();
+    r.parked = parked_new();
     r.cfg.transform.defer_new_keys = 1;
     rc = transform_new(&r.cfg.transform, r.sch, &r.tf, errstr, sizeof(errstr));
     if (rc == CORE_OK) {
@@ -754,7 +754,7 @@ int cmd_run(int argc, char **argv)
     }
     if (rc == CORE_OK) {
         /* the shared schema, read to its end before any event */
-        rc = core_open_schema(&r.cfg, r.sch, &r.claims, errstr, sizeof(errstr));
+        rc = open_schema(&r.cfg, r.sch, &r.claims, errstr, sizeof(errstr));
     }
     if (rc != CORE_OK) {
         fprintf(stderr, "userpipe run: %s\n", errstr);
@@ -793,7 +793,7 @@ int cmd_run(int argc, char **argv)
             break;
         }
         if (exit_at_end && ingest_at_end(r.ing) && sink_pending(r.snk) == 0 &&
-            sink_dlq_pending(r.dlq) == 0 && core_parked_count(r.parked) == 0) {
+            sink_dlq_pending(r.dlq) == 0 && parked_count(r.parked) == 0) {
             core_log(CORE_LOG_INFO, "run",
                      "msg=\"every partition reached its end offset\"");
             break;
@@ -876,11 +876,11 @@ out:
     sink_destroy(r.snk);
     transform_destroy(r.tf);
     schema_claims_destroy(r.claims);
-    core_parked_destroy(r.parked);
+    parked_destroy(r.parked);
     metrics_destroy(r.metrics);
     free(r.snap);
     schema_destroy(r.sch);
-    core_config_release(&r.cfg);
+    config_release(&r.cfg);
     free(overrides);
     return status;
 }

@@ -1,6 +1,6 @@
 /*
  * cmd_schema.c: the shared metadata schema from the command line, and the
- * set-up `userpipe run` shares with it (core_open_schema):
+ * set-up `userpipe run` shares with it (open_schema):
  *   userpipe schema show   -c FILE   key, type, who claimed it and when
  *   userpipe schema export -c FILE   the seed-file format, on stdout
  *   userpipe schema import -c FILE SEED
@@ -50,9 +50,9 @@ static enum core_err settle_claims(struct schema_claims *sc, char *errstr,
     return CORE_OK;
 }
 
-enum core_err core_open_schema(const struct core_config *cfg,
-                               struct schema *sch, struct schema_claims **out,
-                               char *errstr, size_t errstr_size)
+enum core_err open_schema(const struct config *cfg, struct schema *sch,
+                          struct schema_claims **out, char *errstr,
+                          size_t errstr_size)
 {
     struct schema_claims_config ccfg;
     struct schema_claims *sc = NULL;
@@ -139,7 +139,7 @@ static void usage(FILE *f)
 
 int cmd_schema(int argc, char **argv)
 {
-    struct core_config cfg;
+    struct config cfg;
     struct schema *sch = schema_new();
     struct schema_claims *sc = NULL;
     const char *path = NULL, *verb;
@@ -149,7 +149,7 @@ int cmd_schema(int argc, char **argv)
     int status = 0, c;
     enum core_err rc;
 
-    core_config_init(&cfg);
+    config_init(&cfg);
     if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
@@ -194,14 +194,14 @@ int cmd_schema(int argc, char **argv)
         status = 2;
         goto out;
     }
-    status = core_config_load_tool(&cfg, "userpipe schema", path, overrides,
-                                   noverrides);
+    status =
+        config_load_tool(&cfg, "userpipe schema", path, overrides, noverrides);
     if (status != 0) {
         goto out;
     }
     free(cfg.schema_file); /* `schema` never imports the run's seed */
     cfg.schema_file = NULL;
-    rc = core_open_schema(&cfg, sch, &sc, errstr, sizeof(errstr));
+    rc = open_schema(&cfg, sch, &sc, errstr, sizeof(errstr));
     if (rc != CORE_OK) {
         fprintf(stderr, "userpipe schema: %s\n", errstr);
         status = rc == CORE_ERR_USAGE ? 2 : 1;
@@ -280,7 +280,7 @@ int cmd_schema(int argc, char **argv)
 out:
     schema_claims_destroy(sc);
     schema_destroy(sch);
-    core_config_release(&cfg);
+    config_release(&cfg);
     free(overrides);
     return status;
 }

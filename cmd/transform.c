@@ -161,9 +161,9 @@ static void write_reject_head(FILE *rf, unsigned long long line,
 {
     fprintf(rf, "{\"line\":%llu,\"code\":\"%s\",\"path\":\"", line,
             core_reject_name(rej->code));
-    core_json_write_escaped(rf, rej->path, strlen(rej->path));
+    json_write_escaped(rf, rej->path, strlen(rej->path));
     fputs("\",\"message\":\"", rf);
-    core_json_write_escaped(rf, rej->message, strlen(rej->message));
+    json_write_escaped(rf, rej->message, strlen(rej->message));
     fputc('"', rf);
 }
 
@@ -172,15 +172,15 @@ static void write_reject(FILE *rf, unsigned long long line,
                          size_t len)
 {
     write_reject_head(rf, line, rej);
-    if (rej->code != CORE_REJECT_TOO_LARGE && core_utf8_valid(ev, len)) {
+    if (rej->code != CORE_REJECT_TOO_LARGE && utf8_valid(ev, len)) {
         fputs(",\"event\":\"", rf);
-        core_json_write_escaped(rf, ev, len);
+        json_write_escaped(rf, ev, len);
     } else {
-        struct core_b64 b;
+        struct b64 b;
         fputs(",\"event_b64\":\"", rf);
-        core_b64_init(&b);
-        core_b64_write(&b, rf, ev, len);
-        core_b64_finish(&b, rf);
+        b64_init(&b);
+        b64_write(&b, rf, ev, len);
+        b64_finish(&b, rf);
     }
     fputs("\"}\n", rf);
 }
@@ -310,7 +310,7 @@ static int parse_options(int argc, char **argv, struct options *o)
 static int reject_oversize(struct reader *r, FILE *rf, unsigned long long line,
                            size_t max, const char *first, size_t first_len)
 {
-    struct core_b64 b;
+    struct b64 b;
     enum read_result rr = READ_PIECE;
     const char *p;
     size_t len;
@@ -324,16 +324,16 @@ static int reject_oversize(struct reader *r, FILE *rf, unsigned long long line,
             "{\"line\":%llu,\"code\":\"too_large\",\"path\":\"\","
             "\"message\":\"%s\",\"event_b64\":\"",
             line, message);
-    core_b64_init(&b);
-    core_b64_write(&b, rf, first, first_len);
+    b64_init(&b);
+    b64_write(&b, rf, first, first_len);
     while (rr == READ_PIECE) {
         rr = reader_next(r, &p, &len);
         if (rr == READ_ERROR) {
             return -1;
         }
-        core_b64_write(&b, rf, p, len);
+        b64_write(&b, rf, p, len);
     }
-    core_b64_finish(&b, rf);
+    b64_finish(&b, rf);
     fputs("\"}\n", rf);
     return 0;
 }

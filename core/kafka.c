@@ -58,10 +58,21 @@ int core_kafka_consumer_only(const char *name)
  * take of kafka.* (prefixes). */
 static int connection_property(const char *name)
 {
-    static const char *const prefixes[] = {
-        "bootstrap.servers", "metadata.broker.list", "security.", "sasl.",
-        "ssl.", "ssl_", "client.", "socket.", "broker.", "api.version",
-        "reconnect.", "enable.ssl", "debug", "log_level", "topic.metadata"};
+    static const char *const prefixes[] = {"bootstrap.servers",
+                                           "metadata.broker.list",
+                                           "security.",
+                                           "sasl.",
+                                           "ssl.",
+                                           "ssl_",
+                                           "client.",
+                                           "socket.",
+                                           "broker.",
+                                           "api.version",
+                                           "reconnect.",
+                                           "enable.ssl",
+                                           "debug",
+                                           "log_level",
+                                           "topic.metadata"};
     for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++) {
         if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) {
             return 1;

@@ -17,7 +17,7 @@
 int core_log_threshold = CORE_LOG_INFO;
 
 const char *const core_log_level_names[] = {"error", "warn", "info", "debug",
-                                           NULL};
+                                            NULL};
 
 int core_log_level_parse(const char *name)
 {
@@ -43,7 +43,8 @@ void core_log_write(enum core_log_level level, const char *component,
     gmtime_r(&ts.tv_sec, &tm);
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     n = snprintf(line, sizeof(line), "time=%s.%03ldZ level=%s component=%s ",
-                 when, ts.tv_nsec / 1000000L, core_log_level_names[level], component);
+                 when, ts.tv_nsec / 1000000L, core_log_level_names[level],
+                 component);
     if (n < 0 || (size_t)n >= sizeof(line)) {
         return;
     }

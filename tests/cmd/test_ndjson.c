@@ -40,31 +40,31 @@ static void mem_close(struct mem *m)
     m->f = NULL;
 }
 
-/* ---- core_utf8_valid ------------------------------------------------------
+/* ---- utf8_valid ------------------------------------------------------
  */
 
-#define VALID(s) assert_true(core_utf8_valid((s), sizeof(s) - 1))
+#define VALID(s) assert_true(utf8_valid((s), sizeof(s) - 1))
 #define INVALID(s)                                                             \
     do {                                                                       \
-        if (core_utf8_valid((s), sizeof(s) - 1)) {                             \
+        if (utf8_valid((s), sizeof(s) - 1)) {                                  \
             fail_msg("accepted as UTF-8: %s", #s);                             \
         }                                                                      \
     } while (0)
 
-static void test_core_utf8_valid__ascii_and_empty(void **state)
+static void test_utf8_valid__ascii_and_empty(void **state)
 {
     char all[128];
 
     (void)state;
-    assert_true(core_utf8_valid("", 0));
+    assert_true(utf8_valid("", 0));
     for (int i = 0; i < 128; i++) {
         all[i] = (char)i;
     }
-    assert_true(core_utf8_valid(all, sizeof(all))); /* NUL included */
+    assert_true(utf8_valid(all, sizeof(all))); /* NUL included */
     VALID("{\"user_id\":\"u1\"}");
 }
 
-static void test_core_utf8_valid__boundaries_of_each_length(void **state)
+static void test_utf8_valid__boundaries_of_each_length(void **state)
 {
     (void)state;
     VALID("\x7f");             /* U+007F */
@@ -84,7 +84,7 @@ static void test_core_utf8_valid__boundaries_of_each_length(void **state)
     VALID("a\xc3\xa9z\xe6\x97\xa5\xf0\x9f\x98\x80!");
 }
 
-static void test_core_utf8_valid__overlongs(void **state)
+static void test_utf8_valid__overlongs(void **state)
 {
     (void)state;
     INVALID("\xc0\x80");             /* NUL in two bytes */
@@ -98,7 +98,7 @@ static void test_core_utf8_valid__overlongs(void **state)
     INVALID("\xfc\x84\x80\x80\x80\x80");
 }
 
-static void test_core_utf8_valid__surrogates(void **state)
+static void test_utf8_valid__surrogates(void **state)
 {
     (void)state;
     INVALID("\xed\xa0\x80");             /* U+D800 */
@@ -108,7 +108,7 @@ static void test_core_utf8_valid__surrogates(void **state)
     INVALID("\xed\xa0\xbd\xed\xb8\x80"); /* CESU-8 pair for 😀 */
 }
 
-static void test_core_utf8_valid__above_10ffff(void **state)
+static void test_utf8_valid__above_10ffff(void **state)
 {
     (void)state;
     INVALID("\xf4\x90\x80\x80"); /* U+110000 */
@@ -118,7 +118,7 @@ static void test_core_utf8_valid__above_10ffff(void **state)
     INVALID("\xfe");
 }
 
-static void test_core_utf8_valid__truncated_and_stray(void **state)
+static void test_utf8_valid__truncated_and_stray(void **state)
 {
     (void)state;
     INVALID("\xc3");
@@ -143,25 +143,25 @@ static void test_core_utf8_valid__truncated_and_stray(void **state)
 
 /* The length is honoured: bytes after len are not read, and a sequence
  * cut by len is invalid. */
-static void test_core_utf8_valid__respects_len(void **state)
+static void test_utf8_valid__respects_len(void **state)
 {
     static const char s[] = "ab\xc3\xa9";
 
     (void)state;
-    assert_true(core_utf8_valid(s, 2));
-    assert_false(core_utf8_valid(s, 3));
-    assert_true(core_utf8_valid(s, 4));
-    assert_true(core_utf8_valid("\xff", 0));
+    assert_true(utf8_valid(s, 2));
+    assert_false(utf8_valid(s, 3));
+    assert_true(utf8_valid(s, 4));
+    assert_true(utf8_valid("\xff", 0));
 }
 
-/* ---- core_json_write_escaped ------------------------------------------- */
+/* ---- json_write_escaped ------------------------------------------- */
 
 static char *escaped(const char *s, size_t len)
 {
     struct mem m;
 
     mem_open(&m);
-    core_json_write_escaped(m.f, s, len);
+    json_write_escaped(m.f, s, len);
     mem_close(&m);
     return m.p;
 }
@@ -177,7 +177,7 @@ static void expect_escaped(const char *s, size_t len, const char *want)
 
 #define ESC(s, want) expect_escaped((s), sizeof(s) - 1, (want))
 
-static void test_core_json_write_escaped__specials(void **state)
+static void test_json_write_escaped__specials(void **state)
 {
     (void)state;
     ESC("", "");
@@ -197,7 +197,7 @@ static void test_core_json_write_escaped__specials(void **state)
     ESC("end\\", "end\\\\");
 }
 
-static void test_core_json_write_escaped__every_control_char(void **state)
+static void test_json_write_escaped__every_control_char(void **state)
 {
     (void)state;
     for (int c = 0; c < 0x20; c++) {
@@ -231,7 +231,7 @@ static void test_core_json_write_escaped__every_control_char(void **state)
 }
 
 /* What is escaped parses back, as a JSON string, to the same bytes. */
-static void test_core_json_write_escaped__round_trips_through_yajl(void **state)
+static void test_json_write_escaped__round_trips_through_yajl(void **state)
 {
     char in[256];
     size_t n = 0;
@@ -247,7 +247,7 @@ static void test_core_json_write_escaped__round_trips_through_yajl(void **state)
     n += 9;
     mem_open(&m);
     fputc('"', m.f);
-    core_json_write_escaped(m.f, in, n);
+    json_write_escaped(m.f, in, n);
     fputc('"', m.f);
     mem_close(&m);
     v = yajl_tree_parse(m.p, err, sizeof(err));
@@ -261,7 +261,7 @@ static void test_core_json_write_escaped__round_trips_through_yajl(void **state)
     free(m.p);
 }
 
-static void test_core_json_write_escaped__nul_byte(void **state)
+static void test_json_write_escaped__nul_byte(void **state)
 {
     static const char in[] = {'a', '\0', 'b'};
 
@@ -269,7 +269,7 @@ static void test_core_json_write_escaped__nul_byte(void **state)
     expect_escaped(in, 3, "a\\u0000b");
 }
 
-static void test_core_json_write_escaped__long_input(void **state)
+static void test_json_write_escaped__long_input(void **state)
 {
     size_t n = 200000;
     char *in = malloc(n);
@@ -318,25 +318,25 @@ static char *b64_pieces(const char *s, size_t len, const size_t *sizes,
                         size_t nsizes)
 {
     struct mem m;
-    struct core_b64 b;
+    struct b64 b;
     size_t off = 0, k = 0;
 
     mem_open(&m);
-    core_b64_init(&b);
+    b64_init(&b);
     while (off < len) {
         size_t n = sizes[k++ % nsizes];
         if (n > len - off) {
             n = len - off;
         }
-        core_b64_write(&b, m.f, s + off, n);
+        b64_write(&b, m.f, s + off, n);
         off += n;
     }
-    core_b64_finish(&b, m.f);
+    b64_finish(&b, m.f);
     mem_close(&m);
     return m.p;
 }
 
-static void test_core_b64__rfc4648_vectors(void **state)
+static void test_b64__rfc4648_vectors(void **state)
 {
     static const char *const vec[][2] = {
         {"", ""},
@@ -357,7 +357,7 @@ static void test_core_b64__rfc4648_vectors(void **state)
     }
 }
 
-static void test_core_b64__binary_bytes(void **state)
+static void test_b64__binary_bytes(void **state)
 {
     static const unsigned char bin[] = {0x00, 0xff, 0xfe, 0x80, 0x7f,
                                         0x01, 0xfb, 0xef, 0xbe};
@@ -380,21 +380,21 @@ static void test_core_b64__binary_bytes(void **state)
 }
 
 /* Every split of "foobar" into two or three pieces gives the same text. */
-static void test_core_b64__every_split_of_foobar(void **state)
+static void test_b64__every_split_of_foobar(void **state)
 {
     static const char s[] = "foobar";
     struct mem m;
-    struct core_b64 b;
+    struct b64 b;
 
     (void)state;
     for (size_t i = 0; i <= 6; i++) {
         for (size_t j = i; j <= 6; j++) {
             mem_open(&m);
-            core_b64_init(&b);
-            core_b64_write(&b, m.f, s, i);
-            core_b64_write(&b, m.f, s + i, j - i);
-            core_b64_write(&b, m.f, s + j, 6 - j);
-            core_b64_finish(&b, m.f);
+            b64_init(&b);
+            b64_write(&b, m.f, s, i);
+            b64_write(&b, m.f, s + i, j - i);
+            b64_write(&b, m.f, s + j, 6 - j);
+            b64_finish(&b, m.f);
             mem_close(&m);
             if (strcmp(m.p, "Zm9vYmFy") != 0) {
                 fail_msg("split %zu/%zu gave %s", i, j, m.p);
@@ -404,7 +404,7 @@ static void test_core_b64__every_split_of_foobar(void **state)
     }
 }
 
-static void test_core_b64__pieces_match_reference(void **state)
+static void test_b64__pieces_match_reference(void **state)
 {
     static const size_t patterns[][5] = {
         {1, 1, 1, 1, 1}, {2, 2, 2, 2, 2},      {4, 4, 4, 4, 4},
@@ -437,24 +437,24 @@ static void test_core_b64__pieces_match_reference(void **state)
 }
 
 /* finish leaves the state ready for the next line. */
-static void test_core_b64_finish__resets(void **state)
+static void test_b64_finish__resets(void **state)
 {
     struct mem m;
-    struct core_b64 b;
+    struct b64 b;
 
     (void)state;
     mem_open(&m);
-    core_b64_init(&b);
-    core_b64_write(&b, m.f, "f", 1);
-    core_b64_finish(&b, m.f);
+    b64_init(&b);
+    b64_write(&b, m.f, "f", 1);
+    b64_finish(&b, m.f);
     fputc('|', m.f);
-    core_b64_write(&b, m.f, "fo", 2);
-    core_b64_finish(&b, m.f);
+    b64_write(&b, m.f, "fo", 2);
+    b64_finish(&b, m.f);
     fputc('|', m.f);
-    core_b64_finish(&b, m.f); /* nothing pending: writes nothing */
+    b64_finish(&b, m.f); /* nothing pending: writes nothing */
     fputc('|', m.f);
-    core_b64_write(&b, m.f, "foo", 3);
-    core_b64_finish(&b, m.f);
+    b64_write(&b, m.f, "foo", 3);
+    b64_finish(&b, m.f);
     mem_close(&m);
     assert_string_equal(m.p, "Zg==|Zm8=||Zm9v");
     free(m.p);
@@ -463,24 +463,23 @@ static void test_core_b64_finish__resets(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_core_utf8_valid__ascii_and_empty),
-        cmocka_unit_test(test_core_utf8_valid__boundaries_of_each_length),
-        cmocka_unit_test(test_core_utf8_valid__overlongs),
-        cmocka_unit_test(test_core_utf8_valid__surrogates),
-        cmocka_unit_test(test_core_utf8_valid__above_10ffff),
-        cmocka_unit_test(test_core_utf8_valid__truncated_and_stray),
-        cmocka_unit_test(test_core_utf8_valid__respects_len),
-        cmocka_unit_test(test_core_json_write_escaped__specials),
-        cmocka_unit_test(test_core_json_write_escaped__every_control_char),
-        cmocka_unit_test(
-            test_core_json_write_escaped__round_trips_through_yajl),
-        cmocka_unit_test(test_core_json_write_escaped__nul_byte),
-        cmocka_unit_test(test_core_json_write_escaped__long_input),
-        cmocka_unit_test(test_core_b64__rfc4648_vectors),
-        cmocka_unit_test(test_core_b64__binary_bytes),
-        cmocka_unit_test(test_core_b64__every_split_of_foobar),
-        cmocka_unit_test(test_core_b64__pieces_match_reference),
-        cmocka_unit_test(test_core_b64_finish__resets),
+        cmocka_unit_test(test_utf8_valid__ascii_and_empty),
+        cmocka_unit_test(test_utf8_valid__boundaries_of_each_length),
+        cmocka_unit_test(test_utf8_valid__overlongs),
+        cmocka_unit_test(test_utf8_valid__surrogates),
+        cmocka_unit_test(test_utf8_valid__above_10ffff),
+        cmocka_unit_test(test_utf8_valid__truncated_and_stray),
+        cmocka_unit_test(test_utf8_valid__respects_len),
+        cmocka_unit_test(test_json_write_escaped__specials),
+        cmocka_unit_test(test_json_write_escaped__every_control_char),
+        cmocka_unit_test(test_json_write_escaped__round_trips_through_yajl),
+        cmocka_unit_test(test_json_write_escaped__nul_byte),
+        cmocka_unit_test(test_json_write_escaped__long_input),
+        cmocka_unit_test(test_b64__rfc4648_vectors),
+        cmocka_unit_test(test_b64__binary_bytes),
+        cmocka_unit_test(test_b64__every_split_of_foobar),
+        cmocka_unit_test(test_b64__pieces_match_reference),
+        cmocka_unit_test(test_b64_finish__resets),
     };
 
     return cmocka_run_group_tests_name("ndjson", tests, NULL, NULL);

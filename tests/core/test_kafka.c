@@ -232,8 +232,8 @@ static void test_sink_dlq_new__producer_never_auto_creates(void **state)
 
 static void test_schema_claims_new__both_clients_never_auto_create(void **state)
 {
-    struct schema_claims_config cfg = {keys,   values,     3,
-                                       "userpipe-schema", "test", "name"};
+    struct schema_claims_config cfg = {keys,   values, 3, "userpipe-schema",
+                                       "test", "name"};
     struct schema *sch = schema_new();
     struct schema_claims *sc = NULL;
     char e[512];
@@ -255,19 +255,17 @@ static int skip_all(void *opaque, const struct sink_dlq_record *rec,
     return 0;
 }
 
-static void test_dlq_read__reader_and_redriver_never_auto_create(
-    void **state)
+static void test_dlq_read__reader_and_redriver_never_auto_create(void **state)
 {
     const char *topics[1] = {"users.dlq"};
-    struct dlq_read_config cfg = {keys, values, 3, topics, 1,
-                                       "test-redrive"};
+    struct dlq_read_config cfg = {keys, values, 3, topics, 1, "test-redrive"};
     uint64_t redriven = 0;
     char e[512];
     (void)state;
 
     memset(&seen, 0, sizeof(seen));
-    assert_int_equal(
-        dlq_read(&cfg, skip_all, NULL, &redriven, e, sizeof(e)), CORE_OK);
+    assert_int_equal(dlq_read(&cfg, skip_all, NULL, &redriven, e, sizeof(e)),
+                     CORE_OK);
     assert_int_equal(redriven, 0);
     expect_no_auto_create(2);
 }
@@ -281,9 +279,9 @@ int main(void)
         cmocka_unit_test(test_core_kafka_replication__min_of_three_and_brokers),
         cmocka_unit_test(test_ingest_new__consumer_never_auto_creates),
         cmocka_unit_test(test_sink_dlq_new__producer_never_auto_creates),
-        cmocka_unit_test(test_schema_claims_new__both_clients_never_auto_create),
         cmocka_unit_test(
-            test_dlq_read__reader_and_redriver_never_auto_create),
+            test_schema_claims_new__both_clients_never_auto_create),
+        cmocka_unit_test(test_dlq_read__reader_and_redriver_never_auto_create),
     };
     return cmocka_run_group_tests_name("kafka", tests, setup, NULL);
 }
