@@ -4,6 +4,12 @@
  * The table below is the single source of every configuration key: the
  * loader parses and range-checks through it, error sentences name its
  * keys, and `userpipe config-reference` prints it as the README's table.
+ * This is the one validator (issue 14): the stages' numeric defaults and
+ * ranges are written once, in their headers (SINK_*_DEF/_MIN/_MAX,
+ * TRANSFORM_*), the table takes them from there, and sink_new and
+ * transform_new trust the config they are handed (they assert).  The
+ * checks that span keys (the back-off pair, base_url's scheme, the
+ * application id's bytes) are in config_load, after the last override.
  * kafka.* keys are not checked here: they are handed to librdkafka by
  * ingest/ and the dead-letter producer, whose rd_kafka_conf_set errstr
  * names the bad property.
@@ -16,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* K_SIZE and K_COUNT both fill a size_t: bytes, or a count. */
 enum key_type { K_STR, K_UINT, K_SIZE, K_COUNT, K_BOOL, K_ENUM, K_LOGLEVEL };
@@ -34,7 +41,9 @@ static const char *const scope_names[] = {"name", "path", NULL};
 static const char *const unknown_names[] = {"reject", "drop", "metadata", NULL};
 
 #define OFF(field) offsetof(struct config, field)
-#define MIB (1024ULL * 1024)
+/* a stage's default, as the reference prints it */
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 static const struct key keys[] = {
     {"source.topics", K_STR, OFF(source_topics), 0, 0, NULL,
@@ -53,41 +62,48 @@ static const struct key keys[] = {
      "Moesif application id, sent as `X-Moesif-Application-Id` (required; "
      "or the environment variable `MOESIF_APPLICATION_ID`). Never logged.",
      NULL},
-    {"batch.max_events", K_COUNT, OFF(sink.batch_max_events), 1, 10000, "200",
+    {"batch.max_events", K_COUNT, OFF(sink.batch_max_events),
+     SINK_MAX_EVENTS_MIN, SINK_MAX_EVENTS_MAX, STR(SINK_MAX_EVENTS_DEF),
      "A batch is sent when it holds this many events.", NULL},
-    {"batch.max_bytes", K_SIZE, OFF(sink.batch_max_bytes), 1024, 64 * MIB,
-     "1048576",
+    {"batch.max_bytes", K_SIZE, OFF(sink.batch_max_bytes), SINK_MAX_BYTES_MIN,
+     SINK_MAX_BYTES_MAX, STR(SINK_MAX_BYTES_DEF),
      "A batch is sent when its uncompressed body reaches this many bytes.",
      NULL},
-    {"batch.linger_ms", K_UINT, OFF(sink.batch_linger_ms), 0, 60000, "1000",
+    {"batch.linger_ms", K_UINT, OFF(sink.batch_linger_ms), 0,
+     SINK_LINGER_MS_MAX, STR(SINK_LINGER_MS_DEF),
      "A batch is sent at the latest this long after its first event.", NULL},
-    {"sink.max_in_flight", K_UINT, OFF(sink.max_in_flight), 1, 256, "32",
+    {"sink.max_in_flight", K_UINT, OFF(sink.max_in_flight), SINK_IN_FLIGHT_MIN,
+     SINK_IN_FLIGHT_MAX, STR(SINK_IN_FLIGHT_DEF),
      "Requests in flight at once; also the number of lanes (updates of one "
      "user always use the same lane, one request at a time, so a lane "
      "waiting for Retry-After delays only its 1/N of the users).",
      NULL},
-    {"sink.timeout_ms", K_UINT, OFF(sink.timeout_ms), 100, 600000, "30000",
+    {"sink.timeout_ms", K_UINT, OFF(sink.timeout_ms), SINK_TIMEOUT_MS_MIN,
+     SINK_TIMEOUT_MS_MAX, STR(SINK_TIMEOUT_MS_DEF),
      "Time-out of one HTTP request; a timed-out request is retried.", NULL},
     {"sink.gzip", K_BOOL, OFF(sink.gzip), 0, 1, "true",
      "Send request bodies gzipped (`Content-Encoding: gzip`).", NULL},
-    {"sink.gzip_level", K_UINT, OFF(sink.gzip_level), 1, 12, "1",
+    {"sink.gzip_level", K_UINT, OFF(sink.gzip_level), SINK_GZIP_LEVEL_MIN,
+     SINK_GZIP_LEVEL_MAX, STR(SINK_GZIP_LEVEL_DEF),
      "libdeflate compression level, 1 (fastest) to 12 (smallest); 1 costs "
      "about 0.7 us less CPU per event than 6 for 17% more bytes on the "
      "wire (make bench).",
      NULL},
-    {"sink.retry_backoff_ms", K_UINT, OFF(sink.retry_backoff_ms), 1, 60000,
-     "100",
+    {"sink.retry_backoff_ms", K_UINT, OFF(sink.retry_backoff_ms),
+     SINK_BACKOFF_MS_MIN, SINK_BACKOFF_MS_MAX, STR(SINK_BACKOFF_MS_DEF),
      "First retry delay after 429, 5xx, a time-out or a connection error; "
      "doubles each retry, with full jitter.",
      NULL},
-    {"sink.retry_backoff_max_ms", K_UINT, OFF(sink.retry_backoff_max_ms), 10,
-     3600000, "30000", "Upper bound of the retry delay.", NULL},
-    {"sink.retry_max", K_UINT, OFF(sink.retry_max), 0, 1000000000, "0",
+    {"sink.retry_backoff_max_ms", K_UINT, OFF(sink.retry_backoff_max_ms),
+     SINK_BACKOFF_MAX_MS_MIN, SINK_BACKOFF_MAX_MS_MAX,
+     STR(SINK_BACKOFF_MAX_MS_DEF), "Upper bound of the retry delay.", NULL},
+    {"sink.retry_max", K_UINT, OFF(sink.retry_max), 0, SINK_RETRY_MAX_MAX, "0",
      "Retries of one batch before the pipeline stops; 0 retries without "
      "end (nothing is ever dropped).",
      NULL},
-    {"sink.max_pending_bytes", K_SIZE, OFF(sink.max_pending_bytes), MIB,
-     4096 * MIB, "16777216",
+    {"sink.max_pending_bytes", K_SIZE, OFF(sink.max_pending_bytes),
+     SINK_PENDING_BYTES_MIN, SINK_PENDING_BYTES_MAX,
+     STR(SINK_PENDING_BYTES_DEF),
      "Event bytes held by the sink before consumption is held back "
      "(backpressure; the partitions are paused after 1 s); it resumes "
      "at half.",
@@ -121,9 +137,13 @@ static const struct key keys[] = {
      "A top-level field Moesif does not know: `reject` (dead-letter it), "
      "`drop` it, or move it under `metadata`.",
      unknown_names},
-    {"transform.max_event_bytes", K_SIZE, OFF(transform.max_event_bytes), 16,
-     64 * MIB, "1048576", "Larger events are rejected as `too_large`.", NULL},
-    {"transform.max_depth", K_UINT, OFF(transform.max_depth), 2, 1024, "64",
+    {"transform.max_event_bytes", K_SIZE, OFF(transform.max_event_bytes),
+     TRANSFORM_MAX_EVENT_BYTES_MIN, TRANSFORM_MAX_EVENT_BYTES_MAX,
+     STR(TRANSFORM_MAX_EVENT_BYTES_DEF),
+     "Larger events are rejected as `too_large`.", NULL},
+    {"transform.max_depth", K_UINT, OFF(transform.max_depth),
+     TRANSFORM_MAX_DEPTH_MIN, TRANSFORM_MAX_DEPTH_MAX,
+     STR(TRANSFORM_MAX_DEPTH_DEF),
      "Deeper nesting is rejected as `too_deep` (the event is level 1).", NULL},
     {"metrics.listen", K_STR, OFF(metrics_listen), 0, 0, "127.0.0.1:9464",
      "Address of the Prometheus `/metrics`, `/healthz` and `/readyz` "
@@ -427,13 +447,25 @@ enum core_err config_load(struct config *cfg, const char *path,
                  "MOESIF_APPLICATION_ID");
         return CORE_ERR_USAGE;
     }
-    if (strncmp(cfg->base_url, "http://", 7) != 0 &&
-        strncmp(cfg->base_url, "https://", 8) != 0) {
+    /* a URL's scheme is case-insensitive (RFC 3986, 3.1), as libcurl
+     * reads it */
+    if (strncasecmp(cfg->base_url, "http://", 7) != 0 &&
+        strncasecmp(cfg->base_url, "https://", 8) != 0) {
         snprintf(errstr, errstr_size,
                  "configuration key 'moesif.base_url' must start with "
                  "http:// or https://, not '%.200s'",
                  cfg->base_url);
         return CORE_ERR_USAGE;
+    }
+    for (const char *p = cfg->application_id; p != NULL && *p != '\0'; p++) {
+        /* it goes into a header line: no CR, LF or other control; the
+         * value itself is never echoed */
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            snprintf(errstr, errstr_size,
+                     "configuration key 'moesif.application_id' holds a "
+                     "control character (a stray newline?)");
+            return CORE_ERR_USAGE;
+        }
     }
     if (cfg->sink.retry_backoff_max_ms < cfg->sink.retry_backoff_ms) {
         snprintf(errstr, errstr_size,

@@ -271,14 +271,16 @@ static int parse_options(int argc, char **argv, struct options *o)
             }
             break;
         case 'b':
-            if (parse_size("--max-event-bytes", optarg, 16, 64u << 20, &v) !=
-                0) {
+            if (parse_size("--max-event-bytes", optarg,
+                           TRANSFORM_MAX_EVENT_BYTES_MIN,
+                           TRANSFORM_MAX_EVENT_BYTES_MAX, &v) != 0) {
                 return 2;
             }
             o->cfg.max_event_bytes = v;
             break;
         case 'd':
-            if (parse_size("--max-depth", optarg, 2, 1024, &v) != 0) {
+            if (parse_size("--max-depth", optarg, TRANSFORM_MAX_DEPTH_MIN,
+                           TRANSFORM_MAX_DEPTH_MAX, &v) != 0) {
                 return 2;
             }
             o->cfg.max_depth = (unsigned)v;

@@ -8,9 +8,9 @@
  * - per-user order: a lane has at most one request in flight and sends
  *   its FIFO in order; a user's later update is in a later batch of the
  *   lane (batch.c's chain places it after the batch holding the user's
- *   latest, and only the chain's head is sealed); a batch that failed waits for its retry apart, and
- *   its users' later updates wait behind it in the lane's held queue
- *   (batch.c) until it settles, so a later update of a user never
+ *   latest, and only the chain's head is sealed); a batch that failed waits for
+ * its retry apart, and its users' later updates wait behind it in the lane's
+ * held queue (batch.c) until it settles, so a later update of a user never
  *   overtakes an earlier one; split and bisected halves take the place
  *   of their batch;
  * - each event settles exactly once, done or refused, in the order of its
@@ -42,9 +42,9 @@
  * Cost: sink_add is a hash of the user_id, a probe of the lane's user
  * map, a look along its chain (SINK_CHAIN_MAX at most) and a memcpy of
  * the event into the chosen open batch, whose buffer is the request body:
- * nothing is assembled at send time except the gzip.  It reads no clock: a new batch is stamped with the time of
- * the last sink_poll, so linger may seal a batch up to one poll interval
- * early, never late.
+ * nothing is assembled at send time except the gzip.  It reads no clock: a new
+ * batch is stamped with the time of the last sink_poll, so linger may seal a
+ * batch up to one poll interval early, never late.
  */
 #include "sink_int.h"
 
@@ -57,16 +57,6 @@
 #include <time.h>
 
 #define SINK_PATH "/v1/users/batch"
-
-/* Ranges accepted by sink_new.  The user set is 16 bytes x max_events per
- * lane; a request body beyond 256 MiB is no batch Moesif's libraries
- * would send (they send 100 to 200 users); 256 lanes are 256 connections
- * to one host. */
-#define MAX_EVENTS_MAX 100000u
-#define MAX_BYTES_MIN 64u
-#define MAX_BYTES_MAX (256u * 1024u * 1024u)
-#define MAX_IN_FLIGHT_MAX 256u
-#define HOUR_MS (3600u * 1000u)
 
 struct sink {
     struct sink_config cfg; /* strings point to the copies below */
@@ -100,104 +90,34 @@ struct sink {
 void sink_config_init(struct sink_config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
-    /* DESIGN.md section 4: 200 events, 1 MiB, 1 s */
-    cfg->batch_max_events = 200;
-    cfg->batch_max_bytes = 1024 * 1024;
-    cfg->batch_linger_ms = 1000;
-    cfg->max_in_flight = 32;
-    cfg->timeout_ms = 30000;
+    cfg->batch_max_events = SINK_MAX_EVENTS_DEF;
+    cfg->batch_max_bytes = SINK_MAX_BYTES_DEF;
+    cfg->batch_linger_ms = SINK_LINGER_MS_DEF;
+    cfg->max_in_flight = SINK_IN_FLIGHT_DEF;
+    cfg->timeout_ms = SINK_TIMEOUT_MS_DEF;
     cfg->gzip = 1;
-    /* libdeflate's default level; issue 4 asks it measured in make bench */
-    cfg->gzip_level = 1;
-    cfg->retry_backoff_ms = 100;
-    cfg->retry_backoff_max_ms = 30000;
+    cfg->gzip_level = SINK_GZIP_LEVEL_DEF;
+    cfg->retry_backoff_ms = SINK_BACKOFF_MS_DEF;
+    cfg->retry_backoff_max_ms = SINK_BACKOFF_MAX_MS_DEF;
     cfg->retry_max = 0;
-    cfg->max_pending_bytes = 16 * 1024 * 1024;
+    cfg->max_pending_bytes = SINK_PENDING_BYTES_DEF;
 }
 
-static enum core_err check_config(const struct sink_config *cfg, char *errstr,
-                                  size_t errstr_size)
+/* The config was validated by cmd/config.c against sink.h's ranges; what
+ * is asserted here is what the sink itself needs to work, not the user's
+ * range (unit tests use batches smaller than a user may ask for). */
+static void assert_config(const struct sink_config *cfg)
 {
-    const char *id = cfg->application_id;
-
-    if (cfg->base_url == NULL || cfg->base_url[0] == '\0') {
-        snprintf(errstr, errstr_size, "moesif.base_url is not set");
-        return CORE_ERR_USAGE;
-    }
-    if (strncasecmp(cfg->base_url, "http://", 7) != 0 &&
-        strncasecmp(cfg->base_url, "https://", 8) != 0) {
-        snprintf(errstr, errstr_size,
-                 "moesif.base_url must start with http:// or https://");
-        return CORE_ERR_USAGE;
-    }
-    if (id == NULL || id[0] == '\0') {
-        snprintf(errstr, errstr_size,
-                 "moesif.application_id is not set (nor the environment "
-                 "variable MOESIF_APPLICATION_ID)");
-        return CORE_ERR_USAGE;
-    }
-    for (const char *p = id; *p != '\0'; p++) {
-        /* it goes into a header line: no CR, LF or other control; the
-         * value itself is never echoed */
-        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-            snprintf(errstr, errstr_size,
-                     "moesif.application_id holds a control character "
-                     "(a stray newline?)");
-            return CORE_ERR_USAGE;
-        }
-    }
-    if (cfg->batch_max_events < 1 || cfg->batch_max_events > MAX_EVENTS_MAX) {
-        snprintf(errstr, errstr_size,
-                 "batch.max_events must be between 1 and %u", MAX_EVENTS_MAX);
-        return CORE_ERR_USAGE;
-    }
-    if (cfg->batch_max_bytes < MAX_BYTES_MIN ||
-        cfg->batch_max_bytes > MAX_BYTES_MAX) {
-        snprintf(errstr, errstr_size,
-                 "batch.max_bytes must be between %u and %u", MAX_BYTES_MIN,
-                 MAX_BYTES_MAX);
-        return CORE_ERR_USAGE;
-    }
-    if (cfg->batch_linger_ms > HOUR_MS) {
-        snprintf(errstr, errstr_size, "batch.linger_ms must be at most %u",
-                 HOUR_MS);
-        return CORE_ERR_USAGE;
-    }
-    if (cfg->max_in_flight < 1 || cfg->max_in_flight > MAX_IN_FLIGHT_MAX) {
-        snprintf(errstr, errstr_size,
-                 "sink.max_in_flight must be between 1 and %u",
-                 MAX_IN_FLIGHT_MAX);
-        return CORE_ERR_USAGE;
-    }
-    if (cfg->timeout_ms < 1 || cfg->timeout_ms > HOUR_MS) {
-        snprintf(errstr, errstr_size,
-                 "sink.timeout_ms must be between 1 and %u", HOUR_MS);
-        return CORE_ERR_USAGE;
-    }
-    if (cfg->gzip_level < 1 || cfg->gzip_level > 12) {
-        snprintf(errstr, errstr_size,
-                 "sink.gzip_level must be between 1 and 12");
-        return CORE_ERR_USAGE;
-    }
-    if (cfg->retry_backoff_ms < 1 || cfg->retry_backoff_ms > HOUR_MS) {
-        snprintf(errstr, errstr_size,
-                 "sink.retry_backoff_ms must be between 1 and %u", HOUR_MS);
-        return CORE_ERR_USAGE;
-    }
-    if (cfg->retry_backoff_max_ms < cfg->retry_backoff_ms ||
-        cfg->retry_backoff_max_ms > HOUR_MS) {
-        snprintf(errstr, errstr_size,
-                 "sink.retry_backoff_max_ms must be between "
-                 "sink.retry_backoff_ms and %u",
-                 HOUR_MS);
-        return CORE_ERR_USAGE;
-    }
-    if (cfg->max_pending_bytes < 1) {
-        snprintf(errstr, errstr_size,
-                 "sink.max_pending_bytes must be at least 1");
-        return CORE_ERR_USAGE;
-    }
-    return CORE_OK;
+    assert(cfg->base_url != NULL && cfg->application_id != NULL);
+    assert(cfg->batch_max_events >= 1 && cfg->batch_max_bytes >= 1);
+    assert(cfg->max_in_flight >= 1 && cfg->max_in_flight <= SINK_IN_FLIGHT_MAX);
+    assert(cfg->timeout_ms >= 1);
+    assert(cfg->gzip_level >= SINK_GZIP_LEVEL_MIN &&
+           cfg->gzip_level <= SINK_GZIP_LEVEL_MAX);
+    assert(cfg->retry_backoff_ms >= 1 &&
+           cfg->retry_backoff_max_ms >= cfg->retry_backoff_ms);
+    assert(cfg->max_pending_bytes >= 1);
+    (void)cfg;
 }
 
 enum core_err sink_new(const struct sink_config *cfg,
@@ -208,10 +128,7 @@ enum core_err sink_new(const struct sink_config *cfg,
     enum core_err rc;
 
     *out = NULL;
-    rc = check_config(cfg, errstr, errstr_size);
-    if (rc != CORE_OK) {
-        return rc;
-    }
+    assert_config(cfg);
     rc = sink_http_new(cfg->max_in_flight, &tp, errstr, errstr_size);
     if (rc != CORE_OK) {
         return rc;
@@ -232,11 +149,7 @@ enum core_err sink_new_transport(const struct sink_config *cfg,
     enum core_err rc;
 
     *out = NULL;
-    rc = check_config(cfg, errstr, errstr_size);
-    if (rc != CORE_OK) {
-        ops->destroy(tp);
-        goto out;
-    }
+    assert_config(cfg);
     snk = core_calloc(1, sizeof(*snk));
     snk->ops = ops;
     snk->tp = tp;
@@ -327,8 +240,8 @@ static uint64_t rng_next(struct sink *snk)
     return x;
 }
 
-void sink_add(struct sink *snk, uint64_t uid_hash, const char *json,
-              size_t len, uint64_t ticket)
+void sink_add(struct sink *snk, uint64_t uid_hash, const char *json, size_t len,
+              uint64_t ticket)
 {
     if (snk->stopped) {
         /* nothing will be sent: keep nothing; the caller stores no
@@ -358,8 +271,8 @@ void sink_note_backlog(struct sink *snk)
 static uint64_t linger_due(const struct sink *snk, const struct sink_batch *b)
 {
     uint64_t linger = snk->cfg.batch_linger_ms;
-    uint64_t from = b->opened_ms > snk->backlog_ms ? b->opened_ms
-                                                    : snk->backlog_ms;
+    uint64_t from =
+        b->opened_ms > snk->backlog_ms ? b->opened_ms : snk->backlog_ms;
     uint64_t cap = b->opened_ms + LINGER_STRETCH * linger;
 
     return from + linger < cap ? from + linger : cap;

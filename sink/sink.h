@@ -22,23 +22,61 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The sink's settings.  Each numeric one has its default (_DEF) and its
+ * range (_MIN, _MAX) below, written once: cmd/config.c's key table takes
+ * them from here, validates the user's configuration against them and
+ * prints them in the configuration reference; sink_new trusts the config
+ * it is handed (it asserts, it does not check again).  Why these bounds:
+ * Moesif's own libraries send 100 to 200 users a batch, so 10,000 events
+ * or 64 MiB is no batch a collector expects; 256 lanes are 256
+ * connections to one host.
+ */
+#define SINK_MAX_EVENTS_DEF 200 /* DESIGN.md section 4: 200 events */
+#define SINK_MAX_EVENTS_MIN 1
+#define SINK_MAX_EVENTS_MAX 10000
+#define SINK_MAX_BYTES_DEF 1048576 /* 1 MiB */
+#define SINK_MAX_BYTES_MIN 1024
+#define SINK_MAX_BYTES_MAX 67108864 /* 64 MiB */
+#define SINK_LINGER_MS_DEF 1000
+#define SINK_LINGER_MS_MAX 60000
+#define SINK_IN_FLIGHT_DEF 32
+#define SINK_IN_FLIGHT_MIN 1
+#define SINK_IN_FLIGHT_MAX 256
+#define SINK_TIMEOUT_MS_DEF 30000
+#define SINK_TIMEOUT_MS_MIN 100
+#define SINK_TIMEOUT_MS_MAX 600000
+#define SINK_GZIP_LEVEL_DEF 1 /* libdeflate's fastest, measured in bench */
+#define SINK_GZIP_LEVEL_MIN 1
+#define SINK_GZIP_LEVEL_MAX 12
+#define SINK_BACKOFF_MS_DEF 100
+#define SINK_BACKOFF_MS_MIN 1
+#define SINK_BACKOFF_MS_MAX 60000
+#define SINK_BACKOFF_MAX_MS_DEF 30000
+#define SINK_BACKOFF_MAX_MS_MIN 10 /* and at least the first delay */
+#define SINK_BACKOFF_MAX_MS_MAX 3600000
+#define SINK_RETRY_MAX_MAX 1000000000
+#define SINK_PENDING_BYTES_DEF 16777216 /* 16 MiB */
+#define SINK_PENDING_BYTES_MIN 1048576
+#define SINK_PENDING_BYTES_MAX 4294967296ULL /* 4 GiB */
+
 struct sink_config {
-    const char *base_url;       /* e.g. https://api.moesif.net, no trailing / */
+    const char *base_url;       /* http(s)://..., no trailing / needed */
     const char *application_id; /* X-Moesif-Application-Id; never logged */
-    size_t batch_max_events;    /* default 200 */
-    size_t batch_max_bytes;     /* uncompressed body bytes, default 1 MiB */
-    unsigned batch_linger_ms;   /* default 1000 */
-    unsigned max_in_flight;     /* lanes = requests in flight, default 32 */
-    unsigned timeout_ms;        /* per request, default 30000 */
-    int gzip;                   /* send Content-Encoding: gzip, default 1 */
-    int gzip_level;             /* libdeflate level 1-12, default 1 */
-    unsigned retry_backoff_ms;  /* first retry delay, default 100 */
-    unsigned retry_backoff_max_ms; /* cap, default 30000 */
+    size_t batch_max_events;
+    size_t batch_max_bytes; /* uncompressed body bytes */
+    unsigned batch_linger_ms;
+    unsigned max_in_flight;        /* lanes = requests in flight */
+    unsigned timeout_ms;           /* per request */
+    int gzip;                      /* send Content-Encoding: gzip, default 1 */
+    int gzip_level;                /* libdeflate level */
+    unsigned retry_backoff_ms;     /* first retry delay */
+    unsigned retry_backoff_max_ms; /* cap */
     unsigned retry_max;            /* retries per batch, 0 = without end */
-    size_t max_pending_bytes; /* events held before saturated, default 16 MiB */
+    size_t max_pending_bytes;      /* events held before saturated */
 };
 
-/* Defaults above; base_url and application_id NULL. */
+/* The defaults above; base_url and application_id NULL. */
 void sink_config_init(struct sink_config *cfg);
 
 struct sink_callbacks {
@@ -58,8 +96,9 @@ struct sink;
 typedef int (*sink_keep_fn)(void *ctx, uint64_t ticket);
 
 /*
- * Creates a sink; cfg and cb are copied (cfg's strings too).  Returns
- * CORE_OK, or CORE_ERR_USAGE with errstr naming the setting to fix.
+ * Creates a sink; cfg and cb are copied (cfg's strings too).  cfg is
+ * within the ranges above (validated by the caller).  Returns CORE_OK, or
+ * an error with errstr when libcurl cannot start.
  */
 CORE_WUR enum core_err sink_new(const struct sink_config *cfg,
                                 const struct sink_callbacks *cb,
@@ -79,8 +118,8 @@ void sink_destroy(struct sink *snk);
  * still takes the event: saturation is advice, the hard cap is the
  * caller's pause).
  */
-void sink_add(struct sink *snk, uint64_t uid_hash, const char *json,
-              size_t len, uint64_t ticket);
+void sink_add(struct sink *snk, uint64_t uid_hash, const char *json, size_t len,
+              uint64_t ticket);
 
 /*
  * Says that the caller has a backlog: its consumer handed out all it asked

@@ -9,7 +9,9 @@ TESTS_CMOCKA := \
 	tests/transform/test_transform.c \
 	tests/transform/test_jsontestsuite.c \
 	tests/schemas/test_schema.c \
-	tests/cmd/test_ndjson.c
+	tests/cmd/test_ndjson.c \
+	tests/cmd/test_config.c \
+	tests/cmd/test_parked.c
 
 TESTS_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(TESTS_CMOCKA)))
 

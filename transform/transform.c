@@ -29,6 +29,7 @@
 
 #include <stdarg.h>
 #include <stdint.h>
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,8 +150,8 @@ void transform_config_init(struct transform_config *cfg)
 {
     cfg->scope = TRANSFORM_SCOPE_NAME;
     cfg->unknown_fields = TRANSFORM_UNKNOWN_REJECT;
-    cfg->max_event_bytes = 1024 * 1024;
-    cfg->max_depth = 64;
+    cfg->max_event_bytes = TRANSFORM_MAX_EVENT_BYTES_DEF;
+    cfg->max_depth = TRANSFORM_MAX_DEPTH_DEF;
     cfg->defer_new_keys = 0;
 }
 
@@ -1025,24 +1026,14 @@ enum core_err transform_new(const struct transform_config *cfg,
     struct transform *tf;
 
     *out = NULL;
-    if (cfg->max_event_bytes < 16 || cfg->max_event_bytes > 64u << 20) {
-        snprintf(errstr, errstr_size,
-                 "max event bytes must be between 16 and %u, not %zu",
-                 64u << 20, cfg->max_event_bytes);
-        return CORE_ERR_USAGE;
-    }
-    if ((unsigned)cfg->scope > TRANSFORM_SCOPE_PATH ||
-        (unsigned)cfg->unknown_fields > TRANSFORM_UNKNOWN_METADATA) {
-        snprintf(errstr, errstr_size,
-                 "schema scope or unknown-fields mode out of range");
-        return CORE_ERR_USAGE;
-    }
-    if (cfg->max_depth < 2 || cfg->max_depth > 1024) {
-        snprintf(errstr, errstr_size,
-                 "max depth must be between 2 and 1024, not %u",
-                 cfg->max_depth);
-        return CORE_ERR_USAGE;
-    }
+    (void)errstr;
+    (void)errstr_size;
+    assert(cfg->max_event_bytes >= TRANSFORM_MAX_EVENT_BYTES_MIN &&
+           cfg->max_event_bytes <= TRANSFORM_MAX_EVENT_BYTES_MAX);
+    assert(cfg->max_depth >= TRANSFORM_MAX_DEPTH_MIN &&
+           cfg->max_depth <= TRANSFORM_MAX_DEPTH_MAX);
+    assert((unsigned)cfg->scope <= TRANSFORM_SCOPE_PATH &&
+           (unsigned)cfg->unknown_fields <= TRANSFORM_UNKNOWN_METADATA);
     tf = core_calloc(1, sizeof(*tf));
     tf->cfg = *cfg;
     tf->sch = sch;

@@ -32,11 +32,21 @@ enum transform_unknown {
     TRANSFORM_UNKNOWN_METADATA = 2 /* move it under metadata */
 };
 
+/* Defaults and ranges of the numeric settings, written once: cmd/config.c's
+ * key table and `userpipe transform`'s options validate against them, and
+ * transform_new trusts what it is handed (it asserts). */
+#define TRANSFORM_MAX_EVENT_BYTES_DEF 1048576 /* 1 MiB */
+#define TRANSFORM_MAX_EVENT_BYTES_MIN 16
+#define TRANSFORM_MAX_EVENT_BYTES_MAX 67108864 /* 64 MiB */
+#define TRANSFORM_MAX_DEPTH_DEF 64
+#define TRANSFORM_MAX_DEPTH_MIN 2
+#define TRANSFORM_MAX_DEPTH_MAX 1024
+
 struct transform_config {
     enum transform_scope scope;
     enum transform_unknown unknown_fields;
-    size_t max_event_bytes; /* default 1 MiB; larger events: too_large */
-    unsigned max_depth;     /* default 64 containers, the event included */
+    size_t max_event_bytes; /* larger events: too_large */
+    unsigned max_depth;     /* containers, the event included */
     /* 0: an accepted event's new keys join the schema at once (the
      * offline transform).  1: an event that is valid but holds keys the
      * schema lacks is not accepted: transform_event returns
@@ -53,8 +63,8 @@ struct transform;
 
 /*
  * Creates a transform over sch (borrowed: it must outlive the transform).
- * cfg is copied.  Returns CORE_OK, or CORE_ERR_USAGE with errstr saying
- * which setting is out of range.
+ * cfg is copied; it is within the ranges above and its enums hold their
+ * constants (validated by the caller).  Returns CORE_OK.
  */
 CORE_WUR enum core_err transform_new(const struct transform_config *cfg,
                                      struct schema *sch, struct transform **out,

@@ -413,75 +413,6 @@ static int has_header(const struct fake *f, const char *line)
 
 /* ---- settings ----------------------------------------------------------- */
 
-static void expect_usage(const struct sink_config *cfg, const char *words)
-{
-    struct sink_callbacks cb = {on_done, on_refused, NULL};
-    struct fake f;
-    struct sink *snk = (struct sink *)1;
-    char errstr[256] = "";
-
-    memset(&f, 0, sizeof(f));
-    assert_int_equal(sink_new_transport(cfg, &cb, &fake_ops, &f, &snk, errstr,
-                                        sizeof(errstr)),
-                     CORE_ERR_USAGE);
-    assert_null(snk);
-    assert_true(f.destroyed);
-    if (strstr(errstr, words) == NULL) {
-        fail_msg("'%s' does not name '%s'", errstr, words);
-    }
-    /* the public constructor says the same */
-    snk = (struct sink *)1;
-    assert_int_equal(sink_new(cfg, &cb, &snk, errstr, sizeof(errstr)),
-                     CORE_ERR_USAGE);
-    assert_null(snk);
-    assert_non_null(strstr(errstr, words));
-    assert_null(strstr(errstr, APP_ID));
-}
-
-static void test_sink_new__names_the_setting_to_fix(void **state)
-{
-    struct sink_config cfg, bad;
-
-    (void)state;
-    sink_config_init(&cfg);
-    cfg.base_url = BASE_URL;
-    cfg.application_id = APP_ID;
-
-    bad = cfg;
-    bad.base_url = NULL;
-    expect_usage(&bad, "moesif.base_url");
-    bad.base_url = "api.moesif.net";
-    expect_usage(&bad, "moesif.base_url");
-    bad = cfg;
-    bad.application_id = "";
-    expect_usage(&bad, "MOESIF_APPLICATION_ID");
-    bad.application_id = APP_ID "\r\nX-Evil: 1";
-    expect_usage(&bad, "moesif.application_id");
-    bad = cfg;
-    bad.batch_max_events = 0;
-    expect_usage(&bad, "batch.max_events");
-    bad = cfg;
-    bad.batch_max_bytes = 10;
-    expect_usage(&bad, "batch.max_bytes");
-    bad = cfg;
-    bad.max_in_flight = 0;
-    expect_usage(&bad, "sink.max_in_flight");
-    bad.max_in_flight = 1000;
-    expect_usage(&bad, "sink.max_in_flight");
-    bad = cfg;
-    bad.timeout_ms = 0;
-    expect_usage(&bad, "sink.timeout_ms");
-    bad = cfg;
-    bad.gzip_level = 13;
-    expect_usage(&bad, "sink.gzip_level");
-    bad = cfg;
-    bad.retry_backoff_max_ms = 10;
-    expect_usage(&bad, "sink.retry_backoff_max_ms");
-    bad = cfg;
-    bad.max_pending_bytes = 0;
-    expect_usage(&bad, "sink.max_pending_bytes");
-}
-
 static void test_sink_config_init__design_defaults(void **state)
 {
     struct sink_config cfg;
@@ -1478,7 +1409,6 @@ test_sink_poll__the_application_id_never_reaches_a_log_line(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sink_new__names_the_setting_to_fix),
         cmocka_unit_test(test_sink_config_init__design_defaults),
         cmocka_unit_test(test_sink_poll__batches_by_count_with_headers_and_url),
         cmocka_unit_test(test_sink_poll__batches_by_bytes),
