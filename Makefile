@@ -47,7 +47,7 @@ CORE_SRC := core/alloc.c core/codes.c core/hash.c core/log.c core/ndjson.c core/
 	core/kafka_props.c
 SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
-INGEST_SRC := ingest/ingest.c ingest/refill.c
+INGEST_SRC := ingest/ingest.c ingest/watermark.c ingest/end_offsets.c ingest/refill.c
 SINK_SRC := sink/dlq.c sink/dlq_read.c
 LIB_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) $(INGEST_SRC) $(SINK_SRC)
 MAIN_SRC = core/main.c core/cmd_transform.c core/cmd_run.c core/cmd_schema.c core/cmd_dlq.c
