@@ -12,11 +12,11 @@
  * by the caller holding back consumption (ingest.c), not here: the ring
  * doubles when full.
  *
- * A ticket is the partition's slot (high 24 bits) and the message's seq in
- * its ring (low SEQ_BITS).  Seqs of a partition start at seq_floor, above
- * every seq of a partition removed before, so a ticket left over from a
- * revoked partition is below the head of whichever partition takes its
- * slot, and settling it changes nothing.
+ * A ticket is the partition's slot (high 24 bits) and the low SEQ_BITS of
+ * the message's seq in its ring (ring_of restores the rest).  Seqs of a
+ * partition start at seq_floor, above every seq of a partition removed before,
+ * so a ticket left over from a revoked partition is below the head of whichever
+ * partition takes its slot, and settling it changes nothing.
  */
 #include "watermark.h"
 
@@ -75,19 +75,28 @@ static void ring_grow(struct ingest_wm_ring *r)
     r->cap = ncap;
 }
 
-/* The ring and ring index of an unsettled ticket's message, or NULL. */
+/*
+ * The ring and ring index of an unsettled ticket's message, or NULL.  The
+ * ticket holds the low SEQ_BITS of its seq only, and seqs grow for the
+ * whole life of the process: the seq is the one at or after head with
+ * those bits.  Taking the bits as the seq ignored every ticket past 2^40
+ * messages, and the watermark stopped for good.  A stale ticket (settled,
+ * or of a removed partition) maps at or past tail, unless it is 2^40
+ * seqs old.
+ */
 static struct ingest_wm_ring *ring_of(const struct ingest_wm *wm,
                                       uint64_t ticket, size_t *idx)
 {
     size_t slot = (size_t)(ticket >> SEQ_BITS);
-    uint64_t seq = ticket & SEQ_MASK;
     struct ingest_wm_ring *r;
+    uint64_t seq;
 
     if (slot >= wm->nslots || wm->rings[slot] == NULL) {
         return NULL;
     }
     r = wm->rings[slot];
-    if (seq < r->head || seq >= r->tail) {
+    seq = r->head + ((ticket - r->head) & SEQ_MASK);
+    if (seq >= r->tail) {
         return NULL;
     }
     *idx = (size_t)(seq & (r->cap - 1));
