@@ -46,7 +46,7 @@ ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
 CORE_SRC := core/alloc.c core/clock.c core/codes.c core/hash.c core/log.c core/kafka.c
 SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
-INGEST_SRC := ingest/ingest.c ingest/refill.c
+INGEST_SRC := ingest/ingest.c ingest/watermark.c ingest/end_offsets.c ingest/refill.c
 SINK_SRC := sink/dlq.c
 CMD_LIB_SRC := cmd/config.c cmd/parked.c cmd/metrics.c cmd/ndjson.c cmd/dlq_read.c
 LIB_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) $(INGEST_SRC) $(SINK_SRC) $(CMD_LIB_SRC)
@@ -70,7 +70,7 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 include tests/deploy.mk tests/metrics.mk tests/tests.mk \
 	tests/bench/bench.mk tests/bench/pipeline.mk tests/e2e/e2e.mk \
 	tests/kafka/kafka.mk deploy/dev/kafka.mk deploy/dev/moesif.mk \
-	deploy/dev/kafka/kafka.mk sink/sink.mk
+	deploy/dev/kafka/kafka.mk sink/sink.mk ingest/ingest.mk
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

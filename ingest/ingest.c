@@ -1,15 +1,16 @@
 /*
- * ingest.c: the consumer, its rebalances, pausing, and the per-partition
- * watermark of settled messages.
+ * ingest.c: the consumer: polling, its rebalances, pausing and committing.
+ * It wires the files beside it: each consumed message is copied and given
+ * a ticket by the watermark (watermark.c), which says what may be stored
+ * for commit; assignments read their end offsets (end_offsets.c); with
+ * librdkafka before 2.2.0 a poll may wake the brokers (refill.c).
  *
- * Invariant: the offset stored for a partition is one past the last
- * message of the longest settled prefix of what was consumed from it, so
- * a commit never skips an unsettled message.  Messages are kept (owned)
- * in a ring per partition until settled; a settled message is freed at
- * once and only its "done" bit waits for the watermark.  Memory is bounded
- * by the caller holding back consumption (sink saturation: ingest_poll
- * with max 0, then ingest_pause) plus librdkafka's prefetch, which is
- * capped here through queued.max.messages.kbytes.
+ * Invariant: an offset is stored for commit only from the watermark
+ * (enable.auto.offset.store=false), so a commit never skips an unsettled
+ * message.  Memory is bounded by the caller holding back consumption
+ * (sink saturation: ingest_poll with max 0, then ingest_pause) plus
+ * librdkafka's prefetch, which is capped here through
+ * queued.max.messages.kbytes.
  */
 #include "ingest_int.h"
 #include "../core/kafka.h"
@@ -21,37 +22,12 @@
 #include <string.h>
 #include <time.h>
 
-#define SEQ_BITS 40
-#define SEQ_MASK ((1ULL << SEQ_BITS) - 1)
-
-/* A consumed message, copied out of librdkafka's fetch buffer: a message
- * kept by librdkafka pins its whole fetch response (up to fetch.max.bytes)
- * until destroyed, so holding the consumed messages of a hundred
- * partitions until Moesif settles them would hold a hundred buffers (make
- * bench saw 170 MB).  A copy costs one allocation and the message's own
- * bytes. */
-struct held {
-    int64_t timestamp_ms;
-    size_t key_len; /* SIZE_MAX: no key */
-    size_t len;
-    char bytes[]; /* the key, then the value */
-};
-
 struct part {
     char *topic;
     int32_t partition;
-    struct held **msgs; /* ring, indexed by seq & (cap - 1) */
-    int64_t *offsets;
-    uint8_t *done;
-    size_t cap;
-    uint64_t head, tail;  /* seqs: oldest unsettled, next to hand out */
-    int64_t stored;       /* offset last stored, -1 none */
-    int64_t end_at_start; /* high watermark when assigned, -1 unknown */
-    int64_t next_offset;  /* after the last consumed message, -1 none */
-    int32_t leader;       /* broker id, -1 unknown: whom a refill kick wakes */
-    int reached_end;
-    int end_paused; /* --exit-at-end: paused for good once at its end */
-    int dirty; /* head moved since the last store */
+    struct ingest_end end;
+    int64_t next_offset; /* after the last consumed message, -1 none */
+    int32_t leader;      /* broker id, -1 unknown: whom a refill kick wakes */
 };
 
 struct ingest {
@@ -59,49 +35,34 @@ struct ingest {
     rd_kafka_queue_t *queue;
     struct ingest_config cfg;
     struct ingest_callbacks cb;
-    struct part **parts; /* by slot; NULL when free */
-    size_t nparts;
-    size_t last_slot; /* cache for lookups */
-    /* seq of the first message of a new partition: above every seq a
-     * freed partition used, so a ticket of a given-up partition never
-     * names a message of the partition that takes its slot */
-    uint64_t seq_floor;
+    struct ingest_wm wm; /* the partitions (its owners), by slot */
+    size_t last_slot;    /* cache for lookups */
     int assigned_once;
     int paused;
     int stopped;
-    size_t in_flight;
-    uint64_t consumed, settled;
+    uint64_t consumed;
     /* refill kicks (see refill()) */
     int64_t queue_max_bytes; /* queued.max.messages.kbytes x 1024 */
     int64_t queue_max_msgs;  /* queued.min.messages */
     double avg_len;          /* of consumed messages, moving average */
-    int filled;              /* the queue neared its cap since the last kick */
     struct ingest_refill *refill;
     char error[512];
 };
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- partitions -------------------------------------------------------- */
 
 static struct part *part_find(struct ingest *ing, const char *topic,
                               int32_t partition, size_t *slot)
 {
-    if (ing->last_slot < ing->nparts) {
-        struct part *p = ing->parts[ing->last_slot];
-        if (p != NULL && p->partition == partition &&
-            strcmp(p->topic, topic) == 0) {
-            *slot = ing->last_slot;
-            return p;
-        }
+    struct part *p = ingest_wm_owner(&ing->wm, ing->last_slot);
+
+    if (p != NULL && p->partition == partition &&
+        strcmp(p->topic, topic) == 0) {
+        *slot = ing->last_slot;
+        return p;
     }
-    for (size_t i = 0; i < ing->nparts; i++) {
-        struct part *p = ing->parts[i];
+    for (size_t i = 0; i < ing->wm.nslots; i++) {
+        p = ingest_wm_owner(&ing->wm, i);
         if (p != NULL && p->partition == partition &&
             strcmp(p->topic, topic) == 0) {
             ing->last_slot = *slot = i;
@@ -111,74 +72,31 @@ static struct part *part_find(struct ingest *ing, const char *topic,
     return NULL;
 }
 
+/* The partition of slot, NULL when the slot is free. */
+static struct part *part_at(const struct ingest *ing, size_t slot)
+{
+    return ingest_wm_owner(&ing->wm, slot);
+}
+
 static void part_free(struct part *p)
 {
     if (p == NULL) {
         return;
     }
-    for (uint64_t s = p->head; s < p->tail; s++) {
-        size_t i = (size_t)(s & (p->cap - 1));
-        free(p->msgs[i]);
-    }
     free(p->topic);
-    free(p->msgs);
-    free(p->offsets);
-    free(p->done);
     free(p);
 }
 
-static struct part *part_add(struct ingest *ing, const char *topic,
-                             int32_t partition)
+static void part_add(struct ingest *ing, const char *topic, int32_t partition)
 {
     struct part *p = core_calloc(1, sizeof(*p));
-    size_t slot = ing->nparts;
 
     p->topic = core_strdup(topic);
     p->partition = partition;
-    p->cap = 1024;
-    p->msgs = core_calloc(p->cap, sizeof(*p->msgs));
-    p->offsets = core_calloc(p->cap, sizeof(*p->offsets));
-    p->done = core_calloc(p->cap, 1);
-    p->stored = -1;
-    p->end_at_start = -1;
+    ingest_end_init(&p->end);
     p->next_offset = -1;
     p->leader = -1;
-    p->head = p->tail = ing->seq_floor;
-    for (size_t i = 0; i < ing->nparts; i++) {
-        if (ing->parts[i] == NULL) {
-            slot = i;
-            break;
-        }
-    }
-    if (slot == ing->nparts) {
-        ing->parts =
-            core_realloc(ing->parts, (ing->nparts + 1) * sizeof(*ing->parts));
-        ing->nparts++;
-    }
-    ing->parts[slot] = p;
-    return p;
-}
-
-static void part_grow(struct part *p)
-{
-    size_t ncap = p->cap * 2;
-    struct held **msgs = core_calloc(ncap, sizeof(*msgs));
-    int64_t *offsets = core_calloc(ncap, sizeof(*offsets));
-    uint8_t *done = core_calloc(ncap, 1);
-
-    for (uint64_t s = p->head; s < p->tail; s++) {
-        size_t o = (size_t)(s & (p->cap - 1)), n = (size_t)(s & (ncap - 1));
-        msgs[n] = p->msgs[o];
-        offsets[n] = p->offsets[o];
-        done[n] = p->done[o];
-    }
-    free(p->msgs);
-    free(p->offsets);
-    free(p->done);
-    p->msgs = msgs;
-    p->offsets = offsets;
-    p->done = done;
-    p->cap = ncap;
+    ingest_wm_add(&ing->wm, p);
 }
 
 /* Stores the watermark of every partition whose head moved. */
@@ -186,18 +104,18 @@ static void store_offsets(struct ingest *ing)
 {
     rd_kafka_topic_partition_list_t *list = NULL;
 
-    for (size_t i = 0; i < ing->nparts; i++) {
-        struct part *p = ing->parts[i];
+    for (size_t i = 0; i < ing->wm.nslots; i++) {
+        struct part *p = part_at(ing, i);
+        int64_t offset;
 
-        if (p == NULL || !p->dirty) {
+        if (p == NULL || !ingest_wm_take_stored(&ing->wm, i, &offset)) {
             continue;
         }
         if (list == NULL) {
             list = rd_kafka_topic_partition_list_new(8);
         }
         rd_kafka_topic_partition_list_add(list, p->topic, p->partition)
-            ->offset = p->stored + 1;
-        p->dirty = 0;
+            ->offset = offset;
     }
     if (list != NULL) {
         rd_kafka_resp_err_t err = rd_kafka_offsets_store(ing->rk, list);
@@ -211,10 +129,16 @@ static void store_offsets(struct ingest *ing)
     }
 }
 
-static struct held *hold(const rd_kafka_message_t *m)
+/* A consumed message, copied out of librdkafka's fetch buffer: a message
+ * kept by librdkafka pins its whole fetch response (up to fetch.max.bytes)
+ * until destroyed, so holding the consumed messages of a hundred
+ * partitions until Moesif settles them would hold a hundred buffers (make
+ * bench saw 170 MB).  A copy costs one allocation and the message's own
+ * bytes. */
+static struct ingest_held *hold(const rd_kafka_message_t *m)
 {
     size_t klen = m->key != NULL ? m->key_len : 0;
-    struct held *h = core_malloc(sizeof(*h) + klen + m->len);
+    struct ingest_held *h = core_malloc(sizeof(*h) + klen + m->len);
     rd_kafka_timestamp_type_t tstype;
 
     h->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
@@ -230,7 +154,8 @@ static struct held *hold(const rd_kafka_message_t *m)
 }
 
 static void fill_msg(struct ingest_msg *out, const struct part *p,
-                     const struct held *h, int64_t offset, uint64_t ticket)
+                     const struct ingest_held *h, int64_t offset,
+                     uint64_t ticket)
 {
     size_t klen = h->key_len == SIZE_MAX ? 0 : h->key_len;
 
@@ -248,167 +173,72 @@ static void fill_msg(struct ingest_msg *out, const struct part *p,
 int ingest_message(const struct ingest *ing, uint64_t ticket,
                    struct ingest_msg *msg)
 {
-    size_t slot = (size_t)(ticket >> SEQ_BITS);
-    uint64_t seq = ticket & SEQ_MASK;
-    const struct part *p;
-    size_t i;
+    void *owner;
+    int64_t offset;
+    const struct ingest_held *h =
+        ingest_wm_get(&ing->wm, ticket, &owner, &offset);
 
-    if (slot >= ing->nparts || ing->parts[slot] == NULL) {
+    if (h == NULL) {
         return -1;
     }
-    p = ing->parts[slot];
-    if (seq < p->head || seq >= p->tail) {
-        return -1;
-    }
-    i = (size_t)(seq & (p->cap - 1));
-    if (p->done[i] || p->msgs[i] == NULL) {
-        return -1;
-    }
-    fill_msg(msg, p, p->msgs[i], p->offsets[i], ticket);
+    fill_msg(msg, owner, h, offset, ticket);
     return 0;
 }
 
 void ingest_done(struct ingest *ing, uint64_t ticket)
 {
-    size_t slot = (size_t)(ticket >> SEQ_BITS);
-    uint64_t seq = ticket & SEQ_MASK;
-    struct part *p;
-    size_t i;
-
-    if (slot >= ing->nparts || ing->parts[slot] == NULL) {
-        return;
-    }
-    p = ing->parts[slot];
-    if (seq < p->head || seq >= p->tail) {
-        return;
-    }
-    i = (size_t)(seq & (p->cap - 1));
-    if (p->done[i]) {
-        return;
-    }
-    p->done[i] = 1;
-    free(p->msgs[i]);
-    p->msgs[i] = NULL;
-    ing->in_flight--;
-    ing->settled++;
-    while (p->head < p->tail && p->done[p->head & (p->cap - 1)]) {
-        size_t h = (size_t)(p->head & (p->cap - 1));
-        p->stored = p->offsets[h];
-        p->done[h] = 0;
-        p->head++;
-        p->dirty = 1;
-    }
+    (void)ingest_wm_settle(&ing->wm, ticket);
 }
 
 /* ---- refill kicks (refill.c says why) ------------------------------------ */
 
-/* Broker ids of the partitions just assigned, from one metadata request
- * per topic; a leader that moves later only makes its kicks miss. */
+/* Broker ids of the partitions just assigned (ingest_refill_leaders). */
 static void learn_leaders(struct ingest *ing,
                           const rd_kafka_topic_partition_list_t *parts)
 {
+    int32_t *leaders = core_calloc((size_t)parts->cnt + 1, sizeof(*leaders));
+
+    ingest_refill_leaders(ing->rk, parts, leaders);
     for (int i = 0; i < parts->cnt; i++) {
-        const char *topic = parts->elems[i].topic;
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_topic_t *rkt;
-        int seen = 0;
-
-        for (int j = 0; j < i && !seen; j++) {
-            seen = strcmp(parts->elems[j].topic, topic) == 0;
+        size_t slot;
+        struct part *p = part_find(ing, parts->elems[i].topic,
+                                   parts->elems[i].partition, &slot);
+        if (p != NULL && leaders[i] >= 0) {
+            p->leader = leaders[i];
         }
-        if (seen) {
-            continue;
-        }
-        rkt = rd_kafka_topic_new(ing->rk, topic, NULL);
-        if (rkt == NULL) {
-            continue;
-        }
-        if (rd_kafka_metadata(ing->rk, 0, rkt, &md, 5000) ==
-                RD_KAFKA_RESP_ERR_NO_ERROR &&
-            md->topic_cnt == 1) {
-            const struct rd_kafka_metadata_topic *t = &md->topics[0];
-            for (int k = 0; k < t->partition_cnt; k++) {
-                size_t slot;
-                struct part *p =
-                    part_find(ing, topic, t->partitions[k].id, &slot);
-                if (p != NULL) {
-                    p->leader = t->partitions[k].leader;
-                }
-            }
-        }
-        if (md != NULL) {
-            rd_kafka_metadata_destroy(md);
-        }
-        rd_kafka_topic_destroy(rkt);
     }
+    free(leaders);
 }
 
-/* Kicks the leaders of the partitions with data left: one partition of
- * each, from the refill thread. */
-static void kick(struct ingest *ing)
-{
-    rd_kafka_topic_partition_list_t *list = NULL;
-    int32_t woken[64];
-    int n_woken = 0;
-
-    for (size_t i = 0; i < ing->nparts && n_woken < 64; i++) {
-        struct part *p = ing->parts[i];
-        int64_t lo = -1, hi = -1;
-        int seen = 0;
-
-        if (p == NULL || p->leader < 0) {
-            continue;
-        }
-        for (int j = 0; j < n_woken && !seen; j++) {
-            seen = woken[j] == p->leader;
-        }
-        if (seen) {
-            continue;
-        }
-        /* the high watermark the last fetch brought: no request */
-        rd_kafka_get_watermark_offsets(ing->rk, p->topic, p->partition, &lo,
-                                       &hi);
-        if (p->next_offset >= 0 && hi >= 0 && hi <= p->next_offset) {
-            continue; /* caught up: its fetch is waiting for data anyway */
-        }
-        if (list == NULL) {
-            list = rd_kafka_topic_partition_list_new(4);
-        }
-        rd_kafka_topic_partition_list_add(list, p->topic, p->partition);
-        woken[n_woken++] = p->leader;
-    }
-    if (list != NULL) {
-        ingest_refill_kick(ing->refill, list);
-    }
-}
-
-/*
- * After a poll: once the queue has neared its cap (three quarters, by the
- * average size of the messages consumed) and drained to half of it, the
- * brokers are kicked, so the next fetches arrive while half a queue is
- * still there to work on.
- */
+/* After a poll: kicks the leaders of the partitions with data left when
+ * the refill policy says so (ingest_refill_due). */
 static void refill(struct ingest *ing, size_t consumed)
 {
-    double qlen = (double)rd_kafka_queue_length(ing->queue);
-    double qbytes = qlen * ing->avg_len;
-    double max_bytes = (double)ing->queue_max_bytes;
-    double max_msgs = (double)ing->queue_max_msgs;
-    /* the queue as this poll found it: a small one is emptied at once */
-    double before = qlen + (double)consumed;
+    struct ingest_refill_target *targets;
+    size_t n = 0;
 
     if (ing->refill == NULL || ing->paused || ing->stopped ||
         !ing->assigned_once) {
         return;
     }
-    if (before * ing->avg_len >= 0.75 * max_bytes ||
-        before >= 0.75 * max_msgs) {
-        ing->filled = 1;
+    if (!ingest_refill_due(ing->refill, rd_kafka_queue_length(ing->queue),
+                           consumed, ing->avg_len, ing->queue_max_bytes,
+                           ing->queue_max_msgs)) {
+        return;
     }
-    if (ing->filled && qbytes <= 0.5 * max_bytes && qlen <= 0.5 * max_msgs) {
-        ing->filled = 0;
-        kick(ing);
+    targets = core_calloc(ing->wm.nslots + 1, sizeof(*targets));
+    for (size_t i = 0; i < ing->wm.nslots; i++) {
+        const struct part *p = part_at(ing, i);
+        if (p != NULL) {
+            targets[n].topic = p->topic;
+            targets[n].partition = p->partition;
+            targets[n].leader = p->leader;
+            targets[n].next_offset = p->next_offset;
+            n++;
+        }
     }
+    ingest_refill_wake(ing->refill, targets, n);
+    free(targets);
 }
 
 /*
@@ -421,11 +251,9 @@ static void mark_end(struct ingest *ing, struct part *p)
 {
     rd_kafka_topic_partition_list_t *l;
 
-    p->reached_end = 1;
-    if (!ing->cfg.exit_at_end || p->end_paused) {
+    if (!ingest_end_reach(&p->end, ing->cfg.exit_at_end)) {
         return;
     }
-    p->end_paused = 1;
     l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, p->topic, p->partition);
     rd_kafka_pause_partitions(ing->rk, l);
@@ -434,104 +262,22 @@ static void mark_end(struct ingest *ing, struct part *p)
 
 /* ---- rebalances ---------------------------------------------------------- */
 
-/* One logical offset (RD_KAFKA_OFFSET_END or _BEGINNING) of every
- * partition of parts, in a copy of it: each element's offset, or its err. */
-static rd_kafka_topic_partition_list_t *
-list_offsets(struct ingest *ing, const rd_kafka_topic_partition_list_t *parts,
-             int64_t which)
-{
-    rd_kafka_topic_partition_list_t *l =
-        rd_kafka_topic_partition_list_copy(parts);
-    rd_kafka_resp_err_t err;
-
-    for (int i = 0; i < l->cnt; i++) {
-        l->elems[i].offset = which;
-        l->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    }
-    err = rd_kafka_offsets_for_times(ing->rk, l, 10000);
-    for (int i = 0; i < l->cnt && err != RD_KAFKA_RESP_ERR_NO_ERROR; i++) {
-        l->elems[i].err = err;
-    }
-    return l;
-}
-
-/*
- * --exit-at-end: the end offset of each newly assigned partition, and
- * whether it is empty (its start offset is its end).  ListOffsets with
- * the logical offsets as timestamps, as Kafka's own endOffsets() does:
- * rd_kafka_offsets_for_times sends one request per leader for the whole
- * list, where a watermark query per partition took a round trip each, in
- * the rebalance callback (a few hundred partitions on a distant cluster:
- * seconds of a stopped loop).  One failing partition fails the whole
- * call, so what is still unknown then is asked one partition at a time,
- * within 10 s in all; a partition whose end stays unknown ends at its
- * first end-of-partition event instead.
- */
+/* --exit-at-end: the end offset of each newly assigned partition, and
+ * whether it is empty (end_offsets.c). */
 static void read_ends(struct ingest *ing,
                       const rd_kafka_topic_partition_list_t *parts)
 {
-    rd_kafka_topic_partition_list_t *hi =
-        list_offsets(ing, parts, RD_KAFKA_OFFSET_END);
-    rd_kafka_topic_partition_list_t *lo =
-        list_offsets(ing, parts, RD_KAFKA_OFFSET_BEGINNING);
-    int logged = 0;
-    /* the one-by-one queries share 10 s: the loop is stopped meanwhile */
-    int64_t deadline = now_ms() + 10000;
+    struct ingest_end **ends =
+        core_calloc((size_t)parts->cnt + 1, sizeof(*ends));
 
-    for (int i = 0; i < hi->cnt; i++) {
-        const rd_kafka_topic_partition_t *h = &hi->elems[i];
-        const rd_kafka_topic_partition_t *l =
-            rd_kafka_topic_partition_list_find(lo, h->topic, h->partition);
+    for (int i = 0; i < parts->cnt; i++) {
         size_t slot;
-        struct part *p = part_find(ing, h->topic, h->partition, &slot);
-
-        if (p == NULL) {
-            continue;
-        }
-        if (h->err != RD_KAFKA_RESP_ERR_NO_ERROR || h->offset < 0 ||
-            l == NULL || l->err != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            l->offset < 0) {
-            int64_t wlo = -1, whi = -1;
-            rd_kafka_resp_err_t err;
-
-            if (!logged) {
-                core_log(CORE_LOG_INFO, "ingest",
-                         "msg=\"end offsets: asking partition by "
-                         "partition\" error=\"%s\"",
-                         rd_kafka_err2str(h->err != RD_KAFKA_RESP_ERR_NO_ERROR
-                                              ? h->err
-                                          : l != NULL ? l->err
-                                                      : h->err));
-                logged = 1;
-            }
-            err = now_ms() < deadline
-                      ? rd_kafka_query_watermark_offsets(
-                            ing->rk, h->topic, h->partition, &wlo, &whi,
-                            (int)(deadline - now_ms()))
-                      : RD_KAFKA_RESP_ERR__TIMED_OUT;
-            if (err != RD_KAFKA_RESP_ERR_NO_ERROR || whi < 0) {
-                core_log(CORE_LOG_WARN, "ingest",
-                         "msg=\"cannot read end offset\" topic=%s "
-                         "partition=%d error=\"%s\"",
-                         h->topic, h->partition,
-                         err != RD_KAFKA_RESP_ERR_NO_ERROR
-                             ? rd_kafka_err2str(err)
-                             : "the broker gave no end offset");
-                continue;
-            }
-            p->end_at_start = whi;
-            if (wlo == whi) {
-                p->reached_end = 1; /* empty partition; paused once assigned */
-            }
-            continue;
-        }
-        p->end_at_start = h->offset;
-        if (l->offset == h->offset) {
-            p->reached_end = 1; /* empty partition; paused once assigned */
-        }
+        struct part *p = part_find(ing, parts->elems[i].topic,
+                                   parts->elems[i].partition, &slot);
+        ends[i] = p != NULL ? &p->end : NULL;
     }
-    rd_kafka_topic_partition_list_destroy(hi);
-    rd_kafka_topic_partition_list_destroy(lo);
+    ingest_read_ends(ing->rk, parts, ends);
+    free(ends);
 }
 
 static void on_assign(struct ingest *ing,
@@ -553,7 +299,7 @@ static void on_assign(struct ingest *ing,
                  "msg=\"partition assigned\" topic=%s partition=%d "
                  "end_offset=%lld",
                  tp->topic, tp->partition,
-                 (long long)(p != NULL ? p->end_at_start : -1));
+                 (long long)(p != NULL ? p->end.end_at_start : -1));
     }
     err = rd_kafka_assign(ing->rk, parts);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -575,8 +321,7 @@ static void on_assign(struct ingest *ing,
                 struct part *p = part_find(ing, c->elems[i].topic,
                                            c->elems[i].partition, &slot);
                 /* an unknown end (-1) is never reached this way */
-                if (p != NULL && p->end_at_start >= 0 &&
-                    c->elems[i].offset >= p->end_at_start) {
+                if (p != NULL && ingest_end_past(&p->end, c->elems[i].offset)) {
                     mark_end(ing, p);
                 }
             }
@@ -587,7 +332,7 @@ static void on_assign(struct ingest *ing,
         size_t slot;
         struct part *p = part_find(ing, parts->elems[i].topic,
                                    parts->elems[i].partition, &slot);
-        if (p != NULL && p->reached_end) {
+        if (p != NULL && p->end.reached_end) {
             mark_end(ing, p); /* empty, or committed at its end */
         }
     }
@@ -606,10 +351,10 @@ static void on_revoke(struct ingest *ing,
     core_log(CORE_LOG_INFO, "ingest",
              "msg=\"partitions revoked: settling in-flight events\" "
              "partitions=%d in_flight=%zu",
-             parts->cnt, ing->in_flight);
-    if (ing->in_flight > 0 && ing->cb.drain != NULL) {
+             parts->cnt, ing->wm.in_flight);
+    if (ing->wm.in_flight > 0 && ing->cb.drain != NULL) {
         ing->cb.drain(ing->cb.opaque,
-                      now_ms() + (int64_t)ing->cfg.drain_timeout_ms);
+                      core_now_ms() + (int64_t)ing->cfg.drain_timeout_ms);
     }
     store_offsets(ing);
     err = rd_kafka_commit(ing->rk, NULL, 0);
@@ -621,33 +366,25 @@ static void on_revoke(struct ingest *ing,
                  rd_kafka_err2str(err));
     }
     for (int i = 0; i < parts->cnt; i++) {
-        size_t slot;
+        size_t slot, unsettled;
         struct part *p = part_find(ing, parts->elems[i].topic,
                                    parts->elems[i].partition, &slot);
         if (p == NULL) {
             continue;
         }
-        if (p->head != p->tail) {
-            /* not settled in time: forgotten here, consumed again by the
-             * next owner; the caller drops them (given_up), so this
-             * instance sends none of them after the new owner starts */
-            uint64_t unsettled = 0;
-            for (uint64_t s = p->head; s < p->tail; s++) {
-                unsettled += !p->done[s & (p->cap - 1)];
-            }
+        /* what was not settled in time is forgotten here, consumed again
+         * by the next owner; the caller drops it (given_up), so this
+         * instance sends none of it after the new owner starts */
+        unsettled = ingest_wm_remove(&ing->wm, slot);
+        if (unsettled > 0) {
             core_log(CORE_LOG_WARN, "ingest",
                      "msg=\"partition given up with events in flight: "
                      "dropped, its next owner consumes them again\" "
                      "topic=%s partition=%d in_flight=%llu",
                      p->topic, p->partition, (unsigned long long)unsettled);
-            ing->in_flight -= unsettled;
             given_up++;
         }
-        if (p->tail > ing->seq_floor) {
-            ing->seq_floor = p->tail;
-        }
         part_free(p);
-        ing->parts[slot] = NULL;
     }
     rd_kafka_assign(ing->rk, NULL);
     if (given_up > 0 && ing->cb.given_up != NULL) {
@@ -860,7 +597,7 @@ void ingest_destroy(struct ingest *ing)
         return;
     }
     if (ing->rk != NULL) {
-        ing->cb.drain = NULL; /* nothing left to drive during close */
+        ing->cb.drain = NULL;    /* nothing left to drive during close */
         ing->cb.given_up = NULL; /* nor to drop from */
         ingest_refill_destroy(ing->refill);
         ing->refill = NULL;
@@ -869,10 +606,10 @@ void ingest_destroy(struct ingest *ing)
             rd_kafka_queue_destroy(ing->queue);
         }
     }
-    for (size_t i = 0; i < ing->nparts; i++) {
-        part_free(ing->parts[i]);
+    for (size_t i = 0; i < ing->wm.nslots; i++) {
+        part_free(part_at(ing, i));
     }
-    free(ing->parts);
+    ingest_wm_release(&ing->wm);
     if (ing->rk != NULL) {
         rd_kafka_destroy(ing->rk);
     }
@@ -888,8 +625,7 @@ static void on_error_message(struct ingest *ing, rd_kafka_message_t *m)
         struct part *p = m->rkt ? part_find(ing, rd_kafka_topic_name(m->rkt),
                                             m->partition, &slot)
                                 : NULL;
-        if (p != NULL &&
-            (p->end_at_start < 0 || m->offset >= p->end_at_start)) {
+        if (p != NULL && ingest_end_eof(&p->end, m->offset)) {
             mark_end(ing, p);
         }
         return;
@@ -931,7 +667,9 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
         rd_kafka_message_t *m = batch[i];
         const char *topic;
         struct part *p;
-        size_t slot, idx;
+        struct ingest_held *h;
+        size_t slot;
+        uint64_t ticket;
 
         if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             on_error_message(ing, m);
@@ -945,30 +683,21 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
             rd_kafka_message_destroy(m);
             continue;
         }
-        if (ing->cfg.exit_at_end && p->end_at_start >= 0 &&
-            m->offset >= p->end_at_start) {
+        if (ing->cfg.exit_at_end && ingest_end_past(&p->end, m->offset)) {
             /* past this backfill's end: for a later run, unstored */
             mark_end(ing, p);
             rd_kafka_message_destroy(m);
             continue;
         }
-        if (p->tail - p->head == p->cap) {
-            part_grow(p);
-        }
-        idx = (size_t)(p->tail & (p->cap - 1));
-        p->msgs[idx] = hold(m);
-        p->offsets[idx] = m->offset;
-        p->done[idx] = 0;
+        h = hold(m);
+        ticket = ingest_wm_push(&ing->wm, slot, h, m->offset);
         p->next_offset = m->offset + 1;
-        if (p->end_at_start >= 0 && m->offset + 1 >= p->end_at_start) {
+        if (ingest_end_past(&p->end, m->offset + 1)) {
             mark_end(ing, p);
         }
-        fill_msg(&msgs[out], p, p->msgs[idx], m->offset,
-                 ((uint64_t)slot << SEQ_BITS) | (p->tail & SEQ_MASK));
+        fill_msg(&msgs[out], p, h, m->offset, ticket);
         ing->avg_len += ((double)m->len - ing->avg_len) / 64.0;
         rd_kafka_message_destroy(m);
-        p->tail++;
-        ing->in_flight++;
         ing->consumed++;
         out++;
     }
@@ -987,9 +716,9 @@ static void pause_all(struct ingest *ing, int paused)
     }
     if (!paused) {
         /* a partition at its --exit-at-end end stays paused */
-        for (size_t i = 0; i < ing->nparts; i++) {
-            const struct part *p = ing->parts[i];
-            if (p != NULL && p->end_paused) {
+        for (size_t i = 0; i < ing->wm.nslots; i++) {
+            const struct part *p = part_at(ing, i);
+            if (p != NULL && p->end.end_paused) {
                 rd_kafka_topic_partition_list_del(list, p->topic, p->partition);
             }
         }
@@ -1025,12 +754,12 @@ void ingest_stop(struct ingest *ing)
 
 size_t ingest_in_flight(const struct ingest *ing)
 {
-    return ing->in_flight;
+    return ing->wm.in_flight;
 }
 
 int ingest_at_end(const struct ingest *ing)
 {
-    return ing->in_flight == 0 && ingest_caught_up(ing);
+    return ing->wm.in_flight == 0 && ingest_caught_up(ing);
 }
 
 int ingest_caught_up(const struct ingest *ing)
@@ -1039,13 +768,13 @@ int ingest_caught_up(const struct ingest *ing)
     if (!ing->assigned_once) {
         return 0;
     }
-    for (size_t i = 0; i < ing->nparts; i++) {
-        const struct part *p = ing->parts[i];
+    for (size_t i = 0; i < ing->wm.nslots; i++) {
+        const struct part *p = part_at(ing, i);
         if (p == NULL) {
             continue;
         }
         live++;
-        if (!p->reached_end) {
+        if (!p->end.reached_end) {
             return 0;
         }
     }
@@ -1072,8 +801,8 @@ size_t ingest_partitions(const struct ingest *ing,
 {
     size_t n = 0;
 
-    for (size_t i = 0; i < ing->nparts && n < max; i++) {
-        const struct part *p = ing->parts[i];
+    for (size_t i = 0; i < ing->wm.nslots && n < max; i++) {
+        const struct part *p = part_at(ing, i);
         int64_t lo = -1, hi = -1;
 
         if (p == NULL) {
@@ -1088,16 +817,7 @@ size_t ingest_partitions(const struct ingest *ing,
         if (hi >= 0 && p->next_offset >= 0) {
             out[n].lag = hi > p->next_offset ? hi - p->next_offset : 0;
         }
-        out[n].remaining = -1;
-        if (p->reached_end) {
-            out[n].remaining = 0;
-        } else if (p->end_at_start >= 0 && p->next_offset >= 0) {
-            out[n].remaining = p->end_at_start > p->next_offset
-                                   ? p->end_at_start - p->next_offset
-                                   : 0;
-        } else if (p->end_at_start >= 0 && lo >= 0) {
-            out[n].remaining = p->end_at_start - lo;
-        }
+        out[n].remaining = ingest_end_remaining(&p->end, p->next_offset, lo);
         out[n].paused = ing->paused || ing->stopped;
         n++;
     }
@@ -1112,13 +832,13 @@ const char *ingest_error(const struct ingest *ing)
 void ingest_get_stats(const struct ingest *ing, struct ingest_stats *st)
 {
     unsigned assigned = 0;
-    for (size_t i = 0; i < ing->nparts; i++) {
-        if (ing->parts[i] != NULL) {
+    for (size_t i = 0; i < ing->wm.nslots; i++) {
+        if (part_at(ing, i) != NULL) {
             assigned++;
         }
     }
     st->consumed = ing->consumed;
-    st->settled = ing->settled;
+    st->settled = ing->wm.settled;
     st->assigned = assigned;
     st->paused = ing->paused;
     st->lag = -1;

@@ -20,11 +20,19 @@
  * main loop must not wait for it.  The thread shares only this file's
  * struct, under its mutex, and calls nothing of librdkafka but
  * rd_kafka_offsets_for_times, which is thread-safe.
+ *
+ * The policy (when to kick: ingest_refill_due; whom: ingest_refill_wake,
+ * ingest_refill_leaders) lives here too, beside the thread it feeds; it
+ * runs on the consumer's thread and its state (filled) is that thread's
+ * alone.  Invariant: a kick changes nothing on the brokers, so a kick too
+ * many costs one request and a kick missed costs up to a second, never
+ * an event.
  */
 #include "ingest_int.h"
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 struct ingest_refill {
     rd_kafka_t *rk;
@@ -35,6 +43,8 @@ struct ingest_refill {
     rd_kafka_topic_partition_list_t *next; /* the kick to send; mu */
     int stop;                              /* mu */
     uint64_t kicks;                        /* sent; mu */
+    int filled; /* the queue neared its cap since the last kick; no mu:
+                 * the consumer's thread only */
 };
 
 static void *refill_main(void *arg)
@@ -79,8 +89,11 @@ struct ingest_refill *ingest_refill_new(rd_kafka_t *rk)
     return rf;
 }
 
-void ingest_refill_kick(struct ingest_refill *rf,
-                        rd_kafka_topic_partition_list_t *parts)
+/* Wakes the leaders of parts: one ListOffsets request each, sent from the
+ * thread.  Takes ownership of parts.  Never blocks on the network; a kick
+ * not yet sent is replaced by a newer one. */
+static void kick(struct ingest_refill *rf,
+                 rd_kafka_topic_partition_list_t *parts)
 {
     if (!rf->started) {
         rd_kafka_topic_partition_list_destroy(parts);
@@ -98,6 +111,116 @@ void ingest_refill_kick(struct ingest_refill *rf,
     rf->next = parts;
     pthread_cond_signal(&rf->cv);
     pthread_mutex_unlock(&rf->mu);
+}
+
+/*
+ * Once the queue has neared its cap (three quarters, by the average size
+ * of the messages consumed) and drained to half of it, the brokers are
+ * kicked, so the next fetches arrive while half a queue is still there to
+ * work on.
+ */
+int ingest_refill_due(struct ingest_refill *rf, size_t queue_len,
+                      size_t consumed, double avg_len, int64_t max_bytes,
+                      int64_t max_msgs)
+{
+    double qlen = (double)queue_len;
+    double qbytes = qlen * avg_len;
+    double cap_bytes = (double)max_bytes;
+    double cap_msgs = (double)max_msgs;
+    /* the queue as this poll found it: a small one is emptied at once */
+    double before = qlen + (double)consumed;
+
+    if (before * avg_len >= 0.75 * cap_bytes || before >= 0.75 * cap_msgs) {
+        rf->filled = 1;
+    }
+    if (rf->filled && qbytes <= 0.5 * cap_bytes && qlen <= 0.5 * cap_msgs) {
+        rf->filled = 0;
+        return 1;
+    }
+    return 0;
+}
+
+void ingest_refill_wake(struct ingest_refill *rf,
+                        const struct ingest_refill_target *targets, size_t n)
+{
+    rd_kafka_topic_partition_list_t *list = NULL;
+    int32_t woken[64];
+    int n_woken = 0;
+
+    for (size_t i = 0; i < n && n_woken < 64; i++) {
+        const struct ingest_refill_target *t = &targets[i];
+        int64_t lo = -1, hi = -1;
+        int seen = 0;
+
+        if (t->leader < 0) {
+            continue;
+        }
+        for (int j = 0; j < n_woken && !seen; j++) {
+            seen = woken[j] == t->leader;
+        }
+        if (seen) {
+            continue;
+        }
+        /* the high watermark the last fetch brought: no request */
+        rd_kafka_get_watermark_offsets(rf->rk, t->topic, t->partition, &lo,
+                                       &hi);
+        if (t->next_offset >= 0 && hi >= 0 && hi <= t->next_offset) {
+            continue; /* caught up: its fetch is waiting for data anyway */
+        }
+        if (list == NULL) {
+            list = rd_kafka_topic_partition_list_new(4);
+        }
+        rd_kafka_topic_partition_list_add(list, t->topic, t->partition);
+        woken[n_woken++] = t->leader;
+    }
+    if (list != NULL) {
+        kick(rf, list);
+    }
+}
+
+/* A leader that moves later only makes its kicks miss. */
+void ingest_refill_leaders(rd_kafka_t *rk,
+                           const rd_kafka_topic_partition_list_t *parts,
+                           int32_t *leaders)
+{
+    for (int i = 0; i < parts->cnt; i++) {
+        leaders[i] = -1;
+    }
+    for (int i = 0; i < parts->cnt; i++) {
+        const char *topic = parts->elems[i].topic;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt;
+        int seen = 0;
+
+        for (int j = 0; j < i && !seen; j++) {
+            seen = strcmp(parts->elems[j].topic, topic) == 0;
+        }
+        if (seen) {
+            continue;
+        }
+        rkt = rd_kafka_topic_new(rk, topic, NULL);
+        if (rkt == NULL) {
+            continue;
+        }
+        if (rd_kafka_metadata(rk, 0, rkt, &md, 5000) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            md->topic_cnt == 1) {
+            const struct rd_kafka_metadata_topic *t = &md->topics[0];
+            for (int k = 0; k < t->partition_cnt; k++) {
+                /* every partition of this topic in parts */
+                for (int j = i; j < parts->cnt; j++) {
+                    if (parts->elems[j].partition == t->partitions[k].id &&
+                        strcmp(parts->elems[j].topic, topic) == 0) {
+                        leaders[j] = t->partitions[k].leader;
+                    }
+                }
+            }
+        }
+        if (md != NULL) {
+            rd_kafka_metadata_destroy(md);
+        }
+        rd_kafka_topic_destroy(rkt);
+    }
 }
 
 uint64_t ingest_refill_kicks(struct ingest_refill *rf)
