@@ -167,7 +167,7 @@ static void test_schema_put__keys_are_bytes_and_copied(void **state)
 
 /* Keys that differ only in their tail bytes (the hash reads the last 1 to 7
  * bytes as one word) stay apart. */
-static void test_core_hash64__tails_differ(void **state)
+static void test_schema_put__keys_one_byte_apart_are_apart(void **state)
 {
     struct schema *sch = schema_new();
     char key[32];
@@ -627,7 +627,7 @@ int main(void)
         cmocka_unit_test(test_schema_put__then_get),
         cmocka_unit_test(test_schema_put__first_type_wins),
         cmocka_unit_test(test_schema_put__keys_are_bytes_and_copied),
-        cmocka_unit_test(test_core_hash64__tails_differ),
+        cmocka_unit_test(test_schema_put__keys_one_byte_apart_are_apart),
         cmocka_unit_test(test_schema_put__fifty_thousand_keys),
         cmocka_unit_test(test_schema_entry__insertion_order),
         cmocka_unit_test(test_schema_clear__forgets_everything),

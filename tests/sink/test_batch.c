@@ -391,15 +391,6 @@ static void test_sink_lane_of__one_user_one_lane_and_spread(void **state)
     assert_int_equal(sink_lane_of(UINT64_MAX, 256), 255);
 }
 
-static void test_core_hash64__never_zero_and_length_matters(void **state)
-{
-    (void)state;
-    assert_true(core_hash64("", 0) != 0);
-    assert_true(core_hash64("a", 1) != core_hash64("a\0", 2));
-    assert_true(core_hash64("abcdefgh1", 9) != core_hash64("abcdefgh2", 9));
-    assert_true(core_hash64("abcdefgh", 8) != core_hash64("abcdefg", 7));
-}
-
 static void test_sink_lane_split__halves_in_order_at_front(void **state)
 {
     struct sink_batcher bat;
@@ -685,7 +676,6 @@ int main(void)
         cmocka_unit_test(test_sink_batcher_add__chain_bound_by_bytes),
         cmocka_unit_test(test_sink_batcher_add__many_users_no_false_seal),
         cmocka_unit_test(test_sink_lane_of__one_user_one_lane_and_spread),
-        cmocka_unit_test(test_core_hash64__never_zero_and_length_matters),
         cmocka_unit_test(test_sink_lane_split__halves_in_order_at_front),
         cmocka_unit_test(test_sink_lane_split__only_batch_sets_tail),
         cmocka_unit_test(
