@@ -36,30 +36,31 @@ static void kd_probe_log(const rd_kafka_t *rk, int level, const char *fac,
  * group is non-NULL.  A consumer, never a producer: librdkafka 2.0.2 lets
  * a producer's metadata requests auto-create topics whatever
  * allow.auto.create.topics says, and a probe must never create one.
- * Returns NULL with errstr filled on failure.
+ * Returns NULL with the error reply written on failure.
  */
 static rd_kafka_t *kd_probe_new(const struct kd_server *srv, const char *group,
-                                char *errstr, size_t errstr_size)
+                                struct kd_buf *reply)
 {
+    char errstr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *rk = NULL;
 
     rd_kafka_conf_set_log_cb(conf, kd_probe_log);
     if (kd_conf_set(conf, "bootstrap.servers", srv->bootstraps, errstr,
-                    errstr_size) != 0 ||
+                    sizeof(errstr)) != 0 ||
         kd_conf_set(conf, "client.id", "kafka-dev-probe", errstr,
-                    errstr_size) != 0 ||
+                    sizeof(errstr)) != 0 ||
         kd_conf_set(conf, "allow.auto.create.topics", "false", errstr,
-                    errstr_size) != 0) {
+                    sizeof(errstr)) != 0) {
         goto out;
     }
     if (group != NULL &&
-        (kd_conf_set(conf, "group.id", group, errstr, errstr_size) != 0 ||
+        (kd_conf_set(conf, "group.id", group, errstr, sizeof(errstr)) != 0 ||
          kd_conf_set(conf, "enable.auto.commit", "false", errstr,
-                     errstr_size) != 0)) {
+                     sizeof(errstr)) != 0)) {
         goto out;
     }
-    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errstr_size);
+    rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     if (rk != NULL) {
         conf = NULL; /* rd_kafka_new took it */
     }
@@ -67,7 +68,32 @@ out:
     if (conf != NULL) {
         rd_kafka_conf_destroy(conf);
     }
+    if (rk == NULL) {
+        kd_buf_printf(reply, "error cannot create a probe client: %s", errstr);
+    }
     return rk;
+}
+
+/*
+ * Metadata through the probe, of every topic when all_topics (else of the
+ * brokers and the topics the probe knows) into *md, which the caller
+ * destroys; -1 with the error reply written when no broker answered.
+ */
+static int kd_probe_metadata(rd_kafka_t *rk, int all_topics,
+                             const struct rd_kafka_metadata **md,
+                             struct kd_buf *reply)
+{
+    rd_kafka_resp_err_t err =
+        rd_kafka_metadata(rk, all_topics, NULL, md, KD_PROBE_TIMEOUT_MS);
+
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        kd_buf_printf(reply,
+                      "error no broker answered a metadata request within "
+                      "%d ms: %s",
+                      KD_PROBE_TIMEOUT_MS, rd_kafka_err2str(err));
+        return -1;
+    }
+    return 0;
 }
 
 static int kd_cmp_topic_ptr(const void *a, const void *b)
@@ -89,15 +115,9 @@ static int kd_topic_partitions(rd_kafka_t *rk, const char *topic,
                                struct kd_buf *reply)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err;
     int partitions = 0;
 
-    err = rd_kafka_metadata(rk, 1, NULL, &md, KD_PROBE_TIMEOUT_MS);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        kd_buf_printf(reply,
-                      "error no broker answered a metadata request within "
-                      "%d ms: %s",
-                      KD_PROBE_TIMEOUT_MS, rd_kafka_err2str(err));
+    if (kd_probe_metadata(rk, 1, &md, reply) != 0) {
         return 0;
     }
     for (int i = 0; i < md->topic_cnt; i++) {
@@ -116,22 +136,14 @@ static int kd_topic_partitions(rd_kafka_t *rk, const char *topic,
 /* "topics": every topic and its partition count, sorted by name. */
 void kd_cmd_topics(struct kd_server *srv, struct kd_buf *reply)
 {
-    char errstr[512];
     const struct rd_kafka_metadata *md = NULL;
     const rd_kafka_metadata_topic_t **sorted = NULL;
-    rd_kafka_resp_err_t err;
-    rd_kafka_t *rk = kd_probe_new(srv, NULL, errstr, sizeof(errstr));
+    rd_kafka_t *rk = kd_probe_new(srv, NULL, reply);
 
     if (rk == NULL) {
-        kd_buf_printf(reply, "error cannot create a probe client: %s", errstr);
         return;
     }
-    err = rd_kafka_metadata(rk, 1, NULL, &md, KD_PROBE_TIMEOUT_MS);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        kd_buf_printf(reply,
-                      "error no broker answered a metadata request within "
-                      "%d ms: %s",
-                      KD_PROBE_TIMEOUT_MS, rd_kafka_err2str(err));
+    if (kd_probe_metadata(rk, 1, &md, reply) != 0) {
         goto out;
     }
     sorted = kd_realloc(NULL, sizeof(*sorted) * (size_t)md->topic_cnt);
@@ -202,12 +214,10 @@ out:
 void kd_cmd_watermarks(struct kd_server *srv, const char *topic,
                        struct kd_buf *reply)
 {
-    char errstr[512];
     struct kd_buf body = {0};
-    rd_kafka_t *rk = kd_probe_new(srv, NULL, errstr, sizeof(errstr));
+    rd_kafka_t *rk = kd_probe_new(srv, NULL, reply);
 
     if (rk == NULL) {
-        kd_buf_printf(reply, "error cannot create a probe client: %s", errstr);
         return;
     }
     if (kd_watermarks(rk, topic, &body, NULL) == 0) {
@@ -227,25 +237,17 @@ void kd_cmd_watermarks(struct kd_server *srv, const char *topic,
 void kd_cmd_check(struct kd_server *srv, int argc, char **argv,
                   struct kd_buf *reply)
 {
-    char errstr[512];
     const struct rd_kafka_metadata *md = NULL;
     struct kd_buf body = {0};
-    rd_kafka_resp_err_t err;
     int lost = 0;
     int checked = 0;
-    rd_kafka_t *rk = kd_probe_new(srv, NULL, errstr, sizeof(errstr));
+    rd_kafka_t *rk = kd_probe_new(srv, NULL, reply);
 
     if (rk == NULL) {
-        kd_buf_printf(reply, "error cannot create a probe client: %s", errstr);
         return;
     }
     if (argc == 0) {
-        err = rd_kafka_metadata(rk, 1, NULL, &md, KD_PROBE_TIMEOUT_MS);
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-            kd_buf_printf(reply,
-                          "error no broker answered a metadata request "
-                          "within %d ms: %s",
-                          KD_PROBE_TIMEOUT_MS, rd_kafka_err2str(err));
+        if (kd_probe_metadata(rk, 1, &md, reply) != 0) {
             goto out;
         }
         for (int i = 0; i < md->topic_cnt; i++) {
@@ -286,14 +288,12 @@ out:
 void kd_cmd_committed(struct kd_server *srv, const char *group,
                       const char *topic, struct kd_buf *reply)
 {
-    char errstr[512];
     rd_kafka_topic_partition_list_t *parts = NULL;
     rd_kafka_resp_err_t err;
     int partitions;
-    rd_kafka_t *rk = kd_probe_new(srv, group, errstr, sizeof(errstr));
+    rd_kafka_t *rk = kd_probe_new(srv, group, reply);
 
     if (rk == NULL) {
-        kd_buf_printf(reply, "error cannot create a probe client: %s", errstr);
         return;
     }
     partitions = kd_topic_partitions(rk, topic, reply);
@@ -353,15 +353,11 @@ void kd_remote_create_topic(struct kd_server *srv, const char *spec,
         kd_buf_printf(reply, "error %s", errstr);
         return;
     }
-    rk = kd_probe_new(srv, NULL, errstr, sizeof(errstr));
+    rk = kd_probe_new(srv, NULL, reply);
     if (rk == NULL) {
-        kd_buf_printf(reply, "error cannot create a probe client: %s", errstr);
         return;
     }
-    err = rd_kafka_metadata(rk, 0, NULL, &md, KD_PROBE_TIMEOUT_MS);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        kd_buf_printf(reply, "error no metadata within %d ms: %s",
-                      KD_PROBE_TIMEOUT_MS, rd_kafka_err2str(err));
+    if (kd_probe_metadata(rk, 0, &md, reply) != 0) {
         goto out;
     }
     repl = md->broker_cnt < KD_MAX_REPLICATION ? md->broker_cnt
@@ -419,20 +415,14 @@ out:
 void kd_cmd_layout(struct kd_server *srv, const char *what, const char *topic,
                    struct kd_buf *reply)
 {
-    char errstr[512];
     const struct rd_kafka_metadata *md = NULL;
     const rd_kafka_metadata_topic_t *t = NULL;
-    rd_kafka_resp_err_t err;
-    rd_kafka_t *rk = kd_probe_new(srv, NULL, errstr, sizeof(errstr));
+    rd_kafka_t *rk = kd_probe_new(srv, NULL, reply);
 
     if (rk == NULL) {
-        kd_buf_printf(reply, "error cannot create a probe client: %s", errstr);
         return;
     }
-    err = rd_kafka_metadata(rk, topic == NULL, NULL, &md, KD_PROBE_TIMEOUT_MS);
-    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        kd_buf_printf(reply, "error no metadata within %d ms: %s",
-                      KD_PROBE_TIMEOUT_MS, rd_kafka_err2str(err));
+    if (kd_probe_metadata(rk, topic == NULL, &md, reply) != 0) {
         goto out;
     }
     if (topic == NULL) {
