@@ -37,15 +37,30 @@ static FILE *kd_open_input(const char *path)
     return f;
 }
 
-/* Drops the line's final newline; returns the new length. */
-static size_t kd_chomp(char *line, ssize_t n)
+/*
+ * Reads the next non-empty line of in into *line (grown as getline(3)
+ * does), drops its newline and sets *len, and puts its user_id into key
+ * with *key_len as kd_user_id returns it (-1: none).  Returns 0 at the
+ * end of in or on a read error (ferror tells which), else 1.  keyed and
+ * plan both read with it, so the load and its plan see the same keys.
+ */
+static int kd_next_line(FILE *in, char **line, size_t *cap, size_t *len,
+                        char *key, size_t key_size, long *key_len)
 {
-    size_t len = (size_t)n;
+    ssize_t n;
 
-    if (len > 0 && line[len - 1] == '\n') {
-        line[--len] = '\0';
-    }
-    return len;
+    do {
+        n = getline(line, cap, in);
+        if (n < 0) {
+            return 0;
+        }
+        *len = (size_t)n;
+        if (*len > 0 && (*line)[*len - 1] == '\n') {
+            (*line)[--*len] = '\0';
+        }
+    } while (*len == 0);
+    *key_len = kd_user_id(*line, *len, key, key_size);
+    return 1;
 }
 
 /*
@@ -58,25 +73,15 @@ int kd_keyed(int argc, char **argv)
     char key[KD_KEY_MAX];
     char *line = NULL;
     size_t cap = 0;
-    ssize_t n;
+    size_t len;
+    long key_len;
     FILE *in = kd_open_input(argc > 2 ? argv[2] : NULL);
     int rc = 0;
 
     if (in == NULL) {
         return 1;
     }
-    for (;;) {
-        size_t len;
-        long key_len;
-        n = getline(&line, &cap, in);
-        if (n < 0) {
-            break;
-        }
-        len = kd_chomp(line, n);
-        if (len == 0) {
-            continue;
-        }
-        key_len = kd_user_id(line, len, key, sizeof(key));
+    while (kd_next_line(in, &line, &cap, &len, key, sizeof(key), &key_len)) {
         if (key_len < 0) {
             key[0] = '\0';
         }
@@ -165,7 +170,8 @@ int kd_plan(int argc, char **argv)
     char key[KD_KEY_MAX];
     char *line = NULL;
     size_t cap = 0;
-    ssize_t n;
+    size_t len;
+    long key_len;
     long partitions = 0;
     long bytes = -1;
     int32_t needed;
@@ -218,19 +224,8 @@ int kd_plan(int argc, char **argv)
     if (in == NULL) {
         return 2;
     }
-    for (;;) {
-        size_t len;
-        long key_len;
+    while (kd_next_line(in, &line, &cap, &len, key, sizeof(key), &key_len)) {
         struct kd_plan_msg *m;
-        n = getline(&line, &cap, in);
-        if (n < 0) {
-            break;
-        }
-        len = kd_chomp(line, n);
-        if (len == 0) {
-            continue;
-        }
-        key_len = kd_user_id(line, len, key, sizeof(key));
         if (pl.cnt == pl.cap) {
             pl.cap = pl.cap ? pl.cap * 2 : 1024;
             pl.msgs = kd_realloc(pl.msgs, sizeof(*pl.msgs) * pl.cap);
