@@ -428,10 +428,9 @@ static unsigned begin(struct mconn *mc, struct MHD_Connection *conn,
         return 0;
     }
     /* so a test sees what a client announces itself as */
-    mstore_note_user_agent(srv->st,
-                           MHD_lookup_connection_value(
-                               conn, MHD_HEADER_KIND,
-                               MHD_HTTP_HEADER_USER_AGENT));
+    mstore_note_user_agent(
+        srv->st, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                             MHD_HTTP_HEADER_USER_AGENT));
     v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                     MHD_HTTP_HEADER_CONTENT_ENCODING);
     if (v != NULL && strcasecmp(v, "gzip") == 0) {
