@@ -6,8 +6,13 @@ DEV_BINS += $(BUILD)/kafka-dev
 SCRIPT_TESTS += tests/dev/test_kafka_dev.sh tests/dev/test_dev_up_stress.sh
 
 # kafka-dev links librdkafka only (never libuserpipe.a): the dev stack
-# builds even while a stage is broken.
-$(BUILD)/kafka-dev: $(call obj,deploy/dev/kafka-dev.c)
+# builds even while a stage is broken.  One job a file: kafka_dev.h.
+KAFKA_DEV_SRC := deploy/dev/kafka-dev.c deploy/dev/kafka_dev_util.c \
+	deploy/dev/kafka_dev_mock.c deploy/dev/kafka_dev_ctl.c \
+	deploy/dev/kafka_dev_cmd.c deploy/dev/kafka_dev_probe.c \
+	deploy/dev/kafka_dev_json.c deploy/dev/kafka_dev_load.c
+
+$(BUILD)/kafka-dev: $(call obj,$(KAFKA_DEV_SRC))
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 # Start/stop kafka-dev and moesif-dev on loopback; state in DEV_DIR

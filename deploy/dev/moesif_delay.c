@@ -106,13 +106,9 @@ static void *run(void *arg)
             MHD_resume_connection(item.conn);
             continue;
         }
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_sec += (time_t)((dly->heap[0].due_ms - now) / 1000);
-        ts.tv_nsec += (long)((dly->heap[0].due_ms - now) % 1000) * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
+        /* due_ms is of mnow_ms's clock, the clock cv waits on */
+        ts.tv_sec = (time_t)(dly->heap[0].due_ms / 1000);
+        ts.tv_nsec = (long)(dly->heap[0].due_ms % 1000) * 1000000L;
         pthread_cond_timedwait(&dly->cv, &dly->mu, &ts);
     }
     pthread_mutex_unlock(&dly->mu);

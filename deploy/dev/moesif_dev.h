@@ -390,4 +390,13 @@ bool mserver_running(const struct mserver *srv);
 /* Counts one refusal period, shown as "refusals" in /_dev/stats. */
 void mserver_count_refusal(struct mserver *srv);
 
+/*
+ * Writes s (NUL-terminated) into out as the contents of a JSON string,
+ * '"', '\\' and control bytes escaped, and NUL-terminates it; stops
+ * early where an escaped byte might not fit in size bytes (at least 7),
+ * so a long s is cut, maybe inside a UTF-8 sequence.  Returns the length
+ * written.  The one escaper of moesif-dev: its answers and /_dev/faults.
+ */
+size_t mjson_escape(char *out, size_t size, const char *s);
+
 #endif

@@ -427,25 +427,6 @@ void mfaults_draw(struct mfaults *flt, struct mverdict *v)
     pthread_mutex_unlock(&flt->mu);
 }
 
-/* Writes s as JSON string contents into out (size bytes, at least 7). */
-static void json_escape(char *out, size_t size, const char *s)
-{
-    size_t n = 0;
-
-    for (; *s != '\0' && n + 7 < size; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(out + n, size - n, "\\u%04x", c);
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    out[n] = '\0';
-}
-
 char *mfaults_json(struct mfaults *flt, size_t *out_len)
 {
     /* 6 bytes per escaped byte of refuse_user, plus the numbers */
@@ -456,7 +437,7 @@ char *mfaults_json(struct mfaults *flt, size_t *out_len)
 
     pthread_mutex_lock(&flt->mu);
     in_ms = flt->refuse_pending ? flt->refuse_at_ms - mnow_ms() : -1;
-    json_escape(user, sizeof(user), flt->cfg.refuse_user);
+    mjson_escape(user, sizeof(user), flt->cfg.refuse_user);
     n = snprintf(buf, sizeof(buf),
                  "{\"fail_429\":%.6g,\"fail_500\":%.6g,\"fail_503\":%.6g,"
                  "\"retry_after\":%u,\"latency_ms\":%u,\"status\":%u,"

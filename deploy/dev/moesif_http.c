@@ -92,8 +92,8 @@ static const char created_body[] = "{\"status\":\"created\"}";
 /* ------------------------------------------------------------------ */
 /* answers                                                            */
 
-/* Appends s to out as JSON string contents. */
-static size_t json_escape(char *out, size_t size, const char *s)
+/* The one JSON escaper of moesif-dev (moesif_dev.h). */
+size_t mjson_escape(char *out, size_t size, const char *s)
 {
     size_t n = 0;
 
@@ -147,7 +147,7 @@ static struct MHD_Response *error_response(const char *code,
     char body[800];
     int n;
 
-    json_escape(esc, sizeof(esc), message);
+    mjson_escape(esc, sizeof(esc), message);
     n = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%s\"}",
                  code, esc);
     return json_response(body, (size_t)n, MHD_RESPMEM_MUST_COPY);
@@ -173,7 +173,7 @@ static struct MHD_Response *refused_user_response(const struct mverdict *v)
     char body[sizeof(esc) + 96];
     int n;
 
-    json_escape(esc, sizeof(esc), v->refuse_user);
+    mjson_escape(esc, sizeof(esc), v->refuse_user);
     n = snprintf(body, sizeof(body),
                  "{\"error\":\"user '%s' refused by the dev server "
                  "(refuse_user)\"}",
@@ -428,10 +428,9 @@ static unsigned begin(struct mconn *mc, struct MHD_Connection *conn,
         return 0;
     }
     /* so a test sees what a client announces itself as */
-    mstore_note_user_agent(srv->st,
-                           MHD_lookup_connection_value(
-                               conn, MHD_HEADER_KIND,
-                               MHD_HTTP_HEADER_USER_AGENT));
+    mstore_note_user_agent(
+        srv->st, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                             MHD_HTTP_HEADER_USER_AGENT));
     v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                     MHD_HTTP_HEADER_CONTENT_ENCODING);
     if (v != NULL && strcasecmp(v, "gzip") == 0) {
