@@ -331,7 +331,7 @@ out:
 /*
  * "create-topic NAME:PARTS" on a real broker: the Admin API, replication
  * min(3, brokers) with min.insync.replicas 2 at three copies, as userpipe
- * itself creates topics (core/kafka_props.c).  TOPIC_ALREADY_EXISTS is an
+ * itself creates topics (core/kafka.c).  TOPIC_ALREADY_EXISTS is an
  * error here, as on the mock.
  */
 void kd_remote_create_topic(struct kd_server *srv, const char *spec,
