@@ -37,7 +37,13 @@ OPT := -g -O1 -fno-omit-frame-pointer
 endif
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Each binary links the libraries it uses, no more (issue 14):
+# $(call pkg_libs,PKG...) is their link flags.
+pkg_libs = $(shell pkg-config --libs $(1) 2>/dev/null)
+USERPIPE_LIBS = $(call pkg_libs,rdkafka libcurl yajl libmicrohttpd libdeflate)
+# unit tests: libuserpipe.a's libraries, cmocka, and zlib to check gzip
+# bodies with a second implementation
+TEST_LIBS = $(USERPIPE_LIBS) $(call pkg_libs,cmocka zlib)
 ALL_CFLAGS = $(WARN) $(OPT) $(SAN) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
 
@@ -81,7 +87,7 @@ $(BUILD)/libuserpipe.a: $(call obj,$(LIB_SRC))
 	ar rcs $@ $^
 
 $(BUILD)/userpipe: $(call obj,$(MAIN_SRC)) $(BUILD)/libuserpipe.a
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(USERPIPE_LIBS) -lm
 
 build/userpipe: $(BUILD)/userpipe $(DEV_BINS)
 	@if [ "$(VARIANT)" = release ]; then cp $(BUILD)/userpipe $@.tmp && mv $@.tmp $@; fi

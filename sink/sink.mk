@@ -21,7 +21,7 @@ SINK_TEST_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(SINK_TESTS)))
 define sink_test_rule
 $(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(BUILD)/libuserpipe.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(TEST_LIBS) -lm
 endef
 $(foreach t,$(SINK_TESTS),$(eval $(call sink_test_rule,$(t))))
 

@@ -15,7 +15,7 @@ METRICS_TEST_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(METRICS_TESTS)))
 define metrics_test_rule
 $(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(BUILD)/libuserpipe.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_LDFLAGS) -pthread -o $$@ $$^ $$(PKG_LIBS) -lm
+	$$(CC) $$(ALL_LDFLAGS) -pthread -o $$@ $$^ $$(TEST_LIBS) -lm
 endef
 $(foreach t,$(METRICS_TESTS),$(eval $(call metrics_test_rule,$(t))))
 

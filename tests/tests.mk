@@ -20,14 +20,14 @@ TESTS_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(TESTS_CMOCKA)))
 define tests_link_rule
 $(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(BUILD)/libuserpipe.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(PKG_LIBS) -lm
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $$^ $$(TEST_LIBS) -lm
 endef
 $(foreach t,$(TESTS_CMOCKA),$(eval $(call tests_link_rule,$(t))))
 
 # test_kafka wraps rd_kafka_new to read every client's configuration.
 $(BUILD)/tests/test_kafka: $(call obj,tests/core/test_kafka.c) $(BUILD)/libuserpipe.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -Wl,--wrap=rd_kafka_new -o $@ $^ $(PKG_LIBS) -lm
+	$(CC) $(ALL_LDFLAGS) -Wl,--wrap=rd_kafka_new -o $@ $^ $(TEST_LIBS) -lm
 TESTS_BINS += $(BUILD)/tests/test_kafka
 
 UNIT_TESTS += $(TESTS_BINS)

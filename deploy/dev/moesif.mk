@@ -11,10 +11,10 @@ MOESIF_DEV_SRC := deploy/dev/moesif-dev.c deploy/dev/moesif_http.c \
 MOESIF_LOAD_SRC := tests/bench/moesif-load.c core/alloc.c
 
 $(BUILD)/moesif-dev: $(call obj,$(MOESIF_DEV_SRC))
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pkg_libs,libmicrohttpd yajl libdeflate zlib) -lpthread
 
 $(BUILD)/moesif-load: $(call obj,$(MOESIF_LOAD_SRC))
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pkg_libs,libcurl libdeflate) -lpthread
 
 DEV_BINS += $(BUILD)/moesif-dev
 BENCH_BINS += $(BUILD)/moesif-load
