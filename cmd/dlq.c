@@ -1,5 +1,5 @@
 /*
- * cmd_dlq.c: the dead-letter topics from the command line.
+ * dlq.c: the dead-letter topics from the command line.
  *   userpipe dlq stats   -c FILE            counts by code, source topic, age
  *   userpipe dlq redrive -c FILE [--code CODE]... [--since TIME] [--dry-run]
  * A redrive produces the chosen records, byte for byte with their original

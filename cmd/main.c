@@ -1,6 +1,6 @@
 /*
  * main.c: the userpipe binary's entry point.  It dispatches to one
- * subcommand; each lives in its own core/cmd_*.c and wires the stages it
+ * subcommand; each lives in its own cmd/<name>.c and wires the stages it
  * needs, so `userpipe transform` runs with no Kafka and no HTTP.
  */
 #include "commands.h"

@@ -1,5 +1,5 @@
 /*
- * cmd_schema.c: the shared metadata schema from the command line, and the
+ * schema.c: the shared metadata schema from the command line, and the
  * set-up `userpipe run` shares with it (open_schema):
  *   userpipe schema show   -c FILE   key, type, who claimed it and when
  *   userpipe schema export -c FILE   the seed-file format, on stdout

@@ -1,5 +1,5 @@
 /*
- * cmd_transform.c: `userpipe transform`, the transform stage alone over
+ * transform.c: `userpipe transform`, the transform stage alone over
  * NDJSON, for dry runs of a backfill and for tests.  Its interface is a
  * contract scripts depend on: see usage() and README.md.
  *

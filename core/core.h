@@ -1,9 +1,13 @@
 /*
- * core.h: the few types every stage shares: status codes, reject codes,
- * the allocation wrappers and the log macro.
+ * core.h: the floor of userpipe, what every stage shares: status codes,
+ * reject codes, the allocation wrappers, the log macro, the one hash and
+ * the one clock (core/kafka.h, apart, configures Kafka clients).
  *
- * Stages never include each other; they speak through these types, and
- * core/main.c wires them.  Codes only grow: a value is never renumbered or
+ * The house (README, Layout): core/ includes nothing of the project; the
+ * stages (schemas/, transform/, ingest/, sink/) include core/ and never
+ * each other, but for one edge, transform/ -> schemas/ (the transform
+ * checks types against the schema); cmd/ on top wires the stages into the
+ * userpipe binary's commands.  Codes only grow: a value is never renumbered or
  * renamed, because reject codes are a contract read by the dead-letter
  * topic's consumers and by scripts around `userpipe transform`.
  */

@@ -10,8 +10,8 @@
  * 406/410 stop.
  *
  * The sink never touches Kafka: it reports each event's fate through the
- * callbacks with the ticket the caller gave it, and the caller (core/
- * cmd_run.c) releases offsets or dead-letters.  Single-threaded: every
+ * callbacks with the ticket the caller gave it, and the caller (cmd/run.c)
+ * releases offsets or dead-letters.  Single-threaded: every
  * call, and every callback, happens on the caller's thread.
  */
 #ifndef SINK_H

@@ -1,5 +1,5 @@
 /*
- * test_ndjson.c: tests of core/ndjson.c: UTF-8 validation (RFC 3629),
+ * test_ndjson.c: tests of cmd/ndjson.c: UTF-8 validation (RFC 3629),
  * JSON string escaping and streaming base64 (RFC 4648), the pieces the
  * transform CLI builds its reject lines from.  Output goes to memory
  * streams (open_memstream).
