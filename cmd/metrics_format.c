@@ -98,7 +98,8 @@ static void body_label_value(struct body *b, const char *s, size_t len)
  * The largest body without per-partition lines: 16 families of HELP and
  * TYPE lines (under 130 bytes each), 10 reject series, 6 response series
  * and 14 histogram lines (under 90 bytes each, values of up to 20 digits).
- * That is under 5 KiB; the test with every field at its maximum checks it.
+ * That is under 5 KiB; tests/cmd/test_metrics_format.c checks it with every
+ * field at its maximum.
  */
 #define BODY_FIXED_MAX 8192
 /* One consumer_lag line: the fixed text, a topic that is all escapes, an
