@@ -121,8 +121,11 @@ static void family(struct body *b, const char *name, const char *type,
                 name, type);
 }
 
-static void sample_u64(struct body *b, const char *name, uint64_t v)
+/* A family of one sample without labels: its HELP, TYPE and value. */
+static void family_u64(struct body *b, const char *name, const char *type,
+                       const char *help, uint64_t v)
 {
+    family(b, name, type, help);
     body_printf(b, "userpipe_%s %" PRIu64 "\n", name, v);
 }
 
@@ -194,12 +197,10 @@ static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
         "transport_error", "1xx", "2xx", "3xx", "4xx", "5xx"};
     char num[40];
 
-    family(b, "events_consumed_total", "counter",
-           "Messages consumed from the source topics.");
-    sample_u64(b, "events_consumed_total", snap->consumed);
-    family(b, "events_accepted_total", "counter",
-           "Events the transform accepted.");
-    sample_u64(b, "events_accepted_total", snap->accepted);
+    family_u64(b, "events_consumed_total", "counter",
+               "Messages consumed from the source topics.", snap->consumed);
+    family_u64(b, "events_accepted_total", "counter",
+               "Events the transform accepted.", snap->accepted);
     family(b, "events_rejected_total", "counter",
            "Events sent to the dead-letter topic, by reject code.");
     for (int c = 1; c < CORE_REJECT__COUNT; c++) {
@@ -208,10 +209,10 @@ static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
                     core_reject_name((enum core_reject_code)c),
                     snap->rejected_by_code[c]);
     }
-    family(b, "batches_sent_total", "counter", "Batches Moesif accepted.");
-    sample_u64(b, "batches_sent_total", snap->batches_sent);
-    family(b, "users_sent_total", "counter", "User updates Moesif accepted.");
-    sample_u64(b, "users_sent_total", snap->users_sent);
+    family_u64(b, "batches_sent_total", "counter", "Batches Moesif accepted.",
+               snap->batches_sent);
+    family_u64(b, "users_sent_total", "counter",
+               "User updates Moesif accepted.", snap->users_sent);
     family(b, "http_responses_total", "counter",
            "Moesif responses by status class; transport_error when no "
            "answer came.");
@@ -222,28 +223,26 @@ static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
     }
     body_printf(b, "userpipe_http_responses_total{class=\"%s\"} %" PRIu64 "\n",
                 classes[0], snap->responses[0]);
-    family(b, "retries_total", "counter", "Moesif requests retried.");
-    sample_u64(b, "retries_total", snap->retries);
-    family(b, "requests_in_flight", "gauge", "Moesif requests in flight.");
-    sample_u64(b, "requests_in_flight", snap->in_flight);
+    family_u64(b, "retries_total", "counter", "Moesif requests retried.",
+               snap->retries);
+    family_u64(b, "requests_in_flight", "gauge", "Moesif requests in flight.",
+               snap->in_flight);
     format_histogram(b, snap);
-    family(b, "schema_keys", "gauge", "Keys known in the shared schema.");
-    sample_u64(b, "schema_keys", snap->schema_keys);
-    family(b, "events_waiting_for_schema", "gauge",
-           "Events parked until their schema claims are read back.");
-    sample_u64(b, "events_waiting_for_schema", snap->parked);
-    family(b, "partitions_assigned", "gauge",
-           "Partitions assigned to this consumer.");
-    sample_u64(b, "partitions_assigned", snap->assigned);
-    family(b, "partitions_paused", "gauge",
-           "Assigned partitions paused for back-pressure.");
-    sample_u64(b, "partitions_paused", snap->paused);
-    family(b, "consumption_held", "gauge",
-           "1 while consumption is held back: the sink is over "
-           "sink.max_pending_bytes, 100000 events wait for schema claims, "
-           "or the dead-letter producer has 10000 records or 16 MiB "
-           "unacknowledged (the partitions are paused after 1 s).");
-    sample_u64(b, "consumption_held", snap->held ? 1 : 0);
+    family_u64(b, "schema_keys", "gauge", "Keys known in the shared schema.",
+               snap->schema_keys);
+    family_u64(b, "events_waiting_for_schema", "gauge",
+               "Events parked until their schema claims are read back.",
+               snap->parked);
+    family_u64(b, "partitions_assigned", "gauge",
+               "Partitions assigned to this consumer.", snap->assigned);
+    family_u64(b, "partitions_paused", "gauge",
+               "Assigned partitions paused for back-pressure.", snap->paused);
+    family_u64(b, "consumption_held", "gauge",
+               "1 while consumption is held back: the sink is over "
+               "sink.max_pending_bytes, 100000 events wait for schema claims, "
+               "or the dead-letter producer has 10000 records or 16 MiB "
+               "unacknowledged (the partitions are paused after 1 s).",
+               snap->held ? 1 : 0);
     format_double(num, sizeof(num), snap->held_s);
     family(b, "consumption_held_seconds_total", "counter",
            "Seconds consumption was held back, in all.");
@@ -262,9 +261,9 @@ static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
         body_printf(b, "\",partition=\"%" PRId32 "\"} %" PRId64 "\n",
                     pt->partition, pt->lag);
     }
-    family(b, "moesif_reachable", "gauge",
-           "1 when the last Moesif request got an HTTP answer, else 0.");
-    sample_u64(b, "moesif_reachable", snap->moesif_reachable ? 1 : 0);
+    family_u64(b, "moesif_reachable", "gauge",
+               "1 when the last Moesif request got an HTTP answer, else 0.",
+               snap->moesif_reachable ? 1 : 0);
 }
 
 size_t metrics_format(const struct metrics_snapshot *snap, char *buf,
