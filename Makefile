@@ -54,9 +54,9 @@ SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
 INGEST_SRC := ingest/ingest.c ingest/watermark.c ingest/end_offsets.c ingest/refill.c
 SINK_SRC := sink/dlq.c
-CMD_LIB_SRC := cmd/config.c cmd/parked.c cmd/metrics.c cmd/ndjson.c cmd/dlq_read.c
+CMD_LIB_SRC := cmd/config.c cmd/parked.c cmd/metrics.c cmd/metrics_format.c cmd/ndjson.c cmd/dlq_read.c
 LIB_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) $(INGEST_SRC) $(SINK_SRC) $(CMD_LIB_SRC)
-MAIN_SRC = cmd/main.c cmd/transform.c cmd/run.c cmd/schema.c cmd/dlq.c
+MAIN_SRC = cmd/main.c cmd/transform.c cmd/run.c cmd/run_report.c cmd/schema.c cmd/dlq.c
 
 UNIT_TESTS :=     # cmocka executables, run by `make check`
 SCRIPT_TESTS :=   # shell tests, run by `make check` after the unit tests

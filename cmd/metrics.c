@@ -1,7 +1,7 @@
 /*
- * metrics.c: the observability endpoint (see metrics.h): /metrics in the
- * Prometheus text format 0.0.4, /healthz and /readyz, served by
- * libmicrohttpd's own polling thread on metrics.listen.
+ * metrics.c: the observability endpoint (see metrics.h): /metrics,
+ * /healthz and /readyz, served by libmicrohttpd's own polling thread on
+ * metrics.listen; the text of /metrics comes from metrics_format.c.
  *
  * It is separate from the pipeline because it runs on another thread: the
  * pipeline publishes a snapshot of its counters, the HTTP thread formats
@@ -9,19 +9,17 @@
  * `snap` and `published`, and only under `mu`, which each side holds for
  * one bounded copy (never while formatting or doing I/O), so a slow scrape
  * can never stall the pipeline.  Every body is built into a buffer whose
- * size is computed from the snapshot before formatting starts.
+ * size is computed from the snapshot before formatting starts
+ * (metrics_format_bound).
  */
 #include "metrics.h"
 #include "../core/core.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <inttypes.h>
-#include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -82,249 +80,6 @@ void metrics_publish(struct metrics *m, const struct metrics_snapshot *snap)
     m->published = 1;
     m->published_at = ((double)core_now_ms() / 1000.0);
     pthread_mutex_unlock(&m->mu);
-}
-
-/* ---- a bounded text buffer --------------------------------------------- */
-
-struct body {
-    char *p;
-    size_t len, cap;
-    int full; /* something did not fit: the body is unusable */
-};
-
-static void body_init(struct body *b, size_t cap)
-{
-    b->p = core_malloc(cap);
-    b->len = 0;
-    b->cap = cap;
-    b->full = 0;
-    b->p[0] = '\0';
-}
-
-static void body_printf(struct body *b, const char *fmt, ...) CORE_PRINTF(2, 3);
-
-static void body_printf(struct body *b, const char *fmt, ...)
-{
-    va_list ap;
-    int n;
-
-    if (b->full) {
-        return;
-    }
-    va_start(ap, fmt);
-    n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= b->cap - b->len) {
-        b->full = 1;
-        b->p[b->len] = '\0';
-        return;
-    }
-    b->len += (size_t)n;
-}
-
-static void body_putc(struct body *b, char c)
-{
-    if (b->full) {
-        return;
-    }
-    if (b->cap - b->len < 2) {
-        b->full = 1;
-        return;
-    }
-    b->p[b->len++] = c;
-    b->p[b->len] = '\0';
-}
-
-/*
- * A label value, escaped as the text format requires: backslash, double
- * quote and line feed become \\, \" and \n.  At most twice len bytes.
- */
-static void body_label_value(struct body *b, const char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '\\' || s[i] == '"') {
-            body_putc(b, '\\');
-            body_putc(b, s[i]);
-        } else if (s[i] == '\n') {
-            body_putc(b, '\\');
-            body_putc(b, 'n');
-        } else {
-            body_putc(b, s[i]);
-        }
-    }
-}
-
-/* ---- /metrics ---------------------------------------------------------- */
-
-/*
- * The largest body without per-partition lines: 16 families of HELP and
- * TYPE lines (under 130 bytes each), 10 reject series, 6 response series
- * and 14 histogram lines (under 90 bytes each, values of up to 20 digits).
- * That is under 5 KiB; the test with every field at its maximum checks it.
- */
-#define BODY_FIXED_MAX 8192
-/* One consumer_lag line: the fixed text, a topic that is all escapes, an
- * int32 partition and an int64 lag. */
-#define BODY_PART_MAX                                                          \
-    (sizeof("userpipe_consumer_lag{topic=\"\",partition=\"\"} \n") +           \
-     2 * (sizeof(((struct metrics_partition *)0)->topic) - 1) + 11 + 20)
-
-static size_t body_bound(const struct metrics_snapshot *snap)
-{
-    return BODY_FIXED_MAX + snap->nparts * BODY_PART_MAX;
-}
-
-static void family(struct body *b, const char *name, const char *type,
-                   const char *help)
-{
-    body_printf(b, "# HELP userpipe_%s %s\n# TYPE userpipe_%s %s\n", name, help,
-                name, type);
-}
-
-static void sample_u64(struct body *b, const char *name, uint64_t v)
-{
-    body_printf(b, "userpipe_%s %" PRIu64 "\n", name, v);
-}
-
-/*
- * A float the way Prometheus' own clients write it: the shortest text
- * that reads back as the same double (Go's FormatFloat(v, 'g', -1, 64)).
- * Assumes the C locale's decimal point; userpipe never calls setlocale.
- */
-static void format_double(char *out, size_t out_size, double v)
-{
-    if (isnan(v)) {
-        snprintf(out, out_size, "NaN");
-        return;
-    }
-    if (isinf(v)) {
-        snprintf(out, out_size, "%s", v > 0 ? "+Inf" : "-Inf");
-        return;
-    }
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(out, out_size, "%.*g", prec, v);
-        if (strtod(out, NULL) == v) {
-            return;
-        }
-    }
-}
-
-/* A bucket bound in seconds from milliseconds, exactly: 2500 -> "2.5". */
-static void format_le(char *out, size_t out_size, unsigned ms)
-{
-    unsigned frac = ms % 1000;
-    int digits = 3;
-
-    if (frac == 0) {
-        snprintf(out, out_size, "%u", ms / 1000);
-        return;
-    }
-    while (frac % 10 == 0) {
-        frac /= 10;
-        digits--;
-    }
-    snprintf(out, out_size, "%u.%0*u", ms / 1000, digits, frac);
-}
-
-static void format_histogram(struct body *b,
-                             const struct metrics_snapshot *snap)
-{
-    static const char name[] = "userpipe_request_duration_seconds";
-    uint64_t cum = 0;
-    char num[40];
-
-    family(b, "request_duration_seconds", "histogram",
-           "Latency of Moesif requests, from send to answer or error.");
-    for (int i = 0; i < SINK_LATENCY_BUCKETS; i++) {
-        cum += snap->latency_bucket[i];
-        format_le(num, sizeof(num), sink_latency_le_ms[i]);
-        body_printf(b, "%s_bucket{le=\"%s\"} %" PRIu64 "\n", name, num, cum);
-    }
-    cum += snap->latency_bucket[SINK_LATENCY_BUCKETS];
-    body_printf(b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, cum);
-    format_double(num, sizeof(num), snap->latency_sum_s);
-    body_printf(b, "%s_sum %s\n", name, num);
-    body_printf(b, "%s_count %" PRIu64 "\n", name, snap->latency_count);
-}
-
-static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
-{
-    /* responses[] index: 0 transport errors, 1..5 the status classes */
-    static const char *const classes[6] = {
-        "transport_error", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    char num[40];
-
-    family(b, "events_consumed_total", "counter",
-           "Messages consumed from the source topics.");
-    sample_u64(b, "events_consumed_total", snap->consumed);
-    family(b, "events_accepted_total", "counter",
-           "Events the transform accepted.");
-    sample_u64(b, "events_accepted_total", snap->accepted);
-    family(b, "events_rejected_total", "counter",
-           "Events sent to the dead-letter topic, by reject code.");
-    for (int c = 1; c < CORE_REJECT__COUNT; c++) {
-        body_printf(b,
-                    "userpipe_events_rejected_total{code=\"%s\"} %" PRIu64 "\n",
-                    core_reject_name((enum core_reject_code)c),
-                    snap->rejected_by_code[c]);
-    }
-    family(b, "batches_sent_total", "counter", "Batches Moesif accepted.");
-    sample_u64(b, "batches_sent_total", snap->batches_sent);
-    family(b, "users_sent_total", "counter", "User updates Moesif accepted.");
-    sample_u64(b, "users_sent_total", snap->users_sent);
-    family(b, "http_responses_total", "counter",
-           "Moesif responses by status class; transport_error when no "
-           "answer came.");
-    for (int i = 1; i <= 5; i++) {
-        body_printf(b,
-                    "userpipe_http_responses_total{class=\"%s\"} %" PRIu64 "\n",
-                    classes[i], snap->responses[i]);
-    }
-    body_printf(b, "userpipe_http_responses_total{class=\"%s\"} %" PRIu64 "\n",
-                classes[0], snap->responses[0]);
-    family(b, "retries_total", "counter", "Moesif requests retried.");
-    sample_u64(b, "retries_total", snap->retries);
-    family(b, "requests_in_flight", "gauge", "Moesif requests in flight.");
-    sample_u64(b, "requests_in_flight", snap->in_flight);
-    format_histogram(b, snap);
-    family(b, "schema_keys", "gauge", "Keys known in the shared schema.");
-    sample_u64(b, "schema_keys", snap->schema_keys);
-    family(b, "events_waiting_for_schema", "gauge",
-           "Events parked until their schema claims are read back.");
-    sample_u64(b, "events_waiting_for_schema", snap->parked);
-    family(b, "partitions_assigned", "gauge",
-           "Partitions assigned to this consumer.");
-    sample_u64(b, "partitions_assigned", snap->assigned);
-    family(b, "partitions_paused", "gauge",
-           "Assigned partitions paused for back-pressure.");
-    sample_u64(b, "partitions_paused", snap->paused);
-    family(b, "consumption_held", "gauge",
-           "1 while consumption is held back: the sink is over "
-           "sink.max_pending_bytes, 100000 events wait for schema claims, "
-           "or the dead-letter producer has 10000 records or 16 MiB "
-           "unacknowledged (the partitions are paused after 1 s).");
-    sample_u64(b, "consumption_held", snap->held ? 1 : 0);
-    format_double(num, sizeof(num), snap->held_s);
-    family(b, "consumption_held_seconds_total", "counter",
-           "Seconds consumption was held back, in all.");
-    body_printf(b, "userpipe_consumption_held_seconds_total %s\n", num);
-    family(b, "consumer_lag", "gauge",
-           "Messages between the next offset to consume and the end of the "
-           "partition.");
-    for (size_t i = 0; i < snap->nparts; i++) {
-        const struct metrics_partition *pt = &snap->parts[i];
-
-        if (pt->lag < 0) {
-            continue; /* unknown until the first watermark query */
-        }
-        body_printf(b, "userpipe_consumer_lag{topic=\"");
-        body_label_value(b, pt->topic, strnlen(pt->topic, sizeof(pt->topic)));
-        body_printf(b, "\",partition=\"%" PRId32 "\"} %" PRId64 "\n",
-                    pt->partition, pt->lag);
-    }
-    family(b, "moesif_reachable", "gauge",
-           "1 when the last Moesif request got an HTTP answer, else 0.");
-    sample_u64(b, "moesif_reachable", snap->moesif_reachable ? 1 : 0);
 }
 
 /* ---- HTTP -------------------------------------------------------------- */
@@ -417,26 +172,29 @@ static enum MHD_Result serve_metrics(struct metrics *m,
 {
     struct metrics_snapshot *snap = core_malloc(sizeof(*snap));
     struct MHD_Response *resp;
-    struct body b;
+    size_t cap, len;
+    char *body;
 
     pthread_mutex_lock(&m->mu);
     snap_copy(snap, &m->snap);
     pthread_mutex_unlock(&m->mu);
 
-    body_init(&b, body_bound(snap));
-    format_metrics(&b, snap);
+    cap = metrics_format_bound(snap);
+    body = core_malloc(cap);
+    len = metrics_format(snap, body, cap);
     free(snap);
-    if (b.full) {
-        /* body_bound() is wrong: a bug, but not one to stop the pipeline */
-        free(b.p);
+    if (len == 0) {
+        /* metrics_format_bound() is wrong: a bug, but not one to stop the
+         * pipeline */
+        free(body);
         core_log(CORE_LOG_ERROR, "metrics",
                  "msg=\"the /metrics body outgrew its bound\"");
         return queue_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
                           "the metrics body outgrew its bound\n");
     }
-    resp = MHD_create_response_from_buffer_with_free_callback(b.len, b.p, free);
+    resp = MHD_create_response_from_buffer_with_free_callback(len, body, free);
     if (resp == NULL) {
-        free(b.p);
+        free(body);
     }
     return queue(conn, MHD_HTTP_OK, resp, CONTENT_TYPE_PROMETHEUS);
 }

@@ -5,7 +5,8 @@
  * The pipeline's thread publishes a snapshot of its counters (at most a
  * few times a second); the HTTP thread formats the last snapshot.  The two
  * threads share only that snapshot, under a mutex, so the pipeline's hot
- * path never waits for a scrape.
+ * path never waits for a scrape.  The server is metrics.c; the text format,
+ * pure and testable without a socket, is metrics_format.c.
  */
 #ifndef CMD_METRICS_H
 #define CMD_METRICS_H
@@ -70,5 +71,26 @@ void metrics_publish(struct metrics *m, const struct metrics_snapshot *snap);
 
 /* Stops the server and frees; accepts NULL. */
 void metrics_destroy(struct metrics *m);
+
+/*
+ * The formatter (metrics_format.c): no socket, no thread, no allocation.
+ * snap->nparts must be at most METRICS_MAX_PARTITIONS (metrics_publish
+ * clamps it; an assertion checks).
+ */
+
+/* An upper bound of the bytes metrics_format() writes for snap, its NUL
+ * included. */
+size_t metrics_format_bound(const struct metrics_snapshot *snap);
+
+/*
+ * Writes snap as the Prometheus text format 0.0.4 into buf (buf_size > 0
+ * bytes, borrowed) and NUL-terminates it.  Returns its length without the
+ * NUL, or 0 when it did not fit in buf_size (the text is never empty); buf
+ * then holds a cut but NUL-terminated prefix.  A buffer of
+ * metrics_format_bound(snap) bytes always fits.  Families appear in a fixed
+ * order; a partition whose lag is unknown (-1) has no consumer_lag line.
+ */
+CORE_WUR size_t metrics_format(const struct metrics_snapshot *snap, char *buf,
+                               size_t buf_size);
 
 #endif

@@ -1,9 +1,11 @@
 /*
- * cmd_run.c: `userpipe run`, the pipeline: Kafka -> transform -> Moesif,
+ * run.c: `userpipe run`, the pipeline: Kafka -> transform -> Moesif,
  * rejects to the dead-letter topic.  This file only wires the stages: one
  * thread, one loop that polls the consumer, transforms each message, hands
  * accepted events to the sink and rejects to the dead-letter producer,
- * drives both, and pauses consumption while the sink is saturated.
+ * drives both, and pauses consumption while the sink is saturated.  What
+ * the run reports (metrics, progress, summary) is in run_report.c; the
+ * state both share, struct run, in run_int.h.
  *
  * Delivery (DESIGN.md section 5): a message's ticket is settled, and its
  * offset may be committed, only from the sink's done callback (Moesif
@@ -11,6 +13,7 @@
  * stops the loop before anything else is settled, so no further offset is
  * stored.
  */
+#include "run_int.h"
 #include "commands.h"
 #include "config.h"
 #include "../core/core.h"
@@ -37,39 +40,6 @@ static void on_signal(int sig)
     (void)sig;
     stop_requested = 1;
 }
-
-struct run {
-    struct config cfg;
-    struct schema *sch;
-    struct transform *tf;
-    struct ingest *ing;
-    struct sink *snk;
-    struct sink_dlq *dlq;
-    struct schema_claims *claims;
-    struct parked *parked;
-    struct metrics *metrics;
-    struct metrics_snapshot *snap; /* reused: it is large */
-    int exit_at_end;
-    int tty; /* stderr is a terminal: a live progress line */
-    int64_t started_ms;
-    int64_t next_publish_ms, next_progress_ms;
-    uint64_t total_at_start; /* events to consume, once known */
-    uint64_t last_done;
-    int64_t last_done_ms;
-    double rate;           /* events/s, smoothed */
-    int fatal;             /* exit status 1 once set */
-    int refused_config;    /* Moesif refused the configuration: exit 3 */
-    int64_t held_since_ms; /* consumption held since (backpressure), 0 not */
-    int64_t held_ms_total; /* holds that ended, in all */
-    int paused;            /* and the partitions paused */
-    uint64_t waits, wait_ms_total, wait_ms_max; /* events parked for claims */
-    /* the parked head last failed for keys with the schema at this many
-     * keys (unpark) */
-    size_t unpark_keys;
-    uint64_t unpark_ticket;
-    uint64_t accepted, rejected, refused;
-    uint64_t rejects_by_code[CORE_REJECT__COUNT];
-};
 
 static void usage(FILE *f)
 {
@@ -417,146 +387,6 @@ static void backpressure(struct run *r)
     }
 }
 
-/* ---- observability ---------------------------------------------------- */
-
-static uint64_t rejects_total(const struct run *r)
-{
-    uint64_t n = 0;
-    for (int i = 0; i < CORE_REJECT__COUNT; i++) {
-        n += r->rejects_by_code[i];
-    }
-    return n;
-}
-
-static void publish(struct run *r)
-{
-    struct metrics_snapshot *m = r->snap;
-    struct sink_stats ss;
-    struct ingest_stats is;
-    struct ingest_partition_info info[METRICS_MAX_PARTITIONS];
-    size_t n;
-
-    sink_get_stats(r->snk, &ss);
-    ingest_get_stats(r->ing, &is);
-    memset(m, 0, sizeof(*m));
-    m->consumed = is.consumed;
-    m->accepted = r->accepted;
-    memcpy(m->rejected_by_code, r->rejects_by_code,
-           sizeof(m->rejected_by_code));
-    m->batches_sent = ss.batches_ok;
-    m->users_sent = ss.events_ok;
-    memcpy(m->responses, ss.status, sizeof(m->responses));
-    m->retries = ss.retries;
-    m->in_flight = ss.in_flight;
-    /* the sink's and the endpoint's histograms share their bounds */
-    memcpy(m->latency_bucket, ss.latency_bucket, sizeof(m->latency_bucket));
-    m->latency_sum_s = (double)ss.latency_sum_ms / 1000.0;
-    m->latency_count = ss.requests;
-    m->schema_keys = schema_count(r->sch);
-    m->parked = parked_count(r->parked);
-    m->moesif_reachable = ss.reachable || ss.requests == 0;
-    n = ingest_partitions(r->ing, info, METRICS_MAX_PARTITIONS);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(m->parts[i].topic, sizeof(m->parts[i].topic), "%s",
-                 info[i].topic);
-        m->parts[i].partition = info[i].partition;
-        m->parts[i].lag = info[i].lag;
-        m->parts[i].paused = info[i].paused;
-        m->paused += (unsigned)info[i].paused;
-    }
-    m->nparts = n;
-    m->assigned = (unsigned)n;
-    m->held = r->held_since_ms != 0;
-    m->held_s = (double)(r->held_ms_total +
-                         (m->held ? core_now_ms() - r->held_since_ms : 0)) /
-                1000.0;
-    metrics_publish(r->metrics, m);
-}
-
-/* Backfill progress (--exit-at-end): a live line on a terminal, a log
- * line every progress.interval_ms otherwise. */
-static void progress(struct run *r, int64_t now, int final)
-{
-    struct ingest_partition_info info[METRICS_MAX_PARTITIONS];
-    struct ingest_stats is;
-    size_t n = ingest_partitions(r->ing, info, METRICS_MAX_PARTITIONS);
-    uint64_t remaining = 0, done;
-    int known = n > 0;
-    double secs = (double)(now - r->started_ms) / 1000.0;
-    char eta[32] = "?";
-
-    ingest_get_stats(r->ing, &is);
-    for (size_t i = 0; i < n; i++) {
-        if (info[i].remaining < 0) {
-            known = 0;
-        } else {
-            remaining += (uint64_t)info[i].remaining;
-        }
-    }
-    done = is.settled;
-    if (known && r->total_at_start == 0) {
-        r->total_at_start = is.consumed + remaining;
-    }
-    if (now > r->last_done_ms) {
-        double inst = (double)(done - r->last_done) * 1000.0 /
-                      (double)(now - r->last_done_ms);
-        r->rate = r->last_done_ms == 0 ? inst : 0.7 * r->rate + 0.3 * inst;
-        r->last_done = done;
-        r->last_done_ms = now;
-    }
-    if (r->total_at_start > done && r->rate > 1.0) {
-        snprintf(eta, sizeof(eta), "%.0fs",
-                 (double)(r->total_at_start - done) / r->rate);
-    } else if (r->total_at_start > 0 && done >= r->total_at_start) {
-        snprintf(eta, sizeof(eta), "0s");
-    }
-    if (r->tty) {
-        if (r->total_at_start > 0) {
-            fprintf(stderr,
-                    "\r\033[Kuserpipe: %llu/%llu events (%.1f%%), %.0f "
-                    "events/s, %llu rejects, %.0fs elapsed, %s left",
-                    (unsigned long long)done,
-                    (unsigned long long)r->total_at_start,
-                    100.0 * (double)done / (double)r->total_at_start, r->rate,
-                    (unsigned long long)rejects_total(r), secs, eta);
-        } else {
-            fprintf(stderr,
-                    "\r\033[Kuserpipe: %llu events, %.0f events/s, %llu "
-                    "rejects, %.0fs elapsed (waiting for partitions)",
-                    (unsigned long long)done, r->rate,
-                    (unsigned long long)rejects_total(r), secs);
-        }
-        if (final) {
-            fputc('\n', stderr);
-        }
-        fflush(stderr);
-    } else {
-        core_log(CORE_LOG_INFO, "run",
-                 "msg=\"progress\" done=%llu total=%llu rate=%.0f "
-                 "rejects=%llu elapsed_s=%.0f eta=%s",
-                 (unsigned long long)done,
-                 (unsigned long long)r->total_at_start, r->rate,
-                 (unsigned long long)rejects_total(r), secs, eta);
-    }
-}
-
-/* Called every turn of the loop: publishes metrics (4 times a second)
- * and reports progress. */
-static void tick(struct run *r)
-{
-    int64_t now = core_now_ms();
-
-    if (r->metrics != NULL && now >= r->next_publish_ms) {
-        publish(r);
-        r->next_publish_ms = now + 250;
-    }
-    if (r->exit_at_end && now >= r->next_progress_ms) {
-        progress(r, now, 0);
-        r->next_progress_ms =
-            now + (r->tty ? 1000 : (int64_t)r->cfg.progress_interval_ms);
-    }
-}
-
 /* ---- setup ----------------------------------------------------------- */
 
 static int parse_args(int argc, char **argv, const char **path,
@@ -612,54 +442,6 @@ static int parse_args(int argc, char **argv, const char **path,
         return 2;
     }
     return 0;
-}
-
-static void summary(struct run *r, int64_t started_ms)
-{
-    struct sink_stats ss;
-    struct schema_claims_stats cs;
-    struct ingest_stats is;
-    double secs = (double)(core_now_ms() - started_ms) / 1000.0;
-    char codes[512] = "";
-
-    uint64_t sealed;
-
-    sink_get_stats(r->snk, &ss);
-    sealed =
-        ss.sealed_full + ss.sealed_linger + ss.sealed_chain + ss.sealed_flush;
-    schema_claims_get_stats(r->claims, &cs);
-    ingest_get_stats(r->ing, &is);
-    for (int i = 1; i < CORE_REJECT__COUNT; i++) {
-        if (r->rejects_by_code[i] > 0) {
-            size_t n = strlen(codes);
-            snprintf(codes + n, sizeof(codes) - n, "%s%s=%llu", n ? "," : "",
-                     core_reject_name((enum core_reject_code)i),
-                     (unsigned long long)r->rejects_by_code[i]);
-        }
-    }
-    core_log(CORE_LOG_INFO, "run",
-             "msg=\"stopped\" seconds=%.1f accepted=%llu rejected=%llu "
-             "sent=%llu batches=%llu requests=%llu retries=%llu "
-             "rejects_by_code=\"%s\" schema_keys=%zu claims_made=%llu "
-             "claim_waits=%llu claim_wait_ms_avg=%.1f claim_wait_ms_max=%llu "
-             "fetch_kicks=%llu batch_events_avg=%.1f batch_events_p10=%zu "
-             "sealed_full=%llu sealed_linger=%llu sealed_chain=%llu "
-             "sealed_flush=%llu",
-             secs, (unsigned long long)r->accepted,
-             (unsigned long long)(r->rejected + r->refused),
-             (unsigned long long)ss.events_ok,
-             (unsigned long long)ss.batches_ok, (unsigned long long)ss.requests,
-             (unsigned long long)ss.retries, codes, schema_count(r->sch),
-             (unsigned long long)cs.made, (unsigned long long)r->waits,
-             r->waits ? (double)r->wait_ms_total / (double)r->waits : 0.0,
-             (unsigned long long)r->wait_ms_max,
-             (unsigned long long)is.fetch_kicks,
-             sealed ? (double)ss.sealed_events / (double)sealed : 0.0,
-             sink_batch_events_quantile(r->snk, 0.1),
-             (unsigned long long)ss.sealed_full,
-             (unsigned long long)ss.sealed_linger,
-             (unsigned long long)ss.sealed_chain,
-             (unsigned long long)ss.sealed_flush);
 }
 
 int cmd_run(int argc, char **argv)
@@ -798,7 +580,7 @@ int cmd_run(int argc, char **argv)
                      "msg=\"every partition reached its end offset\"");
             break;
         }
-        tick(&r);
+        run_report_tick(&r);
         backpressure(&r);
         /* held: offsets are still stored; paused: rebalances served */
         n = ingest_poll(r.ing, msgs,
@@ -840,24 +622,9 @@ int cmd_run(int argc, char **argv)
                      "consumed again\"");
         }
     }
-    summary(&r, started_ms);
+    run_report_summary(&r, started_ms);
     if (exit_at_end && r.tty) {
-        progress(&r, core_now_ms(), 1);
-        fprintf(stderr,
-                "userpipe: %s after %.1fs: %llu accepted, %llu "
-                "rejected",
-                r.fatal ? "stopped" : "done",
-                (double)(core_now_ms() - started_ms) / 1000.0,
-                (unsigned long long)r.accepted,
-                (unsigned long long)rejects_total(&r));
-        for (int i = 1; i < CORE_REJECT__COUNT; i++) {
-            if (r.rejects_by_code[i] > 0) {
-                fprintf(stderr, "%s %s=%llu", i ? "," : "",
-                        core_reject_name((enum core_reject_code)i),
-                        (unsigned long long)r.rejects_by_code[i]);
-            }
-        }
-        fputc('\n', stderr);
+        run_report_final(&r, started_ms);
     }
 
 out:

@@ -1,9 +1,11 @@
 /*
- * test_metrics.c: tests of core/metrics.c over a real socket: each test
+ * test_metrics.c: tests of cmd/metrics.c over a real socket: each test
  * starts the server on 127.0.0.1 with a port the kernel picks, publishes
  * snapshots and fetches /metrics, /healthz and /readyz with libcurl.  The
- * exact /metrics body is pinned once; the other tests look for single
- * series lines, so they read as the specification of each series.
+ * exact /metrics text is pinned once, without a socket, in
+ * test_metrics_format.c; here the body served is checked to be that text,
+ * and the other tests look for single series lines, so they read as the
+ * specification of each series.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 
 #include "../../cmd/metrics.h"
 #include "../../core/core.h"
+#include "metrics_snapshots.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -162,51 +165,6 @@ static int stop(void **state)
     metrics_destroy(*state);
     *state = NULL;
     return 0;
-}
-
-static void set_part(struct metrics_snapshot *s, const char *topic,
-                     int32_t partition, int64_t lag)
-{
-    struct metrics_partition *pt = &s->parts[s->nparts++];
-
-    snprintf(pt->topic, sizeof(pt->topic), "%s", topic);
-    pt->partition = partition;
-    pt->lag = lag;
-}
-
-/* A snapshot with a value in every field; ready. */
-static void fill(struct metrics_snapshot *s)
-{
-    memset(s, 0, sizeof(*s));
-    s->consumed = 1234;
-    s->accepted = 1200;
-    s->rejected_by_code[CORE_REJECT_TYPE_CONFLICT] = 30;
-    s->rejected_by_code[CORE_REJECT_INVALID_JSON] = 4;
-    s->batches_sent = 12;
-    s->users_sent = 1195;
-    s->responses[0] = 2; /* transport errors */
-    s->responses[2] = 12;
-    s->responses[4] = 1;
-    s->responses[5] = 3;
-    s->retries = 5;
-    s->in_flight = 2;
-    s->latency_bucket[0] = 1;  /* <= 5 ms */
-    s->latency_bucket[3] = 4;  /* <= 50 ms */
-    s->latency_bucket[7] = 6;  /* <= 1 s */
-    s->latency_bucket[11] = 1; /* above 10 s */
-    s->latency_sum_s = 18.75;
-    s->latency_count = 12;
-    s->schema_keys = 42;
-    s->parked = 7;
-    s->assigned = 3;
-    s->paused = 1;
-    s->held = 1;
-    s->held_s = 2.25;
-    set_part(s, "users", 0, 10);
-    set_part(s, "users", 1, -1);
-    set_part(s, "users", 2, 0);
-    set_part(s, "orders-v2", 5, 123456789012);
-    s->moesif_reachable = 1;
 }
 
 /* ---- metrics_new ------------------------------------------------------- */
@@ -503,7 +461,7 @@ static void test_serve_readyz__503_no_partition_assigned(void **state)
     struct metrics_snapshot s;
     struct reply r;
 
-    fill(&s);
+    snapshot_fill(&s);
     s.assigned = 0;
     metrics_publish(*state, &s);
     fetch(metrics_port(*state), "GET", "/readyz", &r);
@@ -517,7 +475,7 @@ static void test_serve_readyz__503_moesif_unreachable(void **state)
     struct metrics_snapshot s;
     struct reply r;
 
-    fill(&s);
+    snapshot_fill(&s);
     s.moesif_reachable = 0;
     metrics_publish(*state, &s);
     fetch(metrics_port(*state), "GET", "/readyz", &r);
@@ -531,7 +489,7 @@ static void test_serve_readyz__503_names_both_reasons(void **state)
     struct metrics_snapshot s;
     struct reply r;
 
-    fill(&s);
+    snapshot_fill(&s);
     s.assigned = 0;
     s.moesif_reachable = 0;
     metrics_publish(*state, &s);
@@ -547,7 +505,7 @@ static void test_serve_readyz__200_when_ready(void **state)
     struct metrics_snapshot s;
     struct reply r;
 
-    fill(&s);
+    snapshot_fill(&s);
     metrics_publish(*state, &s);
     fetch(metrics_port(*state), "GET", "/readyz", &r);
     assert_int_equal(r.status, 200);
@@ -569,118 +527,25 @@ static void test_serve_readyz__200_when_ready(void **state)
 
 /* ---- serve_metrics ----------------------------------------------------- */
 
-static const char expected_body[] =
-    "# HELP userpipe_events_consumed_total Messages consumed from the source "
-    "topics.\n"
-    "# TYPE userpipe_events_consumed_total counter\n"
-    "userpipe_events_consumed_total 1234\n"
-    "# HELP userpipe_events_accepted_total Events the transform accepted.\n"
-    "# TYPE userpipe_events_accepted_total counter\n"
-    "userpipe_events_accepted_total 1200\n"
-    "# HELP userpipe_events_rejected_total Events sent to the dead-letter "
-    "topic, by reject code.\n"
-    "# TYPE userpipe_events_rejected_total counter\n"
-    "userpipe_events_rejected_total{code=\"invalid_json\"} 4\n"
-    "userpipe_events_rejected_total{code=\"not_an_object\"} 0\n"
-    "userpipe_events_rejected_total{code=\"missing_user_id\"} 0\n"
-    "userpipe_events_rejected_total{code=\"invalid_field_type\"} 0\n"
-    "userpipe_events_rejected_total{code=\"unknown_field\"} 0\n"
-    "userpipe_events_rejected_total{code=\"type_conflict\"} 30\n"
-    "userpipe_events_rejected_total{code=\"duplicate_key\"} 0\n"
-    "userpipe_events_rejected_total{code=\"too_large\"} 0\n"
-    "userpipe_events_rejected_total{code=\"too_deep\"} 0\n"
-    "userpipe_events_rejected_total{code=\"api_rejected\"} 0\n"
-    "# HELP userpipe_batches_sent_total Batches Moesif accepted.\n"
-    "# TYPE userpipe_batches_sent_total counter\n"
-    "userpipe_batches_sent_total 12\n"
-    "# HELP userpipe_users_sent_total User updates Moesif accepted.\n"
-    "# TYPE userpipe_users_sent_total counter\n"
-    "userpipe_users_sent_total 1195\n"
-    "# HELP userpipe_http_responses_total Moesif responses by status class; "
-    "transport_error when no answer came.\n"
-    "# TYPE userpipe_http_responses_total counter\n"
-    "userpipe_http_responses_total{class=\"1xx\"} 0\n"
-    "userpipe_http_responses_total{class=\"2xx\"} 12\n"
-    "userpipe_http_responses_total{class=\"3xx\"} 0\n"
-    "userpipe_http_responses_total{class=\"4xx\"} 1\n"
-    "userpipe_http_responses_total{class=\"5xx\"} 3\n"
-    "userpipe_http_responses_total{class=\"transport_error\"} 2\n"
-    "# HELP userpipe_retries_total Moesif requests retried.\n"
-    "# TYPE userpipe_retries_total counter\n"
-    "userpipe_retries_total 5\n"
-    "# HELP userpipe_requests_in_flight Moesif requests in flight.\n"
-    "# TYPE userpipe_requests_in_flight gauge\n"
-    "userpipe_requests_in_flight 2\n"
-    "# HELP userpipe_request_duration_seconds Latency of Moesif requests, "
-    "from send to answer or error.\n"
-    "# TYPE userpipe_request_duration_seconds histogram\n"
-    "userpipe_request_duration_seconds_bucket{le=\"0.005\"} 1\n"
-    "userpipe_request_duration_seconds_bucket{le=\"0.01\"} 1\n"
-    "userpipe_request_duration_seconds_bucket{le=\"0.025\"} 1\n"
-    "userpipe_request_duration_seconds_bucket{le=\"0.05\"} 5\n"
-    "userpipe_request_duration_seconds_bucket{le=\"0.1\"} 5\n"
-    "userpipe_request_duration_seconds_bucket{le=\"0.25\"} 5\n"
-    "userpipe_request_duration_seconds_bucket{le=\"0.5\"} 5\n"
-    "userpipe_request_duration_seconds_bucket{le=\"1\"} 11\n"
-    "userpipe_request_duration_seconds_bucket{le=\"2.5\"} 11\n"
-    "userpipe_request_duration_seconds_bucket{le=\"5\"} 11\n"
-    "userpipe_request_duration_seconds_bucket{le=\"10\"} 11\n"
-    "userpipe_request_duration_seconds_bucket{le=\"+Inf\"} 12\n"
-    "userpipe_request_duration_seconds_sum 18.75\n"
-    "userpipe_request_duration_seconds_count 12\n";
-
-/* in two parts: C11 promises string literals of 4095 bytes, no more */
-static const char expected_body_tail[] =
-    "# HELP userpipe_schema_keys Keys known in the shared schema.\n"
-    "# TYPE userpipe_schema_keys gauge\n"
-    "userpipe_schema_keys 42\n"
-    "# HELP userpipe_events_waiting_for_schema Events parked until their "
-    "schema claims are read back.\n"
-    "# TYPE userpipe_events_waiting_for_schema gauge\n"
-    "userpipe_events_waiting_for_schema 7\n"
-    "# HELP userpipe_partitions_assigned Partitions assigned to this "
-    "consumer.\n"
-    "# TYPE userpipe_partitions_assigned gauge\n"
-    "userpipe_partitions_assigned 3\n"
-    "# HELP userpipe_partitions_paused Assigned partitions paused for "
-    "back-pressure.\n"
-    "# TYPE userpipe_partitions_paused gauge\n"
-    "userpipe_partitions_paused 1\n"
-    "# HELP userpipe_consumption_held 1 while consumption is held back: the "
-    "sink is over sink.max_pending_bytes, 100000 events wait for schema "
-    "claims, or the dead-letter producer has 10000 records or 16 MiB "
-    "unacknowledged (the partitions are paused after 1 s).\n"
-    "# TYPE userpipe_consumption_held gauge\n"
-    "userpipe_consumption_held 1\n"
-    "# HELP userpipe_consumption_held_seconds_total Seconds consumption was "
-    "held back, in all.\n"
-    "# TYPE userpipe_consumption_held_seconds_total counter\n"
-    "userpipe_consumption_held_seconds_total 2.25\n"
-    "# HELP userpipe_consumer_lag Messages between the next offset to "
-    "consume and the end of the partition.\n"
-    "# TYPE userpipe_consumer_lag gauge\n"
-    "userpipe_consumer_lag{topic=\"users\",partition=\"0\"} 10\n"
-    "userpipe_consumer_lag{topic=\"users\",partition=\"2\"} 0\n"
-    "userpipe_consumer_lag{topic=\"orders-v2\",partition=\"5\"} "
-    "123456789012\n"
-    "# HELP userpipe_moesif_reachable 1 when the last Moesif request got an "
-    "HTTP answer, else 0.\n"
-    "# TYPE userpipe_moesif_reachable gauge\n"
-    "userpipe_moesif_reachable 1\n";
-
+/* The body served is the formatter's text of the last snapshot, whole
+ * (test_metrics_format.c pins that text), with the 0.0.4 content type. */
 static void test_serve_metrics__exact_body(void **state)
 {
     struct metrics_snapshot s;
     struct reply r;
+    char *want;
 
-    fill(&s);
+    snapshot_fill(&s);
+    want = malloc(metrics_format_bound(&s));
+    assert_non_null(want);
+    assert_true(metrics_format(&s, want, metrics_format_bound(&s)) > 0);
     metrics_publish(*state, &s);
     fetch(metrics_port(*state), "GET", "/metrics", &r);
     assert_int_equal(r.status, 200);
     assert_string_equal(r.content_type,
                         "text/plain; version=0.0.4; charset=utf-8");
-    assert_int_equal(strncmp(r.body, expected_body, strlen(expected_body)), 0);
-    assert_string_equal(r.body + strlen(expected_body), expected_body_tail);
+    assert_string_equal(r.body, want);
+    free(want);
     reply_free(&r);
 }
 
@@ -689,7 +554,7 @@ static void test_serve_metrics__series_values(void **state)
     struct metrics_snapshot s;
     struct reply r;
 
-    fill(&s);
+    snapshot_fill(&s);
     s.consumed = 18446744073709551615u; /* UINT64_MAX prints in full */
     metrics_publish(*state, &s);
     fetch(metrics_port(*state), "GET", "/metrics", &r);
@@ -725,7 +590,7 @@ static void test_serve_metrics__consumer_lag_per_partition(void **state)
     struct metrics_snapshot s;
     struct reply r;
 
-    fill(&s);
+    snapshot_fill(&s);
     metrics_publish(*state, &s);
     fetch(metrics_port(*state), "GET", "/metrics", &r);
     assert_line(r.body,
@@ -781,7 +646,7 @@ static void test_serve_metrics__label_values_escaped(void **state)
     struct reply r;
 
     memset(&s, 0, sizeof(s));
-    set_part(&s, "a\"b\\c\nd", 7, 1);
+    snapshot_add_part(&s, "a\"b\\c\nd", 7, 1);
     metrics_publish(*state, &s);
     fetch(metrics_port(*state), "GET", "/metrics", &r);
     assert_line(r.body, "userpipe_consumer_lag{topic=\"a\\\"b\\\\c\\nd\","
@@ -810,15 +675,7 @@ static void test_serve_metrics__largest_body_fits(void **state)
     struct reply r;
     size_t lines = 0;
 
-    memset(&s, 0xff, sizeof(s));
-    s.latency_sum_s = -2.2250738585072014e-308;
-    s.nparts = METRICS_MAX_PARTITIONS;
-    for (size_t i = 0; i < s.nparts; i++) {
-        memset(s.parts[i].topic, '"', sizeof(s.parts[i].topic) - 1);
-        s.parts[i].topic[sizeof(s.parts[i].topic) - 1] = '\0';
-        s.parts[i].partition = INT32_MIN;
-        s.parts[i].lag = INT64_MAX;
-    }
+    snapshot_largest(&s);
     metrics_publish(*state, &s);
     fetch(metrics_port(*state), "GET", "/metrics", &r);
     assert_int_equal(r.status, 200);
@@ -864,7 +721,7 @@ static void test_metrics_publish__clamps_nparts(void **state)
 
     memset(&s, 0, sizeof(s));
     for (int i = 0; i < METRICS_MAX_PARTITIONS; i++) {
-        set_part(&s, "t", i, 1);
+        snapshot_add_part(&s, "t", i, 1);
     }
     s.nparts = METRICS_MAX_PARTITIONS + 1000;
     metrics_publish(*state, &s);
@@ -882,7 +739,7 @@ static void test_metrics_publish__latest_snapshot_wins(void **state)
     struct metrics_snapshot s;
     struct reply r;
 
-    fill(&s);
+    snapshot_fill(&s);
     metrics_publish(*state, &s);
     s.consumed = 99;
     s.nparts = 1;
