@@ -102,8 +102,7 @@ static void test_config_init__the_stages_defaults(void **state)
 }
 
 /* config_load with no file: overrides only; for_run 0 needs no topics. */
-static enum core_err load(const char *const *x, size_t n, char *e,
-                          size_t esize)
+static enum core_err load(const char *const *x, size_t n, char *e, size_t esize)
 {
     struct config cfg;
     enum core_err rc;
@@ -162,8 +161,8 @@ static void test_config_load__backoff_pair_checked_after_overrides(void **state)
 static void test_config_load__unknown_key_and_kafka_pairs(void **state)
 {
     const char *typo[] = {"batch.max_event=10"};
-    const char *kafka[] = {"kafka.bootstrap.servers=a:9092",
-                           "kafka.group.id=g", "kafka.group.id=h"};
+    const char *kafka[] = {"kafka.bootstrap.servers=a:9092", "kafka.group.id=g",
+                           "kafka.group.id=h"};
     struct config cfg;
     char e[512];
     (void)state;
@@ -216,7 +215,8 @@ int main(void)
         cmocka_unit_test(test_config_init__the_stages_defaults),
         cmocka_unit_test(test_config_load__base_url_scheme_any_case),
         cmocka_unit_test(test_config_load__application_id_without_controls),
-        cmocka_unit_test(test_config_load__backoff_pair_checked_after_overrides),
+        cmocka_unit_test(
+            test_config_load__backoff_pair_checked_after_overrides),
         cmocka_unit_test(test_config_load__unknown_key_and_kafka_pairs),
         cmocka_unit_test(test_config_load__run_needs_topics_and_application_id),
     };
