@@ -189,7 +189,8 @@ void run_report_summary(struct run *r, int64_t started_ms)
              "claim_waits=%llu claim_wait_ms_avg=%.1f claim_wait_ms_max=%llu "
              "fetch_kicks=%llu batch_events_avg=%.1f batch_events_p10=%zu "
              "sealed_full=%llu sealed_linger=%llu sealed_chain=%llu "
-             "sealed_flush=%llu",
+             "sealed_flush=%llu backlog_batches=%llu "
+             "backlog_batch_events_avg=%.1f backlog_batch_events_p10=%zu",
              secs, (unsigned long long)r->accepted,
              (unsigned long long)(r->rejected + r->refused),
              (unsigned long long)ss.events_ok,
@@ -200,11 +201,16 @@ void run_report_summary(struct run *r, int64_t started_ms)
              (unsigned long long)r->wait_ms_max,
              (unsigned long long)is.fetch_kicks,
              sealed ? (double)ss.sealed_events / (double)sealed : 0.0,
-             sink_batch_events_quantile(r->snk, 0.1),
+             sink_batch_events_quantile(r->snk, 0.1, 0),
              (unsigned long long)ss.sealed_full,
              (unsigned long long)ss.sealed_linger,
              (unsigned long long)ss.sealed_chain,
-             (unsigned long long)ss.sealed_flush);
+             (unsigned long long)ss.sealed_flush,
+             (unsigned long long)ss.backlog_batches,
+             ss.backlog_batches
+                 ? (double)ss.backlog_events / (double)ss.backlog_batches
+                 : 0.0,
+             sink_batch_events_quantile(r->snk, 0.1, 1));
 }
 
 /* The closing line on a terminal (--exit-at-end): the progress line's last

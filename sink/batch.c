@@ -85,6 +85,7 @@ void sink_batcher_init(struct sink_batcher *bat, unsigned n_lanes,
     bat->size_hist_n =
         (max_events < SINK_SIZE_HIST_MAX ? max_events : SINK_SIZE_HIST_MAX) + 1;
     bat->size_hist = core_calloc(bat->size_hist_n, sizeof(uint64_t));
+    bat->backlog_hist = core_calloc(bat->size_hist_n, sizeof(uint64_t));
 }
 
 static void batch_free(struct sink_batch *batch)
@@ -126,6 +127,7 @@ void sink_batcher_release(struct sink_batcher *bat)
     batch_list_free(bat->pool);
     free(bat->lanes);
     free(bat->size_hist);
+    free(bat->backlog_hist);
     memset(bat, 0, sizeof(*bat));
 }
 
@@ -347,6 +349,9 @@ static void count_sealed(struct sink_batcher *bat, const struct sink_batch *b,
 
     bat->sealed[why]++;
     bat->size_hist[n]++;
+    if (bat->in_backlog) {
+        bat->backlog_hist[n]++;
+    }
 }
 
 void sink_lane_seal(struct sink_batcher *bat, struct sink_lane *lane,

@@ -256,6 +256,16 @@ void sink_add(struct sink *snk, uint64_t uid_hash, const char *json, size_t len,
 void sink_note_backlog(struct sink *snk)
 {
     snk->backlog_ms = snk->now_ms;
+    snk->bat.in_backlog = 1;
+}
+
+/* After each clock read: whether the caller's backlog still lasts. */
+static void note_time(struct sink *snk)
+{
+    snk->now_ms = snk->ops->now_ms(snk->tp);
+    snk->bat.in_backlog =
+        snk->backlog_ms != 0 &&
+        snk->now_ms <= snk->backlog_ms + snk->cfg.batch_linger_ms;
 }
 
 /*
@@ -380,18 +390,24 @@ void sink_get_stats(const struct sink *snk, struct sink_stats *st)
     st->sealed_chain = bat->sealed[SINK_SEAL_CHAIN];
     st->sealed_flush = bat->sealed[SINK_SEAL_FLUSH];
     st->sealed_events = 0;
+    st->backlog_batches = 0;
+    st->backlog_events = 0;
     for (size_t n = 0; n < bat->size_hist_n; n++) {
         st->sealed_events += n * bat->size_hist[n];
+        st->backlog_batches += bat->backlog_hist[n];
+        st->backlog_events += n * bat->backlog_hist[n];
     }
 }
 
-size_t sink_batch_events_quantile(const struct sink *snk, double q)
+size_t sink_batch_events_quantile(const struct sink *snk, double q,
+                                  int backlog_only)
 {
     const struct sink_batcher *bat = &snk->bat;
+    const uint64_t *hist = backlog_only ? bat->backlog_hist : bat->size_hist;
     uint64_t total = 0, seen = 0, rank;
 
     for (size_t n = 0; n < bat->size_hist_n; n++) {
-        total += bat->size_hist[n];
+        total += hist[n];
     }
     if (total == 0) {
         return 0;
@@ -400,7 +416,7 @@ size_t sink_batch_events_quantile(const struct sink *snk, double q)
     rank = (uint64_t)(q * (double)total + 0.999999);
     rank = rank < 1 ? 1 : rank;
     for (size_t n = 0; n < bat->size_hist_n; n++) {
-        seen += bat->size_hist[n];
+        seen += hist[n];
         if (seen >= rank) {
             return n;
         }
@@ -751,14 +767,14 @@ enum core_err sink_poll(struct sink *snk, int timeout_ms)
     if (timeout_ms < 0) {
         timeout_ms = 0;
     }
-    snk->now_ms = snk->ops->now_ms(snk->tp);
+    note_time(snk);
     drive(snk);
     if (snk->stopped) {
         return CORE_ERR_STOP;
     }
     n = snk->ops->poll(snk->tp, next_wait(snk, timeout_ms), snk->comp,
                        snk->bat.n_lanes);
-    snk->now_ms = snk->ops->now_ms(snk->tp);
+    note_time(snk);
     for (size_t i = 0; i < n; i++) {
         settle(snk, &snk->comp[i]);
         if (snk->stopped) {

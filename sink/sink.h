@@ -203,14 +203,20 @@ struct sink_stats {
      * they held; a split's halves are not counted again */
     uint64_t sealed_full, sealed_linger, sealed_chain, sealed_flush;
     uint64_t sealed_events;
+    /* of those, the batches sealed while the caller had a backlog (its
+     * last sink_note_backlog at most batch.linger_ms before) and their
+     * events */
+    uint64_t backlog_batches, backlog_events;
     uint64_t events_dropped; /* by sink_drop, never settled */
 };
 
 void sink_get_stats(const struct sink *snk, struct sink_stats *st);
 
 /* The q-quantile (0 < q <= 1) of the number of events of the batches
- * sealed so far; 0 when none was.  Sizes above 1024 count as 1024. */
-size_t sink_batch_events_quantile(const struct sink *snk, double q);
+ * sealed so far (backlog_only: of those sealed while the caller had a
+ * backlog); 0 when none was.  Sizes above 1024 count as 1024. */
+size_t sink_batch_events_quantile(const struct sink *snk, double q,
+                                  int backlog_only);
 
 /*
  * The dead-letter producer (sink/dlq.c): every reject goes to the

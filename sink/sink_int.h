@@ -240,6 +240,12 @@ struct sink_batcher {
     uint64_t sealed[SINK_SEAL_REASONS];
     uint64_t *size_hist; /* [min(max_events, SINK_SIZE_HIST_MAX) + 1] */
     size_t size_hist_n;
+    /* the same, of the batches sealed while the caller had a backlog
+     * (in_backlog, kept by sink.c: its last sink_note_backlog at most
+     * batch.linger_ms ago), the batches issue 12's fill target is about:
+     * a backfill's tail and a drain seal what they hold, full or not */
+    uint64_t *backlog_hist;
+    int in_backlog;
 };
 
 /*

@@ -23,7 +23,9 @@
 #      latency_ms=50, and at 0, 20 and 100 ms for deploy/SCALING.md's
 #      curve, each with its ratio to lanes x batch.max_events / latency.
 #      Every run prints events per batch (mean and p10 of the batches
-#      userpipe sealed, from its summary line) beside requests, events/s,
+#      userpipe sealed, from its summary line, and the mean of those sealed
+#      while the backlog lasted, which the fill target is about: a
+#      backfill's tail sends what it holds) beside requests, events/s,
 #      CPU us per event and peak RSS.
 #
 # Every run has its own consumer group and starts from a reset moesif-dev,
@@ -394,11 +396,19 @@ else:
     R_BP10=$(sed -n 's/.*\bbatch_events_p10=\([0-9]*\).*/\1/p' <<<"$R_STOPPED")
     R_BAVG=${R_BAVG:-0}
     R_BP10=${R_BP10:-0}
+    # the target's batches (issue 12: "while a backlog lasts"): those sealed
+    # while the consumer still handed out full polls or was held back; a
+    # backfill's tail sends what it holds, full or not
+    R_KAVG=$(sed -n 's/.*\bbacklog_batch_events_avg=\([0-9.]*\).*/\1/p' <<<"$R_STOPPED")
+    R_KP10=$(sed -n 's/.*\bbacklog_batch_events_p10=\([0-9]*\).*/\1/p' <<<"$R_STOPPED")
+    R_KAVG=${R_KAVG:-0}
+    R_KP10=${R_KP10:-0}
 }
 
 # batch_line: events per batch of the last run, against batch.max_events
 batch_line() {
-    say "events per batch:  mean $R_BAVG, p10 $R_BP10 of the batches userpipe sealed (batch.max_events 200; $R_201 batches accepted for $VALID events = $(awk -v v="$VALID" -v b="$R_201" 'BEGIN { printf "%.1f", b ? v / b : 0 }'))   target mean >= $(awk -v t="$T_FILL" 'BEGIN { print t * 200 }'): $(verdict "$R_BAVG" '>=' "$(awk -v t="$T_FILL" 'BEGIN { print t * 200 }')")"
+    say "events per batch:  mean $R_BAVG, p10 $R_BP10 of the batches userpipe sealed (batch.max_events 200; $R_201 batches accepted for $VALID events = $(awk -v v="$VALID" -v b="$R_201" 'BEGIN { printf "%.1f", b ? v / b : 0 }'))"
+    say "  while the backlog lasted: mean $R_KAVG, p10 $R_KP10   target mean >= $(awk -v t="$T_FILL" 'BEGIN { print t * 200 }'): $(verdict "$R_KAVG" '>=' "$(awk -v t="$T_FILL" 'BEGIN { print t * 200 }')")"
 }
 
 # verdict VALUE OP LIMIT: "ok" or "MISS"
@@ -451,7 +461,7 @@ say "the median run by events/s (run $med); below, CPU per event and the steady 
 print_run
 print_core
 batch_line
-FREE_BAVG=$R_BAVG
+FREE_BAVG=$R_BAVG FREE_KAVG=$R_KAVG
 FREE_RATE=$R_RATE
 FREE_STEADY=$R_STEADY
 FREE_US=$R_US
@@ -505,7 +515,7 @@ say "ratio to fault-free, steady: $sratio ($R_STEADY / $FREE_STEADY, 10% to 90% 
 say "ratio to fault-free, whole run: $fratio ($R_RATE / $FREE_RATE; includes the end, where the last batches answered 429 wait their Retry-After: 1 s, 2 s for a second 429 in a row)   target >= $T_FAULT_RATIO: $(verdict "$fratio" '>=' "$T_FAULT_RATIO")"
 say "CPU per event:     $R_US us; peak RSS $R_RSS_MB MB"
 batch_line
-MIX_BAVG=$R_BAVG
+MIX_BAVG=$R_BAVG MIX_KAVG=$R_KAVG
 
 # ---- 6. gzip -------------------------------------------------------------------------
 
@@ -537,7 +547,7 @@ say "events/s:          $R_RATE (today's workload, above: $FREE_RATE; ratio $(aw
 say "steady events/s:   $R_STEADY"
 say "CPU per event:     $R_US us; peak RSS $R_RSS_MB MB"
 batch_line
-REP_RATE=$R_RATE REP_STEADY=$R_STEADY REP_US=$R_US REP_RSS=$R_RSS_MB REP_BAVG=$R_BAVG REP_BP10=$R_BP10 REP_REQ=$R_REQ
+REP_RATE=$R_RATE REP_STEADY=$R_STEADY REP_US=$R_US REP_RSS=$R_RSS_MB REP_BAVG=$R_BAVG REP_BP10=$R_BP10 REP_KAVG=$R_KAVG REP_REQ=$R_REQ
 REP_RATIO=$(awk -v r="$R_RATE" -v f="$FREE_RATE" 'BEGIN { printf "%.3f", r / f }')
 
 say ""
@@ -548,12 +558,12 @@ REPMIX_SRATIO=$(awk -v r="$R_STEADY" -v f="$REP_STEADY" 'BEGIN { printf "%.3f", 
 say "steady events/s:   $R_STEADY; ratio to fault-free steady $REPMIX_SRATIO ($R_STEADY / $REP_STEADY)"
 say "CPU per event:     $R_US us; peak RSS $R_RSS_MB MB"
 batch_line
-REPMIX_BAVG=$R_BAVG REPMIX_RSS=$R_RSS_MB
+REPMIX_BAVG=$R_BAVG REPMIX_KAVG=$R_KAVG REPMIX_RSS=$R_RSS_MB
 
 say ""
 say "== remote Moesif: $N_L events of $((N_L / 4)) users ($VALID_L valid), topic users_l of $P_L partitions, moesif-dev latency_ms per request; limit = $LANES_DEFAULT lanes x 200 events / latency"
 VALID=$VALID_L N=$N_L
-printf '%-8s %9s %9s %7s %9s %9s %8s %9s %8s\n' latency events/s limit ratio "ev/batch" "p10" requests "CPU us/ev" "RSS MB" | tee "$WORK/latency.table"
+printf '%-8s %9s %9s %7s %9s %9s %9s %8s %9s %8s\n' latency events/s limit ratio "ev/batch" "p10" "backlog" requests "CPU us/ev" "RSS MB" | tee "$WORK/latency.table"
 for lat in $LAT_CURVE; do
     TOPIC=users_l FAULTS="latency_ms=$lat" FAULT429_AT="" run_pipeline "lat-$lat" source.topics=users_l
     if [ "$lat" -gt 0 ]; then
@@ -563,12 +573,12 @@ for lat in $LAT_CURVE; do
         limit="-"
         ratio="-"
     fi
-    printf '%-8s %9s %9s %7s %9s %9s %8s %9s %8s\n' "${lat} ms" "$R_RATE" "$limit" "$ratio" "$R_BAVG" "$R_BP10" "$R_REQ" "$R_US" "$R_RSS_MB" | tee -a "$WORK/latency.table"
+    printf '%-8s %9s %9s %7s %9s %9s %9s %8s %9s %8s\n' "${lat} ms" "$R_RATE" "$limit" "$ratio" "$R_BAVG" "$R_BP10" "$R_KAVG" "$R_REQ" "$R_US" "$R_RSS_MB" | tee -a "$WORK/latency.table"
     if [ "$lat" = 50 ]; then
-        LAT_RATIO=$ratio LAT_RATE=$R_RATE LAT_BAVG=$R_BAVG LAT_RSS=$R_RSS_MB
+        LAT_RATIO=$ratio LAT_RATE=$R_RATE LAT_BAVG=$R_BAVG LAT_KAVG=$R_KAVG LAT_RSS=$R_RSS_MB
     fi
 done
-say "(events/s over the processing time, first assignment to exit; ev/batch and p10: the batches userpipe sealed)"
+say "(events/s over the processing time, first assignment to exit; ev/batch and p10: the batches userpipe sealed; backlog: the mean of those sealed while the backlog lasted)"
 VALID=$VALID_MAIN N=$N_MAIN
 
 say ""
@@ -585,11 +595,11 @@ tline "events/s / fault-free, 5% 429 + 1% 500, whole run" "$fratio" '>=' "$T_FAU
 say ""
 say "== targets (issue 12)"
 FILL_MIN=$(awk -v t="$T_FILL" 'BEGIN { print t * 200 }')
-tline "events per batch, today's workload, fault-free" "$FREE_BAVG" '>=' "$FILL_MIN"
-tline "events per batch, today's workload, 5% 429 + 1% 500" "$MIX_BAVG" '>=' "$FILL_MIN"
-tline "events per batch, repeating users, fault-free" "$REP_BAVG" '>=' "$FILL_MIN"
-tline "events per batch, repeating users, 5% 429 + 1% 500" "$REPMIX_BAVG" '>=' "$FILL_MIN"
-tline "events per batch, 50 ms latency" "${LAT_BAVG:-0}" '>=' "$FILL_MIN"
+tline "events per batch in a backlog, today's workload, fault-free" "$FREE_KAVG" '>=' "$FILL_MIN"
+tline "events per batch in a backlog, today's workload, 5% 429 + 1% 500" "$MIX_KAVG" '>=' "$FILL_MIN"
+tline "events per batch in a backlog, repeating users, fault-free" "$REP_KAVG" '>=' "$FILL_MIN"
+tline "events per batch in a backlog, repeating users, 5% 429 + 1% 500" "$REPMIX_KAVG" '>=' "$FILL_MIN"
+tline "events per batch in a backlog, 50 ms latency" "${LAT_KAVG:-0}" '>=' "$FILL_MIN"
 tline "50 ms latency events/s / limit" "${LAT_RATIO:-0}" '>=' "$T_LAT_RATIO"
 tline "CPU us per event, repeating users" "$REP_US" '<=' "$T_REP_US"
 tline "repeating users events/s / today's workload" "$REP_RATIO" '>=' "$T_REP_RATE"

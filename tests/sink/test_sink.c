@@ -580,6 +580,39 @@ static void test_sink_poll__backlog_stretches_linger(void **state)
     env_free(e);
 }
 
+/* The fill target's batches: those sealed while the caller's last backlog
+ * note is at most batch.linger_ms old count apart from a tail's. */
+static void test_sink_stats__backlog_batches_apart_from_the_tail(void **state)
+{
+    struct env *e = env_new();
+    struct sink_stats st;
+    uint64_t t0;
+
+    (void)state;
+    e->cfg.batch_linger_ms = 100;
+    e->cfg.batch_max_events = 4;
+    env_open(e);
+    assert_int_equal(sink_poll(e->snk, 0), CORE_OK);
+    t0 = e->f.now;
+    sink_note_backlog(e->snk);
+    for (unsigned i = 0; i < 8; i++) { /* two full batches in a backlog */
+        add_event(e->snk, i, 0, 0, 0, i);
+    }
+    assert_int_equal(run(e->snk, 100), CORE_OK);
+    e->f.now = t0 + 1000; /* the backlog is over: a tail of 1 event */
+    assert_int_equal(sink_poll(e->snk, 0), CORE_OK);
+    add_event(e->snk, 9, 0, 0, 0, 9);
+    sink_flush(e->snk);
+    assert_int_equal(run(e->snk, 100), CORE_OK);
+    sink_get_stats(e->snk, &st);
+    assert_int_equal(st.sealed_events, 9);
+    assert_int_equal(st.backlog_batches, 2);
+    assert_int_equal(st.backlog_events, 8);
+    assert_int_equal(sink_batch_events_quantile(e->snk, 0.1, 0), 1);
+    assert_int_equal(sink_batch_events_quantile(e->snk, 0.1, 1), 4);
+    env_free(e);
+}
+
 static void test_sink_flush__seals_without_waiting(void **state)
 {
     struct env *e = env_new();
@@ -1414,6 +1447,7 @@ int main(void)
         cmocka_unit_test(test_sink_poll__batches_by_bytes),
         cmocka_unit_test(test_sink_poll__linger_seals_on_the_fake_clock),
         cmocka_unit_test(test_sink_poll__backlog_stretches_linger),
+        cmocka_unit_test(test_sink_stats__backlog_batches_apart_from_the_tail),
         cmocka_unit_test(test_sink_flush__seals_without_waiting),
         cmocka_unit_test(test_sink_poll__gzip_body_inflates_to_the_batch),
         cmocka_unit_test(
