@@ -115,3 +115,86 @@ with_new_keys() {
     awk -v from="$1" '{ print } NR > from && NR % 50 == 0 {
         printf "{\"user_id\":\"nk%d\",\"metadata\":{\"new_key_%d\":%d}}\n", NR, NR, NR }'
 }
+
+# fault_input N SEED: INPUT (a temp file, exported for check_delivery)
+# gets N generated events with_rejects and, in the last third,
+# with_new_keys; sets want (valid events), nrej (rejects) and new_keys.
+fault_input() {
+    INPUT=$(mktemp)
+    dev_at_exit rm -f "$INPUT"
+    export INPUT
+    /usr/bin/python3 "$E2E_ROOT/tests/e2e/gen_events.py" "$1" "$2" | with_rejects |
+        with_new_keys $(($1 * 66 / 100)) >"$INPUT"
+    "$USERPIPE" transform --rejects "$INPUT.rejects" <"$INPUT" >"$INPUT.accepted" 2>/dev/null
+    dev_at_exit rm -f "$INPUT.rejects" "$INPUT.accepted"
+    want=$(wc -l <"$INPUT.accepted")
+    nrej=$(wc -l <"$INPUT.rejects")
+    new_keys=$(grep -c '"new_key_' "$INPUT.accepted")
+}
+
+# fault_config FILE GROUP: the configuration of a fault test's run, and
+# the generated keys claimed in the schema topic before it.
+#  - a small read-ahead (1 MiB in the sink, 256 KiB in librdkafka's
+#    queue), so the rejects reach the dead-letter topic at the pace of
+#    moesif-dev, most of them after the fault;
+#  - the keys claimed beforehand: a run's first events wait for their
+#    claims, parked (up to 100,000 events, no byte bound), while the
+#    rejects need none and would all reach the dead-letter topic in the
+#    first seconds;
+#  - the session timeout of production (librdkafka's default, 45 s), not
+#    write_config's 6 s: KRaft moves a dead coordinator only after fencing
+#    it (broker.session.timeout.ms, 9 s), and a shorter session expires
+#    first, revoking the partitions and consuming again from the last
+#    commit (at-least-once, but a second dead-letter record of an offset
+#    would then be userpipe's, not the producer's: check_nothing_lost
+#    asserts no revocation before the end).
+fault_config() {
+    write_config "$1" "$2" sink.max_in_flight=1 batch.max_events=50 \
+        kafka.auto.commit.interval.ms=200 sink.max_pending_bytes=1048576 \
+        kafka.queued.max.messages.kbytes=256 kafka.session.timeout.ms=45000
+    head -n 200 "$INPUT" | "$USERPIPE" transform --schema-out "$DEV_TMP/seed.json" --rejects /dev/null >/dev/null
+    "$USERPIPE" schema import -c "$1" "$DEV_TMP/seed.json" >/dev/null || fail "schema import failed"
+}
+
+# fault_run GROUP: loads INPUT into users, starts `userpipe run
+# --from-beginning --exit-at-end` in GROUP with fault_config, and returns
+# once moesif-dev holds a quarter of the valid events, fewer than half of
+# the rejects being in users.dlq; sets cfg, pid, up0 and dlq0 (the
+# upserts and dead-letter records then).
+fault_run() {
+    local total
+    produce_file users "$INPUT"
+    total=$(topic_count users)
+    [ "$total" -eq "$(grep -c . "$INPUT")" ] || fail "users holds $total of $(grep -c . "$INPUT") events"
+    cfg=$DEV_TMP/run.properties
+    fault_config "$cfg" "$1"
+    start_userpipe "$DEV_TMP/run.log" -c "$cfg" --from-beginning --exit-at-end
+    pid=$UP_PID
+    wait_for "a quarter of the events" 120 upserts_at_least $((want / 4))
+    up0=$(moesif_stat upserts)
+    dlq0=$(topic_count users.dlq)
+    [ "$dlq0" -lt $((nrej / 2)) ] || fail "$dlq0 of $nrej rejects were written before the fault: the read-ahead is not bounded"
+}
+
+# check_nothing_lost RECORD LOG GROUP SINCE_MS: after a fault test's run,
+# every valid event reached moesif-dev (at least once), every reject is
+# in users.dlq exactly once (by content and by source offset), the log
+# shows no revocation before the end, the committed offsets equal the end
+# offsets (the Admin API).  Sets got, dup (moesif-dev duplicates), dlq
+# (kafka_admin.py's line), dlq_first_after_ms, committed (its summary).
+check_nothing_lost() {
+    local record=$1 log=$2 group=$3 since=$4 revoked
+    check_delivery "$record" --at-least-once || fail "events lost"
+    kadmin committed "$group" users >"$DEV_TMP/committed.txt" ||
+        { cat "$DEV_TMP/committed.txt" >&2; fail "committed offsets differ from the end offsets"; }
+    committed=$(tail -n 1 "$DEV_TMP/committed.txt")
+    dlq=$(kadmin records users.dlq "$since") || fail "cannot read users.dlq: $dlq"
+    eval "$(tr ' ' '\n' <<<"$dlq" | grep -E '^[a-z_]+=-?[0-9]+$' | sed 's/^/dlq_/')"
+    [ "$dlq_same_content" -eq 0 ] && [ "$dlq_same_source" -eq 0 ] ||
+        fail "dead-letter records written twice: $dlq"
+    [ "$dlq_records" -eq "$nrej" ] || fail "the dead-letter topic holds $dlq_records records, the transform rejects $nrej"
+    revoked=$(sed '/msg="every partition reached its end offset"/,$d' "$log" | grep -c 'partitions revoked' || true)
+    [ "$revoked" -eq 0 ] || fail "the partitions were revoked $revoked times mid-run: $(grep -m1 'SESSTMOUT\|revok' "$log")"
+    got=$(grep -c . "$record")
+    dup=$((got - want))
+}
