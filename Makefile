@@ -70,7 +70,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 include tests/deploy.mk tests/metrics.mk tests/tests.mk \
 	tests/bench/bench.mk tests/bench/pipeline.mk tests/e2e/e2e.mk \
 	tests/kafka/kafka.mk deploy/dev/kafka.mk deploy/dev/moesif.mk \
-	deploy/dev/kafka/kafka.mk sink/sink.mk
+	deploy/dev/kafka/kafka.mk sink/sink.mk \
+	tests/distro/distro.mk
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
