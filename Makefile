@@ -76,7 +76,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 include tests/deploy.mk tests/metrics.mk tests/tests.mk \
 	tests/bench/bench.mk tests/bench/pipeline.mk tests/e2e/e2e.mk \
 	tests/kafka/kafka.mk deploy/dev/kafka.mk deploy/dev/moesif.mk \
-	deploy/dev/kafka/kafka.mk sink/sink.mk ingest/ingest.mk
+	deploy/dev/kafka/kafka.mk sink/sink.mk ingest/ingest.mk \
+	tests/distro/distro.mk
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -140,7 +141,7 @@ format-check:
 clean:
 	rm -rf build
 
--include $(shell find build -name '*.d' 2>/dev/null)
+-include $(shell find build -name '*.d' -type f 2>/dev/null)
 
 # libFuzzer over the transform: build with clang, run FUZZ_SECONDS; a
 # crashing input is written to build/fuzz/ (crash-*, leak-*, timeout-*).

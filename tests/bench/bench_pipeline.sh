@@ -80,14 +80,8 @@ T_REP_US=4       # CPU us per event, repeating users, fault-free
 T_REP_RATE=0.9   # repeating users events/s / today's workload's
 T_REP_FAULT=0.9  # repeating users 5% 429 + 1% 500 steady / fault-free
 
-say() { printf '%s\n' "$*"; }
-die() {
-    echo "bench_pipeline: FAIL: $*" >&2
-    exit 1
-}
-now_ms() { date +%s%3N; }
-# ISO time of a log line ("time=2026-...Z ...") -> epoch ms
-log_ms() { date -u -d "$1" +%s%3N; }
+BENCH_NAME=bench_pipeline
+. "$ROOT/tests/bench/bench_lib.sh" # say, die, now_ms, log_ms
 # utime+stime of a process in clock ticks (0 once gone)
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 vm_kb() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true; }
@@ -112,7 +106,7 @@ bench_t0=$(now_ms)
 
 say "== userpipe pipeline benchmark (issue 4)"
 say "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at start (shared: other work takes cores)"
-say "binary: $USERPIPE ($(stat -c %s "$USERPIPE") bytes, built $(date -r "$USERPIPE" '+%F %T'); git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- core ingest sink transform schemas 2>/dev/null || echo ' with uncommitted changes in the pipeline sources'))"
+say "binary: $USERPIPE ($(stat -c %s "$USERPIPE") bytes, built $(date -r "$USERPIPE" '+%F %T'); git $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- core cmd ingest sink transform schemas 2>/dev/null || echo ' with uncommitted changes in the pipeline sources'))"
 
 # ---- 1. data, partitions, load ------------------------------------------
 
@@ -470,6 +464,9 @@ FREE_PLAIN=$R_PLAIN
 FREE_M=$R_MCPU
 FREE_RSS=$R_RSS_MB
 FREE_RATIO=$(awk -v r="$R_RATE" -v k="$KCAT_RATE" 'BEGIN { printf "%.3f", r / k }')
+# for bench_apache.sh, which prints the real broker's figures beside these
+mkdir -p "$ROOT/build/bench"
+echo "kafka-dev $N $KCAT_RATE $FREE_RATE $FREE_RATIO $FREE_US $FREE_RSS $(date +%s)" >"$ROOT/build/bench/pipeline-kafka-dev.txt"
 if [ "$BENCH_PERF" = 1 ]; then
     if [ -s "$WORK/perf.data" ]; then
         say "perf record -F 499 -p of the first fault-free run (share of userpipe's samples):"

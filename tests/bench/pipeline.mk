@@ -3,3 +3,11 @@
 # consume rate, with 429/500 faults and each gzip setting
 # (tests/bench/bench_pipeline.sh; BENCH_EVENTS=50000 for a short run).
 BENCHES += tests/bench/bench_pipeline.sh
+
+# and on a real Apache Kafka (issue 13): one KRaft node, kcat's rate and
+# the pipeline's on it, printed beside kafka-dev's (tests/bench/bench_apache.sh,
+# ~1.5 min; BENCH_APACHE_EVENTS); NO_APACHE_KAFKA=1 leaves it out
+ifneq ($(NO_APACHE_KAFKA),1)
+BENCHES += tests/bench/bench_apache.sh
+BENCH_BINS += kafka-jars
+endif

@@ -8,7 +8,8 @@
 #   apache-kafka.sh up [NAME:PARTITIONS]...   format and start the nodes,
 #                                  wait until every broker answers, create
 #                                  the topics, write DEV_DIR/bootstrap.servers
-#   apache-kafka.sh down           stop every node (SIGTERM, then SIGKILL)
+#   apache-kafka.sh down           stop every node (SIGTERM to all at once,
+#                                  SIGKILL to those alive 15 s later)
 #   apache-kafka.sh stop N | kill N | start N   one node: SIGTERM and wait,
 #                                  SIGKILL, or start again on its old data
 #   apache-kafka.sh pid N          the pid of node N (empty when stopped)
@@ -238,10 +239,29 @@ cmd_up() {
     mv "$DEV_DIR/bootstrap.servers.tmp" "$DEV_DIR/bootstrap.servers"
 }
 
+# every node at once: stopped one by one, the last ones of three lose the
+# controller quorum their controlled shutdown waits for, and each took the
+# whole 30 s before its SIGKILL
 cmd_down() {
-    local i
+    local i pid pids=() deadline
     for i in $(seq 1 "$(nodes)"); do
-        stop_node "$i" TERM
+        pid=$(node_pid "$i")
+        if [ -n "$pid" ]; then
+            kill -TERM "$pid" 2>/dev/null || true
+            pids+=("$pid")
+        fi
+    done
+    deadline=$((SECONDS + 15))
+    for pid in "${pids[@]}"; do
+        while alive "$pid" && [ $SECONDS -lt $deadline ]; do
+            sleep 0.2
+        done
+        if alive "$pid"; then
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    for i in $(seq 1 "$(nodes)"); do
+        rm -f "$DEV_DIR/kafka-$i.pid"
     done
     rm -f "$DEV_DIR/bootstrap.servers" "$DEV_DIR/bootstrap.servers.tmp"
 }
