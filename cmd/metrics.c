@@ -23,7 +23,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 /*
  * Probes and scrapers are few: a kubelet's two probes and one or two
@@ -325,6 +327,27 @@ static const char *listen_advice(int err)
     }
 }
 
+/* A listening TCP socket on sa, or -1 with *err the errno of the step
+ * that failed. */
+static int open_listener(const struct sockaddr_in *sa, int *err)
+{
+    int one = 1;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    if (fd < 0) {
+        *err = errno;
+        return -1;
+    }
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (const struct sockaddr *)sa, sizeof(*sa)) != 0 ||
+        listen(fd, 32) != 0) {
+        *err = errno;
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 enum core_err metrics_new(const char *listen, struct metrics **out,
                           char *errstr, size_t errstr_size)
 {
@@ -333,7 +356,7 @@ enum core_err metrics_new(const char *listen, struct metrics **out,
     const union MHD_DaemonInfo *info;
     enum core_err rc;
     char reason[128];
-    int err;
+    int err, fd;
 
     *out = NULL;
     if (strcmp(listen, "off") == 0) {
@@ -353,30 +376,41 @@ enum core_err metrics_new(const char *listen, struct metrics **out,
     m->mu_ready = 1;
 
     /*
-     * MHD_USE_AUTO picks epoll on Linux: plain select() would fail once
-     * librdkafka's sockets push our descriptors past FD_SETSIZE (1024).
-     * MHD_USE_ERROR_LOG stays off: a failure comes back as errstr.
+     * The socket is bound here, not by MHD: bind()'s errno is then ours to
+     * read.  MHD reports no cause when it fails to bind, and what errno it
+     * leaves differs by version (0.9.75 kept bind()'s EADDRINUSE; 1.0.1
+     * of Debian 13 says EBADF), so a port in use would be misreported.
+     * MHD closes the socket in MHD_stop_daemon.
      */
-    errno = 0;
-    m->d = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, m,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONNECTION_LIMIT,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_CONNECTION_TIMEOUT_S,
-        MHD_OPTION_END);
-    if (m->d == NULL) {
-        /*
-         * MHD reports no cause; 0.9.75 leaves bind()'s errno in place
-         * (measured: EADDRINUSE, EADDRNOTAVAIL), which is not a documented
-         * contract, hence the fallback text.
-         */
-        err = errno;
-        if (err == 0 || strerror_r(err, reason, sizeof(reason)) != 0) {
-            snprintf(reason, sizeof(reason), "the HTTP server did not start");
+    fd = open_listener(&sa, &err);
+    if (fd < 0) {
+        if (strerror_r(err, reason, sizeof(reason)) != 0) {
+            snprintf(reason, sizeof(reason), "error %d", err);
         }
         snprintf(errstr, errstr_size,
                  "metrics.listen: cannot listen on %s: %s; %s", listen, reason,
                  listen_advice(err));
+        rc = CORE_ERR_USAGE;
+        goto out;
+    }
+    /*
+     * MHD_USE_AUTO picks epoll on Linux: plain select() would fail once
+     * librdkafka's sockets push our descriptors past FD_SETSIZE (1024).
+     * MHD_USE_ERROR_LOG stays off: a failure comes back as errstr.
+     */
+    m->d = MHD_start_daemon(
+        MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, m,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)METRICS_CONNECTION_LIMIT, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)METRICS_CONNECTION_TIMEOUT_S, MHD_OPTION_END);
+    if (m->d == NULL) {
+        /* the socket is left open: whether MHD closed it on its way out
+         * differs by version, and other threads (librdkafka's) may have
+         * been given its number since; this path ends the process */
+        snprintf(errstr, errstr_size,
+                 "metrics.listen: cannot listen on %s: the HTTP server did "
+                 "not start; check the address or set metrics.listen=off",
+                 listen);
         rc = CORE_ERR_USAGE;
         goto out;
     }
