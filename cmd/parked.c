@@ -15,6 +15,7 @@ struct entry {
     uint64_t ticket;
     uint64_t uid_hash;
     int64_t parked_ms;
+    size_t bytes;
 };
 
 struct count {
@@ -27,6 +28,7 @@ struct parked {
     size_t cap, head, len;
     struct count *users;
     size_t ucap, uused;
+    size_t bytes; /* of the events parked, as the caller counted them */
 };
 
 struct parked *parked_new(void)
@@ -73,7 +75,8 @@ static void users_grow(struct parked *p)
     free(old);
 }
 
-void parked_push(struct parked *p, uint64_t ticket, uint64_t h, int64_t now_ms)
+void parked_push(struct parked *p, uint64_t ticket, uint64_t h, size_t bytes,
+                 int64_t now_ms)
 {
     struct count *c;
 
@@ -87,8 +90,10 @@ void parked_push(struct parked *p, uint64_t ticket, uint64_t h, int64_t now_ms)
         p->head = 0;
         p->cap *= 2;
     }
-    p->ring[(p->head + p->len) % p->cap] = (struct entry){ticket, h, now_ms};
+    p->ring[(p->head + p->len) % p->cap] =
+        (struct entry){ticket, h, now_ms, bytes};
     p->len++;
+    p->bytes += bytes;
     if ((p->uused + 1) * 2 > p->ucap) {
         users_grow(p);
     }
@@ -121,6 +126,7 @@ void parked_pop(struct parked *p)
     if (c->hash != 0 && c->n > 0) {
         c->n--;
     }
+    p->bytes -= p->ring[p->head].bytes;
     p->head = (p->head + 1) % p->cap;
     p->len--;
     if (p->len == 0 && p->uused > 0) {
@@ -143,4 +149,9 @@ int parked_has_user(const struct parked *p, uint64_t uid_hash)
 size_t parked_count(const struct parked *p)
 {
     return p->len;
+}
+
+size_t parked_bytes(const struct parked *p)
+{
+    return p->bytes;
 }

@@ -16,9 +16,10 @@ struct parked;
 struct parked *parked_new(void);
 void parked_destroy(struct parked *p);
 
-/* Parks a ticket at the tail; uid_hash is core_hash64 of its user_id. */
+/* Parks a ticket at the tail; uid_hash is core_hash64 of its user_id,
+ * bytes the size of its event (what the caller holds for it). */
 void parked_push(struct parked *p, uint64_t ticket, uint64_t uid_hash,
-                 int64_t now_ms);
+                 size_t bytes, int64_t now_ms);
 
 /* The head's ticket and when it was parked; 0 when empty. */
 int parked_head(const struct parked *p, uint64_t *ticket, int64_t *parked_ms);
@@ -31,5 +32,9 @@ void parked_pop(struct parked *p);
 int parked_has_user(const struct parked *p, uint64_t uid_hash);
 
 size_t parked_count(const struct parked *p);
+
+/* The bytes of the events parked: the caller bounds them (cmd/run.c holds
+ * consumption back above sink.max_pending_bytes). */
+size_t parked_bytes(const struct parked *p);
 
 #endif

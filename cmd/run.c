@@ -277,11 +277,11 @@ static void handle(struct run *r, const struct ingest_msg *m)
             r->unpark_keys = schema_count(r->sch);
             r->unpark_ticket = m->ticket;
         }
-        parked_push(r->parked, m->ticket, h, core_now_ms());
+        parked_push(r->parked, m->ticket, h, m->len, core_now_ms());
         return;
     }
     if (parked_has_user(r->parked, h)) {
-        parked_push(r->parked, m->ticket, h, core_now_ms());
+        parked_push(r->parked, m->ticket, h, m->len, core_now_ms());
         return;
     }
     r->accepted++;
@@ -358,6 +358,12 @@ static void unpark(struct run *r)
 #define DLQ_HOLD_RECORDS 10000
 #define DLQ_HOLD_BYTES (16u * 1024 * 1024)
 
+/* Events parked for schema claims are held by ingest (offsets unsettled)
+ * and by the queue: consumption is held back above this many, or above
+ * sink.max_pending_bytes of them (the sink's own bound: a parked event is
+ * one the sink will hold next), and resumes at half. */
+#define PARKED_HOLD_EVENTS 100000
+
 static void backpressure(struct run *r)
 {
     size_t parked = parked_count(r->parked);
@@ -366,14 +372,16 @@ static void backpressure(struct run *r)
     int64_t now;
 
     if (r->held_since_ms == 0) {
-        if (sink_saturated(r->snk) || parked > 100000 ||
+        if (sink_saturated(r->snk) || parked > PARKED_HOLD_EVENTS ||
+            parked_bytes(r->parked) > r->cfg.sink.max_pending_bytes ||
             dlq_n > DLQ_HOLD_RECORDS || dlq_bytes > DLQ_HOLD_BYTES) {
             r->held_since_ms = core_now_ms();
         }
         return;
     }
     now = core_now_ms();
-    if (sink_drained(r->snk) && parked <= 50000 &&
+    if (sink_drained(r->snk) && parked <= PARKED_HOLD_EVENTS / 2 &&
+        parked_bytes(r->parked) <= r->cfg.sink.max_pending_bytes / 2 &&
         dlq_n <= DLQ_HOLD_RECORDS / 2 && dlq_bytes <= DLQ_HOLD_BYTES / 2) {
         r->held_ms_total += now - r->held_since_ms;
         r->held_since_ms = 0;
