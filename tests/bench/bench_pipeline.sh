@@ -15,13 +15,16 @@
 #   5. the same with 5% of requests answered 429 and 1% 500, all along;
 #   6. the same with sink.gzip_level=6 and sink.gzip=false (the fault-free
 #      runs of 3 are the default, level 1);
-#   7. "repeating users" (issue 12): BENCH_REP_EVENTS (200,000) events of
-#      a quarter as many users drawn uniformly, keyed, in a topic of 24
-#      partitions (BENCH_REP_PARTITIONS) on the 3 brokers, fault-free and
-#      with 5% 429 + 1% 500; then N events of N/4 users (as many
-#      partitions as the plan needs, at least 24) through moesif-dev with
-#      latency_ms=50, and at 0, 20 and 100 ms for deploy/SCALING.md's
-#      curve, each with its ratio to lanes x batch.max_events / latency.
+#   7. "repeating users" (issue 12): N events of N/4 users drawn
+#      uniformly, keyed, in a topic of as many partitions as kafka-dev's
+#      plan needs and at least 24 (BENCH_REP_PARTITIONS) on the 3 brokers,
+#      fault-free and with 5% 429 + 1% 500; then the same topic through
+#      moesif-dev with latency_ms=50, and at 0, 20 and 100 ms for
+#      deploy/SCALING.md's curve, each with its ratio to lanes x
+#      batch.max_events / latency.  (Until this change the fault-free and
+#      faulty runs used 200,000 events in 24 partitions: a 1.6 s run whose
+#      tail and start weighed five times as much as in today's workload's
+#      1M, so its whole-run ratio compared unlike lengths.)
 #      Every run prints events per batch (mean and p10 of the batches
 #      userpipe sealed, from its summary line, and the mean of those sealed
 #      while the backlog lasted, which the fill target is about: a
@@ -64,7 +67,6 @@ FREE_RUNS=${BENCH_FREE_RUNS:-3}
 RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-600}
 BENCH_PERF=${BENCH_PERF:-0}
 
-REP_EVENTS=${BENCH_REP_EVENTS:-200000}
 REP_PARTITIONS=${BENCH_REP_PARTITIONS:-24}
 LAT_CURVE=${BENCH_LATENCIES:-0 20 50 100}
 
@@ -142,14 +144,8 @@ INVALID=$(wc -l <"$WORK/rejects.ndjson")
 rm -f "$WORK/accepted.ndjson"
 [ "$VALID" -gt 0 ] || die "no valid event in the generated data"
 
-# the repeating-users data (issue 12): R fits REP_PARTITIONS partitions;
-# L is N events of N/4 users for the latency runs
-N_R=$REP_EVENTS
-while :; do
-    /usr/bin/python3 "$ROOT/tests/e2e/gen_events.py" "$N_R" "$SEED" --bytes "$EVENT_BYTES" --users $((N_R / 4)) >"$WORK/events_r.ndjson"
-    "$KAFKA_DEV" plan --partitions "$REP_PARTITIONS" "$WORK/events_r.ndjson" >/dev/null && break
-    N_R=$((N_R * 95 / 100))
-done
+# the repeating-users data (issue 12), L: N events of N/4 users, for the
+# repeating-users runs and the latency runs
 N_L=$N
 /usr/bin/python3 "$ROOT/tests/e2e/gen_events.py" "$N_L" "$SEED" --bytes "$EVENT_BYTES" --users $((N_L / 4)) >"$WORK/events_l.ndjson"
 plan_l=$("$KAFKA_DEV" plan "$WORK/events_l.ndjson")
@@ -159,10 +155,9 @@ P_L=$(field needed "$plan_l")
 valid_of() {
     "$UP" transform --rejects /dev/null <"$1" | wc -l
 }
-VALID_R=$(valid_of "$WORK/events_r.ndjson")
 VALID_L=$(valid_of "$WORK/events_l.ndjson")
 
-dev_start "users:$needed" "users_r:$REP_PARTITIONS" "users_l:$P_L" || die "the dev stack did not start with users:$needed users_r:$REP_PARTITIONS users_l:$P_L"
+dev_start "users:$needed" "users_l:$P_L" || die "the dev stack did not start with users:$needed users_l:$P_L"
 [ "${BENCH_KEEP:-0}" = 1 ] || dev_at_exit "rm -rf '$WORK'"
 # a run still going when the script fails: stopped by its pid, and only
 # if that pid is still our copy of the binary
@@ -182,11 +177,10 @@ load_ms=$(($(now_ms) - t))
 loaded=$(topic_count users)
 [ "$loaded" -eq "$N" ] || die "users holds $loaded messages, not $N"
 kafka_ctl check users >/dev/null || die "kafka-dev dropped data: $(kafka_ctl check users 2>&1)"
-for t in users_r users_l; do
+for t in users_l; do
     produce_file "$t" "$WORK/events_${t#users_}.ndjson" || die "loading $t failed (see above)"
     kafka_ctl check "$t" >/dev/null || die "kafka-dev dropped data: $(kafka_ctl check "$t" 2>&1)"
 done
-[ "$(topic_count users_r)" -eq "$N_R" ] || die "users_r holds $(topic_count users_r) messages, not $N_R"
 [ "$(topic_count users_l)" -eq "$N_L" ] || die "users_l holds $(topic_count users_l) messages, not $N_L"
 
 say ""
@@ -535,10 +529,10 @@ say "(* default; CPU us/event is userpipe's user+sys over the valid events; moes
 # ---- 7. repeating users (issue 12) ----------------------------------------------------
 
 say ""
-say "== repeating users: $N_R events of $((N_R / 4)) users drawn uniformly ($VALID_R valid), keyed, topic users_r of $REP_PARTITIONS partitions on 3 brokers"
+say "== repeating users: $N_L events of $((N_L / 4)) users drawn uniformly ($VALID_L valid), keyed, topic users_l of $P_L partitions on 3 brokers"
 VALID_MAIN=$VALID N_MAIN=$N
-VALID=$VALID_R N=$N_R
-TOPIC=users_r FAULTS="" FAULT429_AT="" run_pipeline rep-free source.topics=users_r
+VALID=$VALID_L N=$N_L
+TOPIC=users_l FAULTS="" FAULT429_AT="" run_pipeline rep-free source.topics=users_l
 print_run
 say "events/s:          $R_RATE (today's workload, above: $FREE_RATE; ratio $(awk -v r="$R_RATE" -v f="$FREE_RATE" 'BEGIN { printf "%.3f", r / f }'))"
 say "steady events/s:   $R_STEADY"
@@ -549,7 +543,7 @@ REP_RATIO=$(awk -v r="$R_RATE" -v f="$FREE_RATE" 'BEGIN { printf "%.3f", r / f }
 
 say ""
 say "== repeating users, moesif-dev answering 5% of requests 429 (Retry-After: 1) and 1% 500"
-TOPIC=users_r FAULTS="fail_429=0.05&fail_500=0.01&seed=1" FAULT429_AT="" run_pipeline rep-mix source.topics=users_r
+TOPIC=users_l FAULTS="fail_429=0.05&fail_500=0.01&seed=1" FAULT429_AT="" run_pipeline rep-mix source.topics=users_l
 print_run
 REPMIX_SRATIO=$(awk -v r="$R_STEADY" -v f="$REP_STEADY" 'BEGIN { printf "%.3f", r / f }')
 say "steady events/s:   $R_STEADY; ratio to fault-free steady $REPMIX_SRATIO ($R_STEADY / $REP_STEADY)"
