@@ -40,10 +40,18 @@ for n in a b c; do
     start_userpipe "$DEV_TMP/$n.log" -c "$cfg" --from-beginning -X schema.instance_id=inst-$n
     eval "pid_$n=$UP_PID"
 done
+# settled: every event, by its bytes, in moesif-dev or in the dead-letter
+# topic.  (Counting upserts + dead-letter records is not enough: while the
+# three members join, a partition can be consumed twice, at least once, and
+# the duplicates made the sum reach the total with rejects still missing.)
 settled() {
-    local dlq
-    dlq=$(topic_count users.dlq)
-    [ $(($(moesif_stat upserts) + dlq)) -ge "$total" ]
+    consume_all_json users.dlq >"$DEV_TMP/dlq-now.json" 2>/dev/null || return 1
+    /usr/bin/python3 - "$rec" "$DEV_TMP/dlq-now.json" "$DEV_TMP/all.ndjson" <<'PY'
+import json, sys
+seen = {json.dumps(json.loads(l), separators=(",", ":")) for l in open(sys.argv[1]) if l.strip()}
+seen |= {json.loads(l)["payload"] for l in open(sys.argv[2]) if l.strip()}
+sys.exit(0 if all(l.strip() in seen for l in open(sys.argv[3]) if l.strip()) else 1)
+PY
 }
 wait_for "every event to be settled" 120 settled
 for n in a b c; do
