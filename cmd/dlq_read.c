@@ -184,6 +184,10 @@ enum core_err dlq_read(const struct dlq_read_config *cfg, dlq_read_fn fn,
     }
     if (cfg->group != NULL) {
         pconf = conf_from(cfg, 0, errstr, errstr_size);
+        if (pconf == NULL) {
+            rc = CORE_ERR_USAGE;
+            goto out;
+        }
         rd_kafka_conf_set(pconf, "enable.idempotence", "true", e, sizeof(e));
         rd_kafka_conf_set(pconf, "acks", "all", e, sizeof(e));
         rd_kafka_conf_set_dr_msg_cb(pconf, dr_cb);

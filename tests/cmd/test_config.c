@@ -199,6 +199,16 @@ static void test_config_load__run_needs_topics_and_application_id(void **state)
     assert_non_null(strstr(e, "MOESIF_APPLICATION_ID"));
     config_release(&cfg);
 
+    {
+        /* an empty id in the file is no id (it was sink_new's check) */
+        const char *empty[] = {"source.topics=users", "moesif.application_id="};
+        config_init(&cfg);
+        assert_int_equal(config_load(&cfg, NULL, empty, 2, 1, e, sizeof(e)),
+                         CORE_ERR_USAGE);
+        assert_non_null(strstr(e, "moesif.application_id"));
+        config_release(&cfg);
+    }
+
     setenv("MOESIF_APPLICATION_ID", "from-env", 1);
     config_init(&cfg);
     assert_int_equal(config_load(&cfg, NULL, topics, 1, 1, e, sizeof(e)),
