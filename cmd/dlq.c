@@ -75,7 +75,9 @@ static void usage(FILE *f)
           "                shared schema as it is now and say how many "
           "would pass;\n"
           "                nothing is produced or committed\n"
-          "exit status: 0 done, 1 an error, 2 bad usage or configuration.\n",
+          "exit status: 0 done, 1 an error, 2 bad usage or configuration, or "
+          "the Kafka\n"
+          "cluster refused the credentials, the TLS certificates or an ACL.\n",
           f);
 }
 

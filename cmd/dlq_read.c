@@ -7,6 +7,12 @@
  * consumer group and commits only after every record it produced back was
  * acknowledged (acks=all), so a crash redrives again rather than losing a
  * record, and a finished redrive is not repeated by the next one.
+ *
+ * Reading only (stats, dry runs) uses no consumer group (issue 19): the
+ * partitions are started on one queue (librdkafka's group API,
+ * rd_kafka_assign, requires a group.id), so it needs Read on the
+ * dead-letter topics and no group ACL, where it was a member of the
+ * undocumented group userpipe-dlq-reader.
  */
 #include "dlq_read.h"
 #include "../core/kafka.h"
@@ -17,11 +23,40 @@
 #include <string.h>
 
 struct reader {
+    /* first: both clients' opaque, filled by their error callback
+     * (core/kafka.h) and by refused requests */
+    struct core_kafka_refusal refusal;
     rd_kafka_t *cons;
     rd_kafka_t *prod;
+    /* reading without a group: the partitions' queue and topic handles */
+    rd_kafka_queue_t *q;
+    rd_kafka_topic_t **rkts;
+    int nrkts;
     size_t acked, failed;
-    char error[512];
+    char error[1024];
 };
+
+/* Fills the refusal for an authorisation error of `op` on a topic of
+ * `kind` ("dead-letter", "source"), or on the redrive's group. */
+static int denied(struct reader *rd, rd_kafka_resp_err_t err, const char *op,
+                  const char *kind, const char *name)
+{
+    char resource[300];
+
+    if (err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+        snprintf(resource, sizeof(resource), "the consumer group '%.250s'",
+                 name);
+        return core_kafka_denied(&rd->refusal, err, "Read", resource,
+                                 "Read on the redrive's group "
+                                 "(<kafka.group.id>.redrive)");
+    }
+    snprintf(resource, sizeof(resource), "the %s topic '%.250s'", kind, name);
+    return core_kafka_denied(
+        &rd->refusal, err, op, resource,
+        strcmp(kind, "source") == 0
+            ? "Write and Describe on the source topics (a redrive)"
+            : "Read and Describe on the dead-letter topics");
+}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
@@ -29,6 +64,10 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     (void)rk;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd->failed++;
+        if (denied(rd, m->err, "Write", "source",
+                   rd_kafka_topic_name(m->rkt))) {
+            snprintf(rd->error, sizeof(rd->error), "%s", rd->refusal.sentence);
+        }
         if (rd->error[0] == '\0') {
             snprintf(rd->error, sizeof(rd->error),
                      "cannot produce a redriven record to '%s': %s",
@@ -74,6 +113,24 @@ static const char *header(rd_kafka_headers_t *h, const char *name, char *buf,
     return buf;
 }
 
+/* Without a group: starts every partition of list at its offset on one
+ * queue. */
+static rd_kafka_resp_err_t
+start_all(struct reader *rd, const rd_kafka_topic_partition_list_t *list)
+{
+    rd->q = rd_kafka_queue_new(rd->cons);
+    rd->rkts = core_calloc((size_t)list->cnt + 1, sizeof(*rd->rkts));
+    for (int i = 0; i < list->cnt; i++) {
+        rd->rkts[i] = rd_kafka_topic_new(rd->cons, list->elems[i].topic, NULL);
+        rd->nrkts = i + 1;
+        if (rd_kafka_consume_start_queue(rd->rkts[i], list->elems[i].partition,
+                                         list->elems[i].offset, rd->q) != 0) {
+            return rd_kafka_last_error();
+        }
+    }
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 /* Assigns every partition of the topics at the start (committed offsets of
  * the group, or the beginning) and records the ends to stop at. */
 static enum core_err assign_all(struct reader *rd,
@@ -89,8 +146,21 @@ static enum core_err assign_all(struct reader *rd,
         const struct rd_kafka_metadata *md = NULL;
         rd_kafka_topic_t *rkt =
             rd_kafka_topic_new(rd->cons, cfg->topics[t], NULL);
-        err = rd_kafka_metadata(rd->cons, 0, rkt, &md, 10000);
+        /* served: nothing was produced yet; a refused login ends it */
+        err = core_kafka_metadata(rd->cons, 0, rkt, &md, 10000, 1);
         rd_kafka_topic_destroy(rkt);
+        if (rd->refusal.sentence[0] == '\0' && err == 0 && md->topic_cnt == 1) {
+            denied(rd, md->topics[0].err, "Describe", "dead-letter",
+                   cfg->topics[t]);
+        }
+        if (rd->refusal.sentence[0] != '\0') {
+            snprintf(errstr, errstr_size, "%s", rd->refusal.sentence);
+            if (md != NULL) {
+                rd_kafka_metadata_destroy(md);
+            }
+            rd_kafka_topic_partition_list_destroy(list);
+            return CORE_ERR_USAGE;
+        }
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1 ||
             md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             snprintf(errstr, errstr_size,
@@ -133,7 +203,11 @@ static enum core_err assign_all(struct reader *rd,
         (*ends)->elems[i].err =
             list->elems[i].offset >= hi ? RD_KAFKA_RESP_ERR__PARTITION_EOF : 0;
     }
-    err = rd_kafka_assign(rd->cons, list);
+    if (cfg->group != NULL) {
+        err = rd_kafka_assign(rd->cons, list);
+    } else {
+        err = start_all(rd, list);
+    }
     rd_kafka_topic_partition_list_destroy(list);
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(errstr, errstr_size,
@@ -172,11 +246,12 @@ enum core_err dlq_read(const struct dlq_read_config *cfg, dlq_read_fn fn,
     if (cconf == NULL) {
         return CORE_ERR_USAGE;
     }
-    rd_kafka_conf_set(cconf, "group.id",
-                      cfg->group ? cfg->group : "userpipe-dlq-reader", e,
-                      sizeof(e));
-    rd_kafka_conf_set(cconf, "enable.auto.commit", "false", e, sizeof(e));
+    if (cfg->group != NULL) {
+        rd_kafka_conf_set(cconf, "group.id", cfg->group, e, sizeof(e));
+        rd_kafka_conf_set(cconf, "enable.auto.commit", "false", e, sizeof(e));
+    }
     rd_kafka_conf_set(cconf, "enable.partition.eof", "true", e, sizeof(e));
+    rd_kafka_conf_set_opaque(cconf, &rd);
     rd.cons = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, e, sizeof(e));
     if (rd.cons == NULL) {
         snprintf(errstr, errstr_size, "cannot create a consumer: %s", e);
@@ -201,13 +276,29 @@ enum core_err dlq_read(const struct dlq_read_config *cfg, dlq_read_fn fn,
     }
     rc = assign_all(&rd, cfg, &ends, errstr, errstr_size);
     while (rc == CORE_OK && !all_done(ends)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(rd.cons, 1000);
+        rd_kafka_message_t *m = cfg->group != NULL
+                                    ? rd_kafka_consumer_poll(rd.cons, 1000)
+                                    : rd_kafka_consume_queue(rd.q, 1000);
         struct sink_dlq_record rec;
         char code[64], path[512], msg[1024], st[512], sp[32], so[32], sts[32];
         rd_kafka_headers_t *h = NULL;
         rd_kafka_timestamp_type_t tstype;
         int64_t ts;
 
+        if (cfg->group == NULL) {
+            rd_kafka_poll(rd.cons, 0); /* its errors: the error callback */
+        }
+        if (rd.refusal.sentence[0] != '\0' ||
+            (m != NULL && m->rkt != NULL &&
+             denied(&rd, m->err, "Read", "dead-letter",
+                    rd_kafka_topic_name(m->rkt)))) {
+            snprintf(errstr, errstr_size, "%s", rd.refusal.sentence);
+            rc = CORE_ERR_USAGE;
+            if (m != NULL) {
+                rd_kafka_message_destroy(m);
+            }
+            break;
+        }
         if (m == NULL) {
             continue;
         }
@@ -288,7 +379,7 @@ enum core_err dlq_read(const struct dlq_read_config *cfg, dlq_read_fn fn,
                                  : "not every redriven record was "
                                    "acknowledged within 60 s; nothing "
                                    "committed, run the redrive again");
-            rc = CORE_ERR_IO;
+            rc = rd.refusal.sentence[0] != '\0' ? CORE_ERR_USAGE : CORE_ERR_IO;
         }
     }
     if (rc == CORE_OK && cfg->group != NULL) {
@@ -306,7 +397,13 @@ enum core_err dlq_read(const struct dlq_read_config *cfg, dlq_read_fn fn,
         }
         if (c->cnt > 0) {
             rd_kafka_resp_err_t err = rd_kafka_commit(rd.cons, c, 0);
-            if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+            if (denied(&rd, err, "Read", "", cfg->group)) {
+                snprintf(errstr, errstr_size,
+                         "redriven, but the commit failed: %s; the next "
+                         "redrive would send the records again",
+                         rd.refusal.sentence);
+                rc = CORE_ERR_USAGE;
+            } else if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
                 snprintf(errstr, errstr_size,
                          "redriven, but the commit failed (%s): the next "
                          "redrive would send the records again",
@@ -321,11 +418,22 @@ out:
     if (pos != NULL) {
         rd_kafka_topic_partition_list_destroy(pos);
     }
+    for (int i = 0; i < rd.nrkts; i++) {
+        /* ends is list's copy: the same partitions in the same order */
+        rd_kafka_consume_stop(rd.rkts[i], ends->elems[i].partition);
+        rd_kafka_topic_destroy(rd.rkts[i]);
+    }
     if (ends != NULL) {
         rd_kafka_topic_partition_list_destroy(ends);
     }
+    free(rd.rkts);
+    if (rd.q != NULL) {
+        rd_kafka_queue_destroy(rd.q);
+    }
     if (rd.cons != NULL) {
-        rd_kafka_consumer_close(rd.cons);
+        if (cfg->group != NULL) {
+            rd_kafka_consumer_close(rd.cons);
+        }
         rd_kafka_destroy(rd.cons);
     }
     if (rd.prod != NULL) {

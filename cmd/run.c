@@ -74,9 +74,12 @@ static void usage(FILE *f)
           "SIGTERM/SIGINT: stop consuming, flush, commit, exit 0.\n"
           "exit status: 0 done, 1 a fatal error (a message says what to "
           "fix), 2 bad\n"
-          "usage or configuration, 3 Moesif refused the configuration "
-          "(401, 402,\n"
-          "403, 404, 405, 406, 410: the application id or the base URL).\n",
+          "usage or configuration, or the Kafka cluster refused userpipe "
+          "(its\n"
+          "credentials, TLS certificates or ACLs), 3 Moesif refused the "
+          "configuration\n"
+          "(401, 402, 403, 404, 405, 406, 410: the application id or the "
+          "base URL).\n",
           f);
 }
 
@@ -126,6 +129,7 @@ static void produce_reject(struct run *r, const struct ingest_msg *m,
     if (rc != CORE_OK) {
         core_log(CORE_LOG_ERROR, "dlq", "msg=\"%s\"", sink_dlq_error(r->dlq));
         r->fatal = 1;
+        r->kafka_refused = sink_dlq_refused(r->dlq);
     }
 }
 
@@ -164,6 +168,7 @@ static void drive(struct run *r, int timeout_ms)
         core_log(CORE_LOG_ERROR, "schema", "msg=\"%s\"",
                  schema_claims_error(r->claims));
         r->fatal = 1;
+        r->kafka_refused = schema_claims_refused(r->claims);
         return;
     }
     unpark(r);
@@ -176,6 +181,7 @@ static void drive(struct run *r, int timeout_ms)
     if (sink_dlq_poll(r->dlq, 0) != CORE_OK) {
         core_log(CORE_LOG_ERROR, "dlq", "msg=\"%s\"", sink_dlq_error(r->dlq));
         r->fatal = 1;
+        r->kafka_refused = sink_dlq_refused(r->dlq);
     }
 }
 
@@ -597,6 +603,7 @@ int cmd_run(int argc, char **argv)
             core_log(CORE_LOG_ERROR, "ingest", "msg=\"%s\"",
                      ingest_error(r.ing));
             r.fatal = 1;
+            r.kafka_refused = ingest_refused(r.ing);
             break;
         }
         for (int i = 0; i < n && !r.fatal; i++) {
@@ -618,9 +625,10 @@ int cmd_run(int argc, char **argv)
 
     if (r.fatal) {
         /* nothing more is settled: offsets stay where Moesif and the
-         * dead-letter topic agree.  3 tells a supervisor that restarting
-         * will not help until the configuration is fixed */
-        status = r.refused_config ? 3 : 1;
+         * dead-letter topic agree.  3 and 2 tell a supervisor that
+         * restarting will not help until the configuration (Moesif's; the
+         * Kafka credentials, certificates or ACLs) is fixed */
+        status = r.refused_config ? 3 : r.kafka_refused ? 2 : 1;
     } else {
         sink_flush(r.snk);
         drain(&r, core_now_ms() + (int64_t)r.cfg.drain_timeout_ms);

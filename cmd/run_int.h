@@ -48,6 +48,7 @@ struct run {
     double rate;           /* events/s, smoothed */
     int fatal;             /* exit status 1 once set */
     int refused_config;    /* Moesif refused the configuration: exit 3 */
+    int kafka_refused;     /* the Kafka cluster refused a client: exit 2 */
     int64_t held_since_ms; /* consumption held since (backpressure), 0 not */
     int64_t held_ms_total; /* holds that ended, in all */
     int paused;            /* and the partitions paused */

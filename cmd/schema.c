@@ -33,9 +33,11 @@ static enum core_err settle_claims(struct schema_claims *sc, char *errstr,
     int64_t deadline = core_now_ms() + SCHEMA_SYNC_MS;
 
     while (schema_claims_in_flight(sc) > 0) {
-        if (schema_claims_poll(sc) != CORE_OK) {
+        enum core_err rc = schema_claims_poll(sc);
+        if (rc != CORE_OK) {
+            /* CORE_ERR_USAGE: the cluster refused the clients */
             snprintf(errstr, errstr_size, "%s", schema_claims_error(sc));
-            return CORE_ERR_STOP;
+            return rc;
         }
         if (core_now_ms() > deadline) {
             snprintf(errstr, errstr_size,
@@ -133,7 +135,8 @@ static void usage(FILE *f)
           "\n"
           "exit status: 0 done, 1 an error or (import) a key of SEED "
           "conflicts,\n"
-          "2 bad usage or configuration.\n",
+          "2 bad usage or configuration, or the Kafka cluster refused the\n"
+          "credentials, the TLS certificates or an ACL.\n",
           f);
 }
 
@@ -244,7 +247,7 @@ int cmd_schema(int argc, char **argv)
         rc = settle_claims(sc, errstr, sizeof(errstr));
         if (rc != CORE_OK) {
             fprintf(stderr, "userpipe schema import: %s\n", errstr);
-            status = 1;
+            status = rc == CORE_ERR_USAGE ? 2 : 1;
         }
         /* judged after our claims came back: a competitor may have won */
         for (size_t i = 0; rc == CORE_OK && i < schema_count(seed); i++) {

@@ -14,6 +14,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /* set after the user's kafka.*, on every client */
 static const char *const forced[][2] = {
@@ -122,6 +123,138 @@ static void log_schema(const rd_kafka_t *rk, int level, const char *fac,
     core_log_kafka(level, "schema", fac, buf);
 }
 
+/* A refusal's reason quoted in the sentence: librdkafka's text up to its
+ * timing detail (" (after 156ms in state AUTH_REQ)"), which says nothing
+ * the operator can act on, */
+static int reason_len(const char *reason)
+{
+    /* and before librdkafka's own hint, which the sentence replaces */
+    static const char *const ends[] = {" (after ",
+                                       ": broker certificate could not"};
+    size_t n = strlen(reason);
+
+    for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+        const char *at = strstr(reason, ends[i]);
+        if (at != NULL && (size_t)(at - reason) < n) {
+            n = (size_t)(at - reason);
+        }
+    }
+    return n > 300 ? 300 : (int)n;
+}
+
+int core_kafka_refused(struct core_kafka_refusal *ref, rd_kafka_resp_err_t err,
+                       const char *reason)
+{
+    const char *r = reason != NULL ? reason : "";
+
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
+        if (ref->sentence[0] == '\0') {
+            snprintf(ref->sentence, sizeof(ref->sentence),
+                     "authentication to the Kafka brokers failed (%.*s): "
+                     "check kafka.sasl.mechanism, kafka.sasl.username and "
+                     "kafka.sasl.password (and kafka.security.protocol, "
+                     "SASL_SSL for SASL over TLS)",
+                     reason_len(r), r);
+        }
+        return 1;
+    }
+    if (err == RD_KAFKA_RESP_ERR__TRANSPORT && strstr(r, "SSL routines") &&
+        strstr(r, "alert") != NULL) {
+        /* a TLS alert from the broker after the handshake: with TLS 1.3
+         * the server judges the client's certificate then, and a missing
+         * or untrusted one arrives as "Receive failed: ... sslv3 alert
+         * bad certificate" (a refusal, never the network's) */
+        err = RD_KAFKA_RESP_ERR__SSL;
+    }
+    if (err != RD_KAFKA_RESP_ERR__SSL) {
+        return 0;
+    }
+    /* librdkafka's SSL errors come from the handshake and the check of
+     * the brokers' certificate only (rdkafka_ssl.c); one that names no
+     * certificate, alert or protocol (a reset mid-handshake) is the
+     * network's and is retried */
+    if (strstr(r, "verify") != NULL || strstr(r, "Broker did not provide") ||
+        strstr(r, "0A000086") != NULL) {
+        if (ref->sentence[0] == '\0') {
+            snprintf(ref->sentence, sizeof(ref->sentence),
+                     "the TLS certificate of the Kafka brokers could not be "
+                     "verified (%.*s): set kafka.ssl.ca.location to the CA "
+                     "certificate that signed the brokers' certificates "
+                     "(unset, the system's CAs are used), and name the "
+                     "brokers in kafka.bootstrap.servers as their "
+                     "certificates do",
+                     reason_len(r), r);
+        }
+        return 1;
+    }
+    if (strstr(r, "certificate") != NULL || strstr(r, "alert") != NULL ||
+        strstr(r, "unexpected message") != NULL ||
+        strstr(r, "wrong version number") != NULL) {
+        if (ref->sentence[0] == '\0') {
+            snprintf(
+                ref->sentence, sizeof(ref->sentence),
+                "the TLS handshake with the Kafka brokers failed "
+                "(%.*s): where the brokers require a client "
+                "certificate (mTLS), check kafka.ssl.certificate.location, "
+                "kafka.ssl.key.location and kafka.ssl.key.password "
+                "and that the brokers trust its CA; else check "
+                "kafka.security.protocol and kafka.ssl.ca.location",
+                reason_len(r), r);
+        }
+        return 1;
+    }
+    return 0;
+}
+
+int core_kafka_denied(struct core_kafka_refusal *ref, rd_kafka_resp_err_t err,
+                      const char *op, const char *resource, const char *need)
+{
+    if (err != RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED &&
+        err != RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED &&
+        err != RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED) {
+        return 0;
+    }
+    if (ref->sentence[0] == '\0') {
+        snprintf(ref->sentence, sizeof(ref->sentence),
+                 "the Kafka cluster does not allow userpipe %s on %s (%s): "
+                 "grant its principal (kafka.sasl.username, or the client "
+                 "certificate's name) %s, as README.md's Permissions lists",
+                 op, resource, rd_kafka_err2str(err), need);
+    }
+    return 1;
+}
+
+rd_kafka_resp_err_t core_kafka_metadata(rd_kafka_t *rk, int all_topics,
+                                        rd_kafka_topic_t *rkt,
+                                        const struct rd_kafka_metadata **md,
+                                        int timeout_ms, int serve)
+{
+    const struct core_kafka_refusal *ref = rd_kafka_opaque(rk);
+    int64_t deadline = core_now_ms() + timeout_ms;
+    rd_kafka_resp_err_t err;
+
+    for (;;) {
+        int64_t left = deadline - core_now_ms();
+        err = rd_kafka_metadata(rk, all_topics, rkt, md,
+                                left < 500 ? (int)(left > 0 ? left : 1) : 500);
+        if (err != RD_KAFKA_RESP_ERR__TIMED_OUT &&
+            err != RD_KAFKA_RESP_ERR__TRANSPORT) {
+            return err;
+        }
+        if (serve) {
+            rd_kafka_poll(rk, 0);
+            if (ref != NULL && ref->sentence[0] != '\0') {
+                return RD_KAFKA_RESP_ERR__AUTHENTICATION;
+            }
+        }
+        if (core_now_ms() >= deadline) {
+            return err;
+        }
+        /* a transport failure answers at once: do not spin */
+        nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+    }
+}
+
 enum core_err core_kafka_set(rd_kafka_conf_t *conf, const char *name,
                              const char *value, const char *who, char *errstr,
                              size_t errstr_size)
@@ -134,6 +267,54 @@ enum core_err core_kafka_set(rd_kafka_conf_t *conf, const char *name,
         return CORE_ERR_USAGE;
     }
     return CORE_OK;
+}
+
+/* librdkafka's errors of a client (error_cb): a refusal fills the
+ * client's struct core_kafka_refusal (the first member of its opaque) and
+ * is said once, by the command that stops; anything else is logged as
+ * librdkafka logs it without a callback ("rdkafka#producer-1: ..."). */
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque,
+                     const char *component)
+{
+    struct core_kafka_refusal *ref = opaque;
+    char line[1024];
+
+    if (ref != NULL) {
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+            /* an idempotent producer refused its producer id: Kafka
+             * before 2.8 (KIP-679) wants IdempotentWrite on the cluster */
+            char fe[256];
+            rd_kafka_resp_err_t ferr = rd_kafka_fatal_error(rk, fe, sizeof(fe));
+            if (core_kafka_denied(ref, ferr, "IdempotentWrite", "the cluster",
+                                  "Write on the topic it produces to (Kafka "
+                                  "2.8 and later), or IdempotentWrite on the "
+                                  "cluster (older brokers)")) {
+                return;
+            }
+        }
+        if (core_kafka_refused(ref, (rd_kafka_resp_err_t)err, reason)) {
+            return;
+        }
+    }
+    snprintf(line, sizeof(line), "%s: %s", rd_kafka_name(rk), reason);
+    core_log_kafka(3, component, "ERROR", line);
+}
+
+static void error_kafka(rd_kafka_t *rk, int err, const char *reason,
+                        void *opaque)
+{
+    on_error(rk, err, reason, opaque, "kafka");
+}
+
+static void error_dlq(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    on_error(rk, err, reason, opaque, "dlq");
+}
+
+static void error_schema(rd_kafka_t *rk, int err, const char *reason,
+                         void *opaque)
+{
+    on_error(rk, err, reason, opaque, "schema");
 }
 
 enum core_err core_kafka_apply(rd_kafka_conf_t *conf,
@@ -164,6 +345,10 @@ enum core_err core_kafka_apply(rd_kafka_conf_t *conf,
     rd_kafka_conf_set_log_cb(conf, client == CORE_KAFKA_CONSUMER ? log_kafka
                                    : client == CORE_KAFKA_SCHEMA ? log_schema
                                                                  : log_dlq);
+    rd_kafka_conf_set_error_cb(conf, client == CORE_KAFKA_CONSUMER ? error_kafka
+                                     : client == CORE_KAFKA_SCHEMA
+                                         ? error_schema
+                                         : error_dlq);
     return CORE_OK;
 }
 

@@ -31,6 +31,15 @@
  * side effect; the topics userpipe needs and may make (the schema topic, a
  * missing dead-letter topic) are created with the Admin API, with the
  * partitions they need.
+ *
+ * Refusals (issue 19, item 4): what the cluster refuses a client that no
+ * retry can fix, its credentials (SASL), its TLS handshake (the brokers'
+ * certificate not trusted, a client certificate refused) or an operation
+ * its ACLs do not allow, becomes one sentence that names what to fix (the
+ * kafka.sasl.* and kafka.ssl.* keys, the resource and the operation), and
+ * the command stops with exit status 2, which the systemd unit does not
+ * restart.  Without it librdkafka retries a refused login for ever, and
+ * userpipe ended 10 s later on a misleading "Broker transport failure".
  */
 #ifndef CORE_KAFKA_H
 #define CORE_KAFKA_H
@@ -46,6 +55,18 @@ enum core_kafka_client {
     CORE_KAFKA_SCHEMA,
 };
 
+/*
+ * The first refusal a client met, as the sentence the command prints.
+ * Every client configured by core_kafka_apply gets an error callback that
+ * fills the refusal of its opaque: the opaque a client sets
+ * (rd_kafka_conf_set_opaque) must be NULL or a struct whose FIRST member
+ * is a struct core_kafka_refusal.  The callback runs where the client is
+ * polled (rd_kafka_poll, or the consumer's poll), on the caller's thread.
+ */
+struct core_kafka_refusal {
+    char sentence[768]; /* empty: nothing refused */
+};
+
 /* The user's kafka.* pairs, "kafka." removed, in file order. */
 struct core_kafka_props {
     const char *const *keys;
@@ -56,8 +77,9 @@ struct core_kafka_props {
 /*
  * Applies to conf the user's properties that reach `client` (the rule
  * above), then the properties every client is given, and sets the log
- * callback, which logs as component=kafka (the consumer), dlq (the
- * producers and the dlq reader) or schema.  A
+ * and error callbacks, which log as component=kafka (the consumer), dlq
+ * (the producers and the dlq reader) or schema; the error callback fills
+ * the refusal of the client's opaque (struct core_kafka_refusal).  A
  * client sets its own overridable defaults before this call and its own
  * invariants after it (core_kafka_set).  Returns CORE_OK, or
  * CORE_ERR_USAGE with errstr naming the key ("configuration key
@@ -67,6 +89,42 @@ CORE_WUR enum core_err core_kafka_apply(rd_kafka_conf_t *conf,
                                         enum core_kafka_client client,
                                         const struct core_kafka_props *user,
                                         char *errstr, size_t errstr_size);
+
+/*
+ * Classifies an error of a connection (librdkafka's error callback: err
+ * and its reason): an authentication failure (RD_KAFKA_RESP_ERR__
+ * AUTHENTICATION) or a TLS handshake refused (RD_KAFKA_RESP_ERR__SSL: a
+ * certificate not verified or not accepted, or a TLS alert the broker sent
+ * after the handshake) fills ref's sentence, unless
+ * it has one already, and returns 1; any other error (a broker down, a
+ * time-out) returns 0: librdkafka retries those.
+ */
+int core_kafka_refused(struct core_kafka_refusal *ref, rd_kafka_resp_err_t err,
+                       const char *reason);
+
+/*
+ * Classifies the answer to a request: TOPIC_, GROUP_ or
+ * CLUSTER_AUTHORIZATION_FAILED fills ref's sentence (unless it has one)
+ * with "the Kafka cluster does not allow userpipe <op> on <resource>",
+ * how to grant it, and `need` (which operations that resource needs
+ * altogether, as README.md's Permissions lists them), and returns 1; any
+ * other err returns 0.  resource reads e.g. "topic 'users'".
+ */
+int core_kafka_denied(struct core_kafka_refusal *ref, rd_kafka_resp_err_t err,
+                      const char *op, const char *resource, const char *need);
+
+/*
+ * rd_kafka_metadata bounded by timeout_ms, asked in slices of 500 ms; with
+ * `serve`, the client's callbacks are served between slices
+ * (rd_kafka_poll: pass it only where a delivery report may run), so a
+ * refused login or handshake ends the wait at once and
+ * RD_KAFKA_RESP_ERR__AUTHENTICATION is returned with the client's refusal
+ * filled.  Otherwise as rd_kafka_metadata.
+ */
+rd_kafka_resp_err_t core_kafka_metadata(rd_kafka_t *rk, int all_topics,
+                                        rd_kafka_topic_t *rkt,
+                                        const struct rd_kafka_metadata **md,
+                                        int timeout_ms, int serve);
 
 /* Sets one property; on failure errstr says "cannot set 'name' on the
  * <who>: <librdkafka's reason>" and CORE_ERR_USAGE is returned. */

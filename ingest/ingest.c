@@ -29,6 +29,9 @@ struct part {
 };
 
 struct ingest {
+    /* first: the consumer's opaque, filled by its error callback
+     * (core/kafka.h) and by refused requests */
+    struct core_kafka_refusal refusal;
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue;
     struct ingest_config cfg;
@@ -39,7 +42,7 @@ struct ingest {
     int paused;
     int stopped;
     uint64_t consumed;
-    char error[512];
+    char error[1024];
 };
 
 /* ---- partitions -------------------------------------------------------- */
@@ -519,6 +522,27 @@ void ingest_destroy(struct ingest *ing)
 
 /* ---- consuming ----------------------------------------------------------- */
 
+/* Fills the refusal when m says the cluster's ACLs refuse the consumer:
+ * a source topic (Read: fetching, committing; Describe: its metadata) or
+ * the group (Read: joining, committing; Describe: finding its
+ * coordinator). */
+static int denied(struct ingest *ing, const rd_kafka_message_t *m)
+{
+    char resource[400];
+
+    if (m->err == RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+        snprintf(resource, sizeof(resource),
+                 "the consumer group '%s' (kafka.group.id)",
+                 user_value(&ing->cfg, "group.id"));
+        return core_kafka_denied(&ing->refusal, m->err, "Read", resource,
+                                 "Read on its consumer group");
+    }
+    snprintf(resource, sizeof(resource), "the source topic '%s'",
+             m->rkt != NULL ? rd_kafka_topic_name(m->rkt) : ing->cfg.topics);
+    return core_kafka_denied(&ing->refusal, m->err, "Read", resource,
+                             "Read and Describe on each source topic");
+}
+
 static void on_error_message(struct ingest *ing, rd_kafka_message_t *m)
 {
     if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -529,6 +553,9 @@ static void on_error_message(struct ingest *ing, rd_kafka_message_t *m)
         if (p != NULL && ingest_end_eof(&p->end, m->offset)) {
             mark_end(ing, p);
         }
+        return;
+    }
+    if (denied(ing, m)) {
         return;
     }
     if (rd_kafka_fatal_error(ing->rk, NULL, 0) != RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -558,6 +585,9 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
     }
     n = rd_kafka_consume_batch_queue(ing->queue, timeout_ms, batch,
                                      (size_t)max);
+    if (ing->refusal.sentence[0] != '\0' && ing->error[0] == '\0') {
+        snprintf(ing->error, sizeof(ing->error), "%s", ing->refusal.sentence);
+    }
     if (ing->error[0] != '\0') {
         for (ssize_t i = 0; i < n; i++) {
             rd_kafka_message_destroy(batch[i]);
@@ -600,6 +630,9 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
         rd_kafka_message_destroy(m);
         ing->consumed++;
         out++;
+    }
+    if (ing->refusal.sentence[0] != '\0' && ing->error[0] == '\0') {
+        snprintf(ing->error, sizeof(ing->error), "%s", ing->refusal.sentence);
     }
     if (ing->error[0] != '\0') {
         return -1;
@@ -726,6 +759,11 @@ size_t ingest_partitions(const struct ingest *ing,
 const char *ingest_error(const struct ingest *ing)
 {
     return ing->error;
+}
+
+int ingest_refused(const struct ingest *ing)
+{
+    return ing->refusal.sentence[0] != '\0';
 }
 
 void ingest_get_stats(const struct ingest *ing, struct ingest_stats *st)

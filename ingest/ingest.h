@@ -126,6 +126,11 @@ enum core_err ingest_commit(struct ingest *ing);
 /* The sentence describing a fatal error after ingest_poll returned -1. */
 const char *ingest_error(const struct ingest *ing);
 
+/* Whether that error is the cluster refusing the consumer: its
+ * credentials, its TLS handshake, an ACL on a source topic or the group
+ * (core/kafka.h; exit status 2). */
+int ingest_refused(const struct ingest *ing);
+
 /* One assigned partition, for metrics and progress. */
 struct ingest_partition_info {
     const char *topic; /* valid until the next ingest_poll */

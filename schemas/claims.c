@@ -13,6 +13,14 @@
  *
  * Invariant: a key's type in the schema never comes from anywhere but the
  * topic (or the seed, imported as claims), so instances cannot disagree.
+ *
+ * The reader has no consumer group (issue 19): it reads the one partition
+ * by assignment from the beginning and commits nothing, so it needs Read
+ * on the schema topic and no group ACL (it was a member of an undocumented
+ * group, userpipe-schema-reader, which least-privilege ACLs refused at
+ * every start).  librdkafka's group API (rd_kafka_assign) requires a
+ * group.id, so the reader uses its queue API, one partition started on
+ * one queue.
  */
 #include "schema.h"
 #include "schemas_int.h"
@@ -32,8 +40,14 @@ struct origin {
 };
 
 struct schema_claims {
+    /* first: both clients' opaque, filled by their error callback
+     * (core/kafka.h) and by the refusals of requests */
+    struct core_kafka_refusal refusal;
     rd_kafka_t *prod;
     rd_kafka_t *cons;
+    rd_kafka_topic_t *cons_rkt; /* the schema topic, on the reader */
+    rd_kafka_queue_t *cons_q;   /* its partition's messages */
+    int reading;                /* the partition was started */
     char *topic;
     char *instance;
     char *scope;
@@ -48,15 +62,33 @@ struct schema_claims {
     char error[512];
 };
 
+static int denied(struct schema_claims *sc, rd_kafka_resp_err_t err,
+                  const char *op);
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct schema_claims *sc = opaque;
     (void)rk;
+    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && denied(sc, m->err, "Write")) {
+        return;
+    }
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && sc->error[0] == '\0') {
         snprintf(sc->error, sizeof(sc->error),
                  "cannot write a claim to the schema topic '%s': %s", sc->topic,
                  rd_kafka_err2str(m->err));
     }
+}
+
+/* What a principal needs on the schema topic (README.md, Permissions). */
+#define SCHEMA_NEEDS "Read, Write and Describe on the schema topic"
+
+/* Fills the refusal for an authorisation error of `op` on the topic. */
+static int denied(struct schema_claims *sc, rd_kafka_resp_err_t err,
+                  const char *op)
+{
+    char resource[300];
+    snprintf(resource, sizeof(resource), "the schema topic '%s'", sc->topic);
+    return core_kafka_denied(&sc->refusal, err, op, resource, SCHEMA_NEEDS);
 }
 
 /* A client's configuration: what kafka.* says of the connection, nothing
@@ -68,8 +100,8 @@ static rd_kafka_conf_t *base_conf(const struct schema_claims_config *cfg,
     struct core_kafka_props user = {cfg->kafka_keys, cfg->kafka_values,
                                     cfg->kafka_count};
 
-    if (core_kafka_apply(conf, CORE_KAFKA_SCHEMA, &user, errstr,
-                         errstr_size) != CORE_OK) {
+    if (core_kafka_apply(conf, CORE_KAFKA_SCHEMA, &user, errstr, errstr_size) !=
+        CORE_OK) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -91,7 +123,9 @@ static rd_kafka_resp_err_t topic_partitions(struct schema_claims *sc,
 {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(sc->prod, sc->topic, NULL);
-    rd_kafka_resp_err_t err = rd_kafka_metadata(sc->prod, 0, rkt, &md, 10000);
+    /* served: nothing is produced yet, and a refused login ends it */
+    rd_kafka_resp_err_t err =
+        core_kafka_metadata(sc->prod, 0, rkt, &md, 10000, 1);
 
     *parts = -1;
     if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -103,6 +137,7 @@ static rd_kafka_resp_err_t topic_partitions(struct schema_claims *sc,
         } else if (md->topics[0].err !=
                    RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
             err = md->topics[0].err;
+            denied(sc, err, "Describe");
         }
         rd_kafka_metadata_destroy(md);
     }
@@ -192,6 +227,10 @@ static enum core_err check_topic(struct schema_claims *sc, char *errstr,
      * from the metadata log, usually within one) */
     for (int attempt = 0; attempt < 5; attempt++) {
         err = topic_partitions(sc, &parts, &brokers);
+        if (sc->refusal.sentence[0] != '\0') {
+            snprintf(errstr, errstr_size, "%s", sc->refusal.sentence);
+            return CORE_ERR_USAGE;
+        }
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             snprintf(errstr, errstr_size,
                      "cannot read the metadata of the schema topic '%s': %s "
@@ -205,6 +244,16 @@ static enum core_err check_topic(struct schema_claims *sc, char *errstr,
         }
         if (attempt == 0) {
             err = create_topic(sc, brokers, e, sizeof(e));
+            if (denied(sc, err, "Create")) {
+                snprintf(errstr, errstr_size,
+                         "the schema topic '%s' does not exist, and %s; or "
+                         "create it with one partition, no compaction and "
+                         "unlimited retention (kafka-topics.sh --create "
+                         "--topic %s --partitions 1 --config "
+                         "retention.ms=-1)",
+                         sc->topic, sc->refusal.sentence, sc->topic);
+                return CORE_ERR_USAGE;
+            }
             if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
                 snprintf(errstr, errstr_size,
                          "the schema topic '%s' does not exist and could "
@@ -238,7 +287,6 @@ enum core_err schema_claims_new(const struct schema_claims_config *cfg,
 {
     struct schema_claims *sc = core_calloc(1, sizeof(*sc));
     rd_kafka_conf_t *pconf = NULL, *cconf = NULL;
-    rd_kafka_topic_partition_list_t *tp;
     char e[512];
     enum core_err rc = CORE_ERR_USAGE;
 
@@ -257,8 +305,6 @@ enum core_err schema_claims_new(const struct schema_claims_config *cfg,
     if (set(pconf, "enable.idempotence", "true") != 0 ||
         set(pconf, "acks", "all") != 0 || set(pconf, "linger.ms", "0") != 0 ||
         set(pconf, "message.timeout.ms", "0") != 0 ||
-        set(cconf, "group.id", "userpipe-schema-reader") != 0 ||
-        set(cconf, "enable.auto.commit", "false") != 0 ||
         set(cconf, "fetch.wait.max.ms", "10") != 0 ||
         set(cconf, "enable.partition.eof", "false") != 0) {
         snprintf(errstr, errstr_size, "cannot configure the schema clients");
@@ -273,6 +319,7 @@ enum core_err schema_claims_new(const struct schema_claims_config *cfg,
         goto fail;
     }
     pconf = NULL;
+    rd_kafka_conf_set_opaque(cconf, sc);
     sc->cons = rd_kafka_new(RD_KAFKA_CONSUMER, cconf, e, sizeof(e));
     if (sc->cons == NULL) {
         snprintf(errstr, errstr_size, "cannot create the schema reader: %s", e);
@@ -284,11 +331,18 @@ enum core_err schema_claims_new(const struct schema_claims_config *cfg,
         schema_claims_destroy(sc);
         return rc;
     }
-    tp = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(tp, sc->topic, 0)->offset =
-        RD_KAFKA_OFFSET_BEGINNING;
-    rd_kafka_assign(sc->cons, tp);
-    rd_kafka_topic_partition_list_destroy(tp);
+    sc->cons_rkt = rd_kafka_topic_new(sc->cons, sc->topic, NULL);
+    sc->cons_q = rd_kafka_queue_new(sc->cons);
+    if (rd_kafka_consume_start_queue(sc->cons_rkt, 0, RD_KAFKA_OFFSET_BEGINNING,
+                                     sc->cons_q) != 0) {
+        snprintf(errstr, errstr_size,
+                 "cannot start reading the schema "
+                 "topic '%s': %s",
+                 sc->topic, rd_kafka_err2str(rd_kafka_last_error()));
+        schema_claims_destroy(sc);
+        return CORE_ERR_USAGE;
+    }
+    sc->reading = 1;
     *out = sc;
     return CORE_OK;
 fail:
@@ -311,8 +365,16 @@ void schema_claims_destroy(struct schema_claims *sc)
         rd_kafka_flush(sc->prod, 5000);
         rd_kafka_destroy(sc->prod);
     }
+    if (sc->reading) {
+        rd_kafka_consume_stop(sc->cons_rkt, 0);
+    }
+    if (sc->cons_q != NULL) {
+        rd_kafka_queue_destroy(sc->cons_q);
+    }
+    if (sc->cons_rkt != NULL) {
+        rd_kafka_topic_destroy(sc->cons_rkt);
+    }
     if (sc->cons != NULL) {
-        rd_kafka_consumer_close(sc->cons);
         rd_kafka_destroy(sc->cons);
     }
     for (size_t i = 0; i < sc->norigins; i++) {
@@ -404,20 +466,27 @@ out:
 /* Applies what the reader has, waiting up to timeout_ms for the first. */
 static enum core_err read_some(struct schema_claims *sc, int timeout_ms)
 {
+    /* the reader's own errors (its connection) reach its error callback */
+    rd_kafka_poll(sc->cons, 0);
     for (int i = 0; i < 10000; i++) {
         rd_kafka_message_t *m =
-            rd_kafka_consumer_poll(sc->cons, i == 0 ? timeout_ms : 0);
+            rd_kafka_consume_queue(sc->cons_q, i == 0 ? timeout_ms : 0);
         if (m == NULL) {
             break;
         }
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             apply(sc, m);
+        } else if (denied(sc, m->err, "Read")) {
+            /* said once, by the caller */
         } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             core_log(CORE_LOG_WARN, "schema",
                      "msg=\"schema topic read error\" error=\"%s\"",
                      rd_kafka_message_errstr(m));
         }
         rd_kafka_message_destroy(m);
+    }
+    if (sc->refusal.sentence[0] != '\0') {
+        return CORE_ERR_USAGE;
     }
     return sc->error[0] ? CORE_ERR_STOP : CORE_OK;
 }
@@ -431,6 +500,11 @@ enum core_err schema_claims_sync(struct schema_claims *sc, int timeout_ms,
 
     err = rd_kafka_query_watermark_offsets(sc->cons, sc->topic, 0, &lo, &hi,
                                            timeout_ms);
+    rd_kafka_poll(sc->cons, 0);
+    if (denied(sc, err, "Describe") || sc->refusal.sentence[0] != '\0') {
+        snprintf(errstr, errstr_size, "%s", sc->refusal.sentence);
+        return CORE_ERR_USAGE;
+    }
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         snprintf(errstr, errstr_size,
                  "cannot read the end of the schema topic '%s': %s", sc->topic,
@@ -439,9 +513,10 @@ enum core_err schema_claims_sync(struct schema_claims *sc, int timeout_ms,
     }
     t0 = core_now_ms();
     while (sc->next_offset < hi) {
-        if (read_some(sc, 100) != CORE_OK) {
-            snprintf(errstr, errstr_size, "%s", sc->error);
-            return CORE_ERR_STOP;
+        enum core_err rc = read_some(sc, 100);
+        if (rc != CORE_OK) {
+            snprintf(errstr, errstr_size, "%s", schema_claims_error(sc));
+            return rc;
         }
         if (core_now_ms() - t0 > timeout_ms) {
             snprintf(errstr, errstr_size,
@@ -544,7 +619,12 @@ void schema_claims_origin(const struct schema_claims *sc, size_t i,
 
 const char *schema_claims_error(const struct schema_claims *sc)
 {
-    return sc->error;
+    return sc->refusal.sentence[0] != '\0' ? sc->refusal.sentence : sc->error;
+}
+
+int schema_claims_refused(const struct schema_claims *sc)
+{
+    return sc->refusal.sentence[0] != '\0';
 }
 
 void schema_claims_get_stats(const struct schema_claims *sc,

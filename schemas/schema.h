@@ -116,7 +116,8 @@ CORE_WUR enum core_err schema_claims_new(const struct schema_claims_config *cfg,
 void schema_claims_destroy(struct schema_claims *sc);
 
 /* Reads the topic up to the end it has now, applying every claim; blocks
- * up to timeout_ms.  CORE_ERR_RETRY with errstr on a time-out. */
+ * up to timeout_ms.  CORE_ERR_RETRY with errstr on a time-out,
+ * CORE_ERR_USAGE when the cluster refused the reader. */
 CORE_WUR enum core_err schema_claims_sync(struct schema_claims *sc,
                                           int timeout_ms, char *errstr,
                                           size_t errstr_size);
@@ -127,8 +128,10 @@ void schema_claims_claim(struct schema_claims *sc, const char *key, size_t len,
                          enum schema_type type);
 
 /* Serves deliveries and applies the claims read since the last call;
- * never blocks.  CORE_ERR_STOP once the topic cannot be written or read
- * (schema_claims_error says why). */
+ * never blocks.  CORE_ERR_STOP once the topic cannot be written or read,
+ * CORE_ERR_USAGE once the cluster refused the clients (their credentials,
+ * their TLS handshake, an ACL: core/kafka.h); schema_claims_error says
+ * why. */
 CORE_WUR enum core_err schema_claims_poll(struct schema_claims *sc);
 
 /* Claims this instance produced and has not read back yet. */
@@ -139,7 +142,12 @@ size_t schema_claims_in_flight(const struct schema_claims *sc);
 void schema_claims_origin(const struct schema_claims *sc, size_t i,
                           const char **by, const char **at);
 
+/* The sentence of the last failure (a refusal first), "" when none. */
 const char *schema_claims_error(const struct schema_claims *sc);
+
+/* Whether the cluster refused the clients (exit status 2: retrying cannot
+ * help). */
+int schema_claims_refused(const struct schema_claims *sc);
 
 struct schema_claims_stats {
     uint64_t made;    /* claims produced by this instance */

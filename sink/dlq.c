@@ -30,6 +30,9 @@
 #include <string.h>
 
 struct sink_dlq {
+    /* first: the producer's opaque, filled by its error callback
+     * (core/kafka.h) and by refused requests */
+    struct core_kafka_refusal refusal;
     rd_kafka_t *rk;
     char *topic;
     struct sink_dlq_callbacks cb;
@@ -40,6 +43,21 @@ struct sink_dlq {
     char error[512];
 };
 
+/* What a principal needs on a dead-letter topic (README.md, Permissions). */
+#define DLQ_NEEDS                                                              \
+    "Write and Describe on the dead-letter topic (and Create, where userpipe " \
+    "may create it)"
+
+/* Fills the refusal for an authorisation error of `op` on topic. */
+static int denied(struct sink_dlq *dlq, rd_kafka_resp_err_t err, const char *op,
+                  const char *topic)
+{
+    char resource[300];
+    snprintf(resource, sizeof(resource), "the dead-letter topic '%.250s'",
+             topic);
+    return core_kafka_denied(&dlq->refusal, err, op, resource, DLQ_NEEDS);
+}
+
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct sink_dlq *dlq = opaque;
@@ -49,6 +67,9 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
     dlq->pending--;
     dlq->pending_bytes -= m->len + (m->key != NULL ? m->key_len : 0);
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        if (denied(dlq, m->err, "Write", rd_kafka_topic_name(m->rkt))) {
+            return;
+        }
         if (dlq->error[0] == '\0' &&
             (m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
              m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)) {
@@ -146,8 +167,13 @@ static enum core_err dlq_check_topic(struct sink_dlq *dlq, const char *topic)
     dlq->checked[dlq->nchecked++] = core_strdup(topic);
 
     rkt = rd_kafka_topic_new(dlq->rk, topic, NULL);
-    err = rd_kafka_metadata(dlq->rk, 0, rkt, &md, 10000);
+    /* the callbacks are served only while no delivery report can come
+     * (before the first record): a refused login then ends the wait */
+    err = core_kafka_metadata(dlq->rk, 0, rkt, &md, 10000, dlq->pending == 0);
     rd_kafka_topic_destroy(rkt);
+    if (dlq->refusal.sentence[0] != '\0') {
+        return CORE_ERR_STOP;
+    }
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         core_log(CORE_LOG_WARN, "dlq",
                  "msg=\"cannot look the dead-letter topic up; producing to "
@@ -156,8 +182,25 @@ static enum core_err dlq_check_topic(struct sink_dlq *dlq, const char *topic)
         return CORE_OK;
     }
     if (md->topic_cnt == 1 &&
+        denied(dlq, md->topics[0].err, "Describe", topic)) {
+        rd_kafka_metadata_destroy(md);
+        return CORE_ERR_STOP;
+    }
+    if (md->topic_cnt == 1 &&
         md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
         err = dlq_create(dlq, topic, md->broker_cnt, e, sizeof(e));
+        if (denied(dlq, err, "Create", topic)) {
+            snprintf(dlq->error, sizeof(dlq->error),
+                     "the dead-letter topic '%s' does not exist, and %s; or "
+                     "create it (kafka-topics.sh --create --topic %s "
+                     "--partitions 1 --replication-factor 3), or set "
+                     "dlq.topic to one that exists",
+                     topic, dlq->refusal.sentence, topic);
+            snprintf(dlq->refusal.sentence, sizeof(dlq->refusal.sentence), "%s",
+                     dlq->error);
+            rd_kafka_metadata_destroy(md);
+            return CORE_ERR_STOP;
+        }
         if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
             snprintf(dlq->error, sizeof(dlq->error),
                      "the dead-letter topic '%s' does not exist and could not "
@@ -215,7 +258,7 @@ enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
     /* a configured topic is checked (created) at the start, where a
      * missing permission is best said */
     if (dlq->topic != NULL && dlq_check_topic(dlq, dlq->topic) != CORE_OK) {
-        snprintf(errstr, errstr_size, "%s", dlq->error);
+        snprintf(errstr, errstr_size, "%s", sink_dlq_error(dlq));
         sink_dlq_destroy(dlq, 0);
         return CORE_ERR_USAGE;
     }
@@ -282,9 +325,11 @@ enum core_err sink_dlq_produce(struct sink_dlq *dlq,
     }
     if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
         rd_kafka_headers_destroy(h);
-        snprintf(dlq->error, sizeof(dlq->error),
-                 "cannot produce to the dead-letter topic '%s': %s", dest,
-                 rd_kafka_err2str(err));
+        if (!denied(dlq, err, "Write", dest)) {
+            snprintf(dlq->error, sizeof(dlq->error),
+                     "cannot produce to the dead-letter topic '%s': %s", dest,
+                     rd_kafka_err2str(err));
+        }
         return CORE_ERR_STOP;
     }
     /* the headers belong to the message now */
@@ -296,6 +341,9 @@ enum core_err sink_dlq_produce(struct sink_dlq *dlq,
 enum core_err sink_dlq_poll(struct sink_dlq *dlq, int timeout_ms)
 {
     rd_kafka_poll(dlq->rk, timeout_ms);
+    if (dlq->refusal.sentence[0] != '\0') {
+        return CORE_ERR_USAGE;
+    }
     if (dlq->error[0] == '\0') {
         char fe[256];
         if (rd_kafka_fatal_error(dlq->rk, fe, sizeof(fe)) !=
@@ -319,5 +367,11 @@ size_t sink_dlq_pending_bytes(const struct sink_dlq *dlq)
 
 const char *sink_dlq_error(const struct sink_dlq *dlq)
 {
-    return dlq->error;
+    return dlq->refusal.sentence[0] != '\0' ? dlq->refusal.sentence
+                                            : dlq->error;
+}
+
+int sink_dlq_refused(const struct sink_dlq *dlq)
+{
+    return dlq->refusal.sentence[0] != '\0';
 }

@@ -275,8 +275,10 @@ void sink_dlq_destroy(struct sink_dlq *dlq, int timeout_ms);
 CORE_WUR enum core_err sink_dlq_produce(struct sink_dlq *dlq,
                                         const struct sink_dlq_record *rec);
 
-/* Serves delivery reports (callbacks fire here).  Returns CORE_OK, or
- * CORE_ERR_STOP after a record failed for good (sink_dlq_error says why). */
+/* Serves delivery reports (callbacks fire here).  Returns CORE_OK,
+ * CORE_ERR_STOP after a record failed for good, or CORE_ERR_USAGE once the
+ * cluster refused the producer (its credentials, its TLS handshake, an
+ * ACL: core/kafka.h); sink_dlq_error says why. */
 CORE_WUR enum core_err sink_dlq_poll(struct sink_dlq *dlq, int timeout_ms);
 
 /* Records queued and not yet acknowledged. */
@@ -286,6 +288,10 @@ size_t sink_dlq_pending(const struct sink_dlq *dlq);
  * the caller holds consumption back while they are many. */
 size_t sink_dlq_pending_bytes(const struct sink_dlq *dlq);
 
+/* The sentence of the failure (a refusal first), "" when none. */
 const char *sink_dlq_error(const struct sink_dlq *dlq);
+
+/* Whether the cluster refused the producer (exit status 2). */
+int sink_dlq_refused(const struct sink_dlq *dlq);
 
 #endif

@@ -191,6 +191,86 @@ static void test_core_kafka_apply__unknown_key_named(void **state)
     rd_kafka_conf_destroy(conf);
 }
 
+/* issue 19: a refused login and a certificate not verified are refusals,
+ * each naming its keys; the first one is kept; a reset mid-handshake and
+ * a broker down are not (librdkafka retries them). */
+static void test_core_kafka_refused__auth_and_tls_only(void **state)
+{
+    struct core_kafka_refusal ref;
+    (void)state;
+
+    memset(&ref, 0, sizeof(ref));
+    assert_int_equal(core_kafka_refused(&ref, RD_KAFKA_RESP_ERR__TRANSPORT,
+                                        "Connection refused"),
+                     0);
+    assert_int_equal(
+        core_kafka_refused(&ref, RD_KAFKA_RESP_ERR__SSL,
+                           "SSL handshake failed: Connection reset by peer"),
+        0);
+    assert_string_equal(ref.sentence, "");
+    assert_int_equal(
+        core_kafka_refused(&ref, RD_KAFKA_RESP_ERR__AUTHENTICATION,
+                           "b:9093/1: SASL authentication error: invalid "
+                           "credentials (after 156ms in state AUTH_REQ)"),
+        1);
+    assert_non_null(strstr(ref.sentence, "authentication"));
+    assert_non_null(strstr(ref.sentence, "kafka.sasl.password"));
+    assert_null(strstr(ref.sentence, "after 156ms"));
+    /* the first refusal stays */
+    assert_int_equal(core_kafka_refused(&ref, RD_KAFKA_RESP_ERR__SSL,
+                                        "SSL handshake failed: certificate "
+                                        "verify failed"),
+                     1);
+    assert_non_null(strstr(ref.sentence, "kafka.sasl.password"));
+    /* each alone: the sentence names the keys to fix */
+    static const struct {
+        rd_kafka_resp_err_t err;
+        const char *reason, *names;
+    } tls[] = {
+        {RD_KAFKA_RESP_ERR__SSL,
+         "SSL handshake failed: error:0A000086:SSL routines::certificate "
+         "verify failed: broker certificate could not be verified, verify "
+         "that ...",
+         "kafka.ssl.ca.location"},
+        {RD_KAFKA_RESP_ERR__SSL,
+         "SSL handshake failed: tlsv13 alert certificate required",
+         "kafka.ssl.certificate.location"},
+        /* TLS 1.3: the broker's alert comes after the handshake */
+        {RD_KAFKA_RESP_ERR__TRANSPORT,
+         "ssl://b:9093/bootstrap: Receive failed: error:0A000412:SSL "
+         "routines::sslv3 alert bad certificate: SSL alert number 42",
+         "kafka.ssl.certificate.location"},
+    };
+    for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++) {
+        memset(&ref, 0, sizeof(ref));
+        assert_int_equal(core_kafka_refused(&ref, tls[i].err, tls[i].reason),
+                         1);
+        assert_non_null(strstr(ref.sentence, tls[i].names));
+        /* librdkafka's own hint is replaced by the sentence's */
+        assert_null(strstr(ref.sentence, "verify that"));
+    }
+}
+
+/* An authorisation error names the operation and the resource. */
+static void test_core_kafka_denied__names_operation_and_resource(void **state)
+{
+    struct core_kafka_refusal ref;
+    (void)state;
+
+    memset(&ref, 0, sizeof(ref));
+    assert_int_equal(core_kafka_denied(&ref,
+                                       RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                                       "Read", "topic 'users'", "Read"),
+                     0);
+    assert_string_equal(ref.sentence, "");
+    assert_int_equal(
+        core_kafka_denied(&ref, RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED,
+                          "Read", "the consumer group 'g'", "Read on it"),
+        1);
+    assert_non_null(strstr(ref.sentence, "Read on the consumer group 'g'"));
+    assert_non_null(strstr(ref.sentence, "Permissions"));
+}
+
 static void test_core_kafka_replication__min_of_three_and_brokers(void **state)
 {
     (void)state;
@@ -276,6 +356,8 @@ int main(void)
         cmocka_unit_test(test_core_kafka_reaches__one_rule_per_client),
         cmocka_unit_test(test_core_kafka_apply__user_then_forced),
         cmocka_unit_test(test_core_kafka_apply__unknown_key_named),
+        cmocka_unit_test(test_core_kafka_refused__auth_and_tls_only),
+        cmocka_unit_test(test_core_kafka_denied__names_operation_and_resource),
         cmocka_unit_test(test_core_kafka_replication__min_of_three_and_brokers),
         cmocka_unit_test(test_ingest_new__consumer_never_auto_creates),
         cmocka_unit_test(test_sink_dlq_new__producer_never_auto_creates),

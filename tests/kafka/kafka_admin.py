@@ -26,7 +26,21 @@ sibling (issue 13).
       another already names (a dead-letter record written twice); with
       SINCE_MS (epoch ms) also "first_after_ms=N", how long after it the
       first record is stamped (-1: none)
+  kafka_admin.py BOOTSTRAP grant PRINCIPAL README SECTION [NAME=VALUE]...
+        [--except TYPE:NAME:OPERATION]...
+      creates the ACLs (allow, any host, literal names) that README.md's
+      Permissions table under "<!-- acls:SECTION -->" lists as needed
+      "always", for PRINCIPAL (User:x), the placeholders `<NAME>` of its
+      name column replaced by VALUE (issue 19: the test of the ACLs reads
+      the document, so the two cannot drift); --except leaves one out;
+      prints each ACL created as TYPE:NAME:OPERATION
+
+The client speaks what KADMIN_SECURITY says (issue 19), empty for
+PLAINTEXT: "SASL_SSL MECHANISM USER PASSWORD CAFILE" or "SSL CAFILE
+CERTFILE KEYFILE".
 """
+import os
+import re
 import collections
 import sys
 import time
@@ -35,10 +49,25 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 
 
+def security():
+    """The client options KADMIN_SECURITY asks for."""
+    f = os.environ.get("KADMIN_SECURITY", "").split()
+    if not f:
+        return {}
+    if f[0] == "SASL_SSL":
+        return dict(security_protocol="SASL_SSL", sasl_mechanism=f[1],
+                    sasl_plain_username=f[2], sasl_plain_password=f[3],
+                    ssl_cafile=f[4])
+    if f[0] == "SSL":
+        return dict(security_protocol="SSL", ssl_cafile=f[1],
+                    ssl_certfile=f[2], ssl_keyfile=f[3])
+    sys.exit("KADMIN_SECURITY: unknown protocol %s" % f[0])
+
+
 def admin(bootstrap):
     return KafkaAdminClient(bootstrap_servers=bootstrap,
                             client_id="userpipe-tests",
-                            request_timeout_ms=20000)
+                            request_timeout_ms=20000, **security())
 
 
 def create(bootstrap, leader, specs):
@@ -71,7 +100,7 @@ def coordinator(bootstrap, group):
 
 def end_offsets(bootstrap, topic):
     c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                      request_timeout_ms=30000)
+                      request_timeout_ms=30000, **security())
     parts = c.partitions_for_topic(topic)
     if not parts:
         sys.exit("topic %s has no partitions" % topic)
@@ -102,7 +131,8 @@ def committed(bootstrap, group, topic):
 def records(bootstrap, topic, since_ms=None):
     ends = end_offsets(bootstrap, topic)
     c = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                      auto_offset_reset="earliest", consumer_timeout_ms=10000)
+                      auto_offset_reset="earliest", consumer_timeout_ms=10000,
+                      **security())
     tps = [TopicPartition(topic, p) for p in ends]
     c.assign(tps)
     c.seek_to_beginning(*tps)
@@ -138,6 +168,76 @@ def records(bootstrap, topic, since_ms=None):
     return 0
 
 
+def readme_acls(readme, section, values):
+    """(TYPE, NAME, OPERATION) of every row of the section's table needed
+    "always", placeholders replaced."""
+    lines = open(readme).read().split("\n")
+    try:
+        i = lines.index("<!-- acls:%s -->" % section)
+    except ValueError:
+        sys.exit("%s has no <!-- acls:%s --> table" % (readme, section))
+    rows = []
+    for line in lines[i + 1:]:
+        if not line.startswith("|"):
+            if rows or line.strip():
+                break
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells[0] in ("resource", "") or set(cells[0]) <= set("-"):
+            continue
+        if not cells[3].startswith("always"):
+            continue
+        names = re.findall(r"`<([^>]+)>([^`]*)`", cells[1])
+        if not names:
+            sys.exit("README row without a `<name>`: %s" % line)
+        for key, suffix in names[:1]:
+            if key not in values:
+                sys.exit("README names <%s>: pass %s=VALUE" % (key, key))
+            for value in values[key].split(","):
+                for op in cells[2].split(","):
+                    rows.append((cells[0], value + suffix, op.strip()))
+    if not rows:
+        sys.exit("the <!-- acls:%s --> table lists nothing always needed" %
+                 section)
+    return rows
+
+
+def grant(bootstrap, principal, readme, section, args):
+    from kafka.admin import (ACL, ACLOperation, ACLPermissionType,
+                             ACLResourcePatternType, ResourcePattern,
+                             ResourceType)
+    values, skip = {}, set()
+    it = iter(args)
+    for a in it:
+        if a == "--except":
+            skip.add(tuple(next(it).split(":")))
+        else:
+            k, v = a.split("=", 1)
+            values[k] = v
+    ops = {"Read": ACLOperation.READ, "Write": ACLOperation.WRITE,
+           "Describe": ACLOperation.DESCRIBE, "Create": ACLOperation.CREATE,
+           "IdempotentWrite": ACLOperation.IDEMPOTENT_WRITE}
+    types = {"Topic": ResourceType.TOPIC, "Group": ResourceType.GROUP,
+             "Cluster": ResourceType.CLUSTER}
+    acls = []
+    for rtype, name, op in readme_acls(readme, section, values):
+        if (rtype, name, op) in skip:
+            skip.discard((rtype, name, op))
+            continue
+        acls.append(ACL(principal, "*", ops[op], ACLPermissionType.ALLOW,
+                        ResourcePattern(types[rtype], name,
+                                        ACLResourcePatternType.LITERAL)))
+        print("%s:%s:%s" % (rtype, name, op))
+    if skip:
+        sys.exit("--except names ACLs the README does not list: %s" % skip)
+    a = admin(bootstrap)
+    res = a.create_acls(acls)
+    a.close()
+    if res["failed"]:
+        sys.exit("ACLs refused: %s" % res["failed"])
+    return 0
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -149,6 +249,8 @@ def main():
         return coordinator(bootstrap, args[0])
     if cmd == "committed" and len(args) == 2:
         return committed(bootstrap, args[0], args[1])
+    if cmd == "grant" and len(args) >= 3:
+        return grant(bootstrap, args[0], args[1], args[2], args[3:])
     if cmd == "records" and len(args) in (1, 2):
         return records(bootstrap, args[0],
                        int(args[1]) if len(args) == 2 else None)

@@ -18,9 +18,12 @@ kafka_ctl() {
 }
 
 # kadmin CMD ARG...: tests/kafka/kafka_admin.py against the test's broker
-# (create LEADER NAME:PARTS... | committed GROUP TOPIC | records TOPIC).
+# (create LEADER NAME:PARTS... | committed GROUP TOPIC | records TOPIC |
+# grant PRINCIPAL README SECTION ...); KADMIN_BOOTSTRAP and KADMIN_SECURITY
+# (kafka_admin.py) point it at a secured listener instead.
 kadmin() {
-    timeout 120 /usr/bin/python3 "$E2E_ROOT/tests/kafka/kafka_admin.py" "$BOOTSTRAP" "$@"
+    timeout 120 /usr/bin/python3 "$E2E_ROOT/tests/kafka/kafka_admin.py" \
+        "${KADMIN_BOOTSTRAP:-$BOOTSTRAP}" "$@"
 }
 
 # running PID: the process exists and has not exited (kill -0 succeeds on
@@ -197,4 +200,181 @@ check_nothing_lost() {
     [ "$revoked" -eq 0 ] || fail "the partitions were revoked $revoked times mid-run: $(grep -m1 'SESSTMOUT\|revok' "$log")"
     got=$(grep -c . "$record")
     dup=$((got - want))
+}
+
+# ---- secured brokers (issue 19) ------------------------------------------
+
+# tls_ca DIR NAME: a throwaway CA made by openssl, DIR/NAME.pem (its
+# certificate) and DIR/NAME.key; EC P-256 keys (quick to make), valid one day.
+tls_ca() {
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$1/$2.key" -out "$1/$2.pem" -days 1 -subj "/CN=userpipe test $2" \
+        2>/dev/null || fail "openssl could not make the CA $2"
+}
+
+# tls_cert DIR CA NAME CN: a key DIR/NAME.key (PKCS#8, unencrypted) and a
+# certificate DIR/NAME.pem for CN signed by the CA DIR/CA, valid for
+# 127.0.0.1 (librdkafka verifies the broker's name:
+# ssl.endpoint.identification.algorithm=https).
+tls_cert() {
+    local dir=$1 ca=$2 name=$3 cn=$4
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -keyout "$dir/$name.key" -out "$dir/$name.csr" -subj "/CN=$cn" 2>/dev/null &&
+        openssl x509 -req -in "$dir/$name.csr" -CA "$dir/$ca.pem" -CAkey "$dir/$ca.key" \
+            -CAcreateserial -days 1 -out "$dir/$name.pem" \
+            -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n') 2>/dev/null ||
+        fail "openssl could not make the certificate $name"
+    rm -f "$dir/$name.csr"
+}
+
+# secure_start MODE: the dev stack on one Apache Kafka node with a secured
+# listener (deploy/dev/kafka/apache-kafka.sh, DEV_KAFKA_SECURE=MODE:
+# sasl_ssl or ssl) and its own CA, made here: TLS/ca.pem signs the
+# broker's certificate and userpipe's client certificate (TLS/userpipe.pem,
+# .key: CN=userpipe); TLS/other-ca.pem is a CA nobody used.  The topics
+# users:4 users.dlq:1 userpipe-schema:1; moesif-dev records what it gets
+# in REC.  DEV_KAFKA_USERS and DEV_KAFKA_AUTHORIZER pass through.  Exports
+# TLS (the folder), SECURE (the secured listener's bootstrap servers) and
+# REC; BOOTSTRAP stays the PLAINTEXT listener of the test's own tools.
+secure_start() {
+    local mode=$1
+    export DEV_KAFKA_NODES=1
+    REC=$(mktemp)
+    dev_at_exit rm -f "$REC"
+    TLS=$(mktemp -d)
+    dev_at_exit rm -rf "$TLS"
+    tls_ca "$TLS" ca
+    tls_ca "$TLS" other-ca
+    tls_cert "$TLS" ca broker localhost
+    tls_cert "$TLS" ca userpipe userpipe
+    cat "$TLS/broker.key" "$TLS/broker.pem" >"$TLS/broker-keystore.pem"
+    mkdir -p "$TLS/broker" && cp "$TLS/ca.pem" "$TLS/broker/ca.pem" &&
+        mv "$TLS/broker-keystore.pem" "$TLS/broker/broker.pem"
+    DEV_TOPICS="users:4 users.dlq:1 userpipe-schema:1" MOESIF_DEV_ARGS="--record $REC" \
+        DEV_KAFKA_SECURE=$mode DEV_KAFKA_TLS_DIR=$TLS/broker dev_start
+    SECURE=$(cat "$DEV_DIR/bootstrap.secure")
+    export TLS SECURE REC
+}
+
+# secure_config FILE GROUP [key=value]...: write_config for the secured
+# listener, trusting the test's CA, with the race's short linger and
+# commit interval.
+secure_config() {
+    local file=$1 group=$2
+    shift 2
+    write_config "$file" "$group" batch.linger_ms=50 kafka.auto.commit.interval.ms=200 \
+        "kafka.bootstrap.servers=$SECURE" "kafka.ssl.ca.location=$TLS/ca.pem" "$@"
+}
+
+# sasl_config FILE GROUP MECHANISM USER PASSWORD: secure_config for SASL_SSL.
+sasl_config() {
+    secure_config "$1" "$2" kafka.security.protocol=SASL_SSL "kafka.sasl.mechanism=$3" \
+        "kafka.sasl.username=$4" "kafka.sasl.password=$5"
+}
+
+# race_input NPARTS PER_PART NKEYS: the shared schema's race (issue 13):
+# DEV_TMP/p<P>.ndjson, loaded into partition P of users, holds PER_PART
+# events of users p<P>-u<0..10>, each with one key of k0..k<NKEYS-1> typed
+# by (P + k) % 3 (string, number, boolean), so every key arrives with
+# conflicting types from different partitions, and one key of its own.
+# tests/kafka/check_race.py checks the outcome.
+race_input() {
+    local nparts=$1 per=$2 nkeys=$3 p
+    local -a pids=()
+    for ((p = 0; p < nparts; p++)); do
+        /usr/bin/python3 - "$p" "$per" "$nkeys" >"$DEV_TMP/p$p.ndjson" <<'PY'
+import json, sys
+p, n, nkeys = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+vals = ["s", 1, True]
+for i in range(n):
+    k = (i + 7 * p) % nkeys
+    print(json.dumps({"user_id": "p%d-u%d" % (p, i % 11),
+                      "metadata": {"k%d" % k: vals[(p + k) % 3], "own%d" % p: i}},
+                     separators=(",", ":")))
+PY
+    done
+    # every partition at once: partition p meets key (7 p) % NKEYS first,
+    # so the instances meet different new keys at the same moment
+    for ((p = 0; p < nparts; p++)); do
+        kcat -P -b "$BOOTSTRAP" -t users -p "$p" -l "$DEV_TMP/p$p.ndjson" &
+        pids+=($!)
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" || fail "kcat could not load the events"
+    done
+}
+
+# secure_race CFG GROUP NPARTS PER_PART NKEYS: the pipeline on a
+# secured broker (issue 19): two instances (a, b) of `userpipe run -c CFG`
+# (CFG reaches the secured listener) in GROUP, race_input, stopped by SIGTERM once the group's commits reach the end
+# offsets.  Asserts: both exit 0, both were assigned partitions and both
+# claimed keys (they raced for the shared schema); the committed offsets
+# equal the end offsets (kafka_admin.py); tests/kafka/check_race.py over
+# what `userpipe schema show` and `export -c CFG` read back through the
+# secured listener, the dead-letter topic and moesif-dev's REC (every
+# event where the schema says, none lost).  The events are loaded once
+# both instances have partitions, so both meet the new keys at once.
+# Sets race_figures.
+secure_race() {
+    local cfg=$1 group=$2 nparts=$3 per=$4 nkeys=$5 total n c claimed=""
+    local -a pids=()
+    for n in a b; do
+        start_userpipe "$DEV_TMP/$n.log" -c "$cfg" --from-beginning -X schema.instance_id=inst-$n
+        pids+=("$UP_PID")
+    done
+    # the events come once both share the partitions: both race
+    assigned_both() {
+        grep -q 'partition assigned' "$DEV_TMP/a.log" && grep -q 'partition assigned' "$DEV_TMP/b.log"
+    }
+    wait_for "both instances to be assigned partitions" 30 assigned_both
+    race_input "$nparts" "$per" "$nkeys"
+    total=$(topic_count users)
+    [ "$total" -eq $((nparts * per)) ] || fail "loaded $total events"
+    committed_is() {
+        [ "$(group_committed_total "$1" users)" -eq "$2" ]
+    }
+    wait_for "the group's commits to reach the end" 60 committed_is "$group" "$total"
+    sleep 1 # what the last commit acknowledged is settled; commits must not pass the end
+    kill -TERM "${pids[@]}"
+    for n in 0 1; do
+        wait "${pids[n]}" || { tail -20 "$DEV_TMP/$([ $n = 0 ] && echo a || echo b).log" >&2; fail "instance $n exited non-zero"; }
+    done
+    for n in a b; do
+        grep -q 'partition assigned' "$DEV_TMP/$n.log" || fail "instance $n never had a partition"
+        c=$(sed -n 's/.*msg="stopped".* claims_made=\([0-9]*\).*/\1/p' "$DEV_TMP/$n.log")
+        [ "${c:-0}" -gt 0 ] || fail "instance $n claimed no key: no race"
+        claimed="$claimed $n:$c"
+        ! grep -q 'level=error' "$DEV_TMP/$n.log" || fail "instance $n logged an error: $(grep -m1 'level=error' "$DEV_TMP/$n.log")"
+    done
+    kadmin committed "$group" users >"$DEV_TMP/committed.txt" ||
+        { cat "$DEV_TMP/committed.txt" >&2; fail "committed offsets differ from the end offsets"; }
+    "$USERPIPE" schema show -c "$cfg" >"$DEV_TMP/show-1.txt" 2>"$DEV_TMP/show.log" ||
+        { cat "$DEV_TMP/show.log" >&2; fail "schema show failed"; }
+    "$USERPIPE" schema export -c "$cfg" >"$DEV_TMP/schema.json" 2>"$DEV_TMP/show.log" ||
+        { cat "$DEV_TMP/show.log" >&2; fail "schema export failed"; }
+    consume_all_json users.dlq >"$DEV_TMP/dlq.json"
+    curl -sf "$MOESIF_URL/_dev/types" >"$DEV_TMP/moesif-types.json"
+    "$E2E_ROOT/tests/kafka/check_race.py" "$DEV_TMP" "$REC" "$(moesif_stat conflicts)" \
+        "$nparts" "$nkeys" >"$DEV_TMP/race.txt" ||
+        fail "the events did not settle as the schema says"
+    race_figures="$(sed -n 's/^figures: //p' "$DEV_TMP/race.txt"); claims by instance$claimed; $(tail -n 1 "$DEV_TMP/committed.txt")"
+}
+
+# refused WANT_STATUS MAX_S PATTERN LOG CMD...: CMD (a userpipe command, the
+# application id in its environment) exits WANT_STATUS within MAX_S
+# seconds and its sentence (the last line of stderr that is the command's
+# own, "userpipe run: ...", or an error it logged, not librdkafka's)
+# matches the extended regular expression PATTERN.  Prints the sentence
+# and the seconds it took.
+refused() {
+    local want=$1 max=$2 pattern=$3 log=$4 rc=0 t0 secs last
+    shift 4
+    t0=$(date +%s%N)
+    MOESIF_APPLICATION_ID=$APP_ID timeout 60 "$@" >/dev/null 2>"$log" || rc=$?
+    secs=$(awk -v ns=$(($(date +%s%N) - t0)) 'BEGIN { printf "%.1f", ns / 1e9 }')
+    last=$(grep -v 'facility=' "$log" | grep -E '^userpipe|level=error' | tail -n 1)
+    [ "$rc" -eq "$want" ] || { tail -5 "$log" >&2; fail "$* exited $rc, want $want"; }
+    awk -v s="$secs" -v m="$max" 'BEGIN { exit !(s <= m) }' || fail "$* took ${secs}s to refuse (at most ${max}s)"
+    grep -Eq -- "$pattern" <<<"$last" || fail "the sentence does not match /$pattern/: $last"
+    echo "refused in ${secs}s, exit $rc: $last"
 }

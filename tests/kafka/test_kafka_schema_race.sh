@@ -30,19 +30,7 @@ GROUP=kafka-schema-race
 rec=$(mktemp)
 dev_at_exit rm -f "$rec"
 DEV_TOPICS="users:6 users.dlq:1 userpipe-schema:1" MOESIF_DEV_ARGS="--record $rec" dev_start
-for p in 0 1 2 3 4 5; do
-    /usr/bin/python3 - "$p" "$PER_PART" >"$DEV_TMP/p$p.ndjson" <<'PY'
-import json, sys
-p, n = int(sys.argv[1]), int(sys.argv[2])
-vals = ["s", 1, True]
-for i in range(n):
-    k = (i + 7 * p) % 30
-    print(json.dumps({"user_id": "p%d-u%d" % (p, i % 11),
-                      "metadata": {"k%d" % k: vals[(p + k) % 3], "own%d" % p: i}},
-                     separators=(",", ":")))
-PY
-    kcat -P -b "$BOOTSTRAP" -t users -p "$p" -l "$DEV_TMP/p$p.ndjson"
-done
+race_input 6 "$PER_PART" 30
 total=$(topic_count users)
 [ "$total" -eq $((6 * PER_PART)) ] || fail "loaded $total events"
 
@@ -90,57 +78,7 @@ dupkeys=$(awk 'NF { print $1 }' "$DEV_TMP/show-1.txt" | sort | uniq -d | xargs)
 "$USERPIPE" schema export -c "$cfg" >"$DEV_TMP/schema.json" || fail "schema export failed"
 consume_all_json users.dlq >"$DEV_TMP/dlq.json"
 curl -sf "$MOESIF_URL/_dev/types" >"$DEV_TMP/moesif-types.json"
-/usr/bin/python3 - "$DEV_TMP" "$rec" "$(moesif_stat conflicts)" <<'PY' || fail "the events did not settle as the schema says"
-import collections, json, sys
-d, rec, conflicts = sys.argv[1], sys.argv[2], int(sys.argv[3])
-schema = json.load(open(d + "/schema.json"))
-tname = lambda v: {str: "string", bool: "boolean", int: "number"}[type(v)]
-keys = ["k%d" % k for k in range(30)]
-missing = [k for k in keys if k not in schema]
-assert not missing, "keys without a type: %s" % missing
-show = [l.split() for l in open(d + "/show-1.txt") if l.strip()]
-shown = {f[0]: f[1] for f in show if len(f) > 1}
-for k in keys:
-    assert shown.get(k) == schema[k], "schema show says %s=%s, export %s" % (k, shown.get(k), schema[k])
-want_ok, want_rej = collections.Counter(), {}
-for p in range(6):
-    for off, line in enumerate(open("%s/p%d.ndjson" % (d, p))):
-        ev = json.loads(line)
-        bad = [k for k, v in ev["metadata"].items() if tname(v) != schema[k]]
-        if bad:
-            want_rej[(str(p), str(off))] = (line.strip(), bad[0])
-        else:
-            want_ok[line.strip()] += 1
-got = collections.Counter(l.strip() for l in open(rec) if l.strip())
-lost = want_ok - got
-assert not lost, "%d accepted events never reached moesif-dev" % sum(lost.values())
-extra = set(got) - set(want_ok)
-assert not extra, "moesif-dev got events of a losing type, e.g. %s" % next(iter(extra))
-seen = collections.Counter()
-for line in open(d + "/dlq.json"):
-    m = json.loads(line)
-    h = dict(zip(m["headers"][0::2], m["headers"][1::2]))
-    src = (h["userpipe.source.partition"], h["userpipe.source.offset"])
-    assert src in want_rej, "dead-letter record of %s that the schema accepts: %s" % (src, m["payload"])
-    payload, key = want_rej[src]
-    assert m["payload"] == payload, "dead-letter payload of %s differs" % (src,)
-    assert h["userpipe.error.code"] == "type_conflict", h
-    assert h["userpipe.error.path"].split(".")[-1] == key, h
-    assert key in h["userpipe.error.message"] and schema[key] in h["userpipe.error.message"], h
-    seen[src] += 1
-unrej = set(want_rej) - set(seen)
-assert not unrej, "%d losing events are not in the dead-letter topic, e.g. %s" % (len(unrej), next(iter(unrej)))
-mt = json.load(open(d + "/moesif-types.json"))
-mt = mt.get("types", mt)
-for k in keys:
-    assert mt.get(k) == schema[k], "moesif-dev locked %s as %s, the schema says %s" % (k, mt.get(k), schema[k])
-assert conflicts == 0, "moesif-dev counted %d type conflicts" % conflicts
-kinds = collections.Counter(schema[k] for k in keys)
-print("figures: %d keys raced (%s); %d events accepted (moesif-dev got %d: %d duplicates), "
-      "%d type_conflict (dead-letter records %d: %d duplicates)" %
-      (len(keys), ", ".join("%s %d" % kv for kv in sorted(kinds.items())),
-       sum(want_ok.values()), sum(got.values()), sum(got.values()) - sum(want_ok.values()),
-       len(want_rej), sum(seen.values()), sum(seen.values()) - len(want_rej)))
-PY
+"$E2E_ROOT/tests/kafka/check_race.py" "$DEV_TMP" "$rec" "$(moesif_stat conflicts)" 6 30 ||
+    fail "the events did not settle as the schema says"
 echo "figures: claims made by instance$claimed"
 echo "ok: three instances on three nodes agree on one type a key; every event settled as the schema says; $(tail -n 1 "$DEV_TMP/committed.txt")"

@@ -24,12 +24,34 @@
 #                     num.partitions=6")
 #   DEV_KAFKA_HEAP    -Xmx per node (default 256m; 512m is the cap the
 #                     issue sets)
+#   DEV_KAFKA_SECURE  a second, secured listener on every node (issue 19):
+#                     sasl_ssl (SASL over TLS, mechanisms SCRAM-SHA-512
+#                     and PLAIN) or ssl (TLS that requires a client
+#                     certificate, mTLS: the principal is the
+#                     certificate's CN, User:CN); its addresses go to
+#                     DEV_DIR/bootstrap.secure.  The PLAINTEXT listener
+#                     stays, for the brokers' own traffic and the tests'
+#                     tools (kafka-dev remote, kcat, kafka_admin.py)
+#   DEV_KAFKA_TLS_DIR the secured listener's PEM files: ca.pem (the CA
+#                     the broker trusts for client certificates) and
+#                     broker.pem (its unencrypted PKCS#8 key and
+#                     certificate chain, for 127.0.0.1)
+#   DEV_KAFKA_USERS   "name:password ...": SCRAM-SHA-512 credentials
+#                     written at format time (kafka-storage format
+#                     --add-scram) and the PLAIN users of the sasl_ssl
+#                     listener
+#   DEV_KAFKA_AUTHORIZER=1  StandardAuthorizer with
+#                     allow.everyone.if.no.acl.found=false; the super
+#                     users are User:admin and User:ANONYMOUS (the
+#                     PLAINTEXT and controller listeners: the brokers
+#                     themselves and the tests' tools)
 #   DEV_WAIT_S        seconds to wait for the brokers (default 60)
 #   KAFKA_LIBS        the broker's jars (default build/kafka/libs, made by
 #                     `make kafka-jars`)
 #
 # State in DEV_DIR: kafka-N/ (data), kafka-N.properties, kafka-N.pid,
-# kafka-N.log, kafka.nodes (the node count), bootstrap.servers.
+# kafka-N.log, kafka.nodes (the node count), bootstrap.servers, and with
+# DEV_KAFKA_SECURE bootstrap.secure.
 #
 # Why these settings: the JVM gets a small heap, the serial collector and
 # C1 only (-XX:TieredStopAtLevel=1), which took a node's start from ~9 s
@@ -47,6 +69,10 @@ KAFKA_LIBS=${KAFKA_LIBS:-$ROOT/build/kafka/libs}
 DEV_KAFKA_HEAP=${DEV_KAFKA_HEAP:-256m}
 DEV_KAFKA_PROPS=${DEV_KAFKA_PROPS:-}
 DEV_WAIT_S=${DEV_WAIT_S:-60}
+DEV_KAFKA_SECURE=${DEV_KAFKA_SECURE:-}
+DEV_KAFKA_TLS_DIR=${DEV_KAFKA_TLS_DIR:-}
+DEV_KAFKA_USERS=${DEV_KAFKA_USERS:-}
+DEV_KAFKA_AUTHORIZER=${DEV_KAFKA_AUTHORIZER:-0}
 BUILD=${BUILD:-$ROOT/build/release}
 KAFKA_DEV=$BUILD/kafka-dev
 
@@ -133,12 +159,59 @@ brokers_up() {
     [ "$(wc -w <<<"${reply#ok}")" -ge "$want" ]
 }
 
+# secure_props: the secured listener's server properties (the
+# listener itself is added to listeners= by the caller).  A JAAS value
+# holds spaces, so these never go through DEV_KAFKA_PROPS.
+secure_props() {
+    local u plain=""
+    echo "ssl.keystore.type=PEM"
+    echo "ssl.keystore.location=$DEV_KAFKA_TLS_DIR/broker.pem"
+    echo "ssl.truststore.type=PEM"
+    echo "ssl.truststore.location=$DEV_KAFKA_TLS_DIR/ca.pem"
+    case $DEV_KAFKA_SECURE in
+    sasl_ssl)
+        for u in $DEV_KAFKA_USERS; do
+            plain="$plain user_${u%%:*}=\"${u#*:}\""
+        done
+        echo "listener.name.secure.sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN"
+        echo "listener.name.secure.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;"
+        echo "listener.name.secure.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain;"
+        ;;
+    ssl)
+        echo "listener.name.secure.ssl.client.auth=required"
+        echo "ssl.principal.mapping.rules=RULE:^CN=([^,]+).*\$/\$1/,DEFAULT"
+        ;;
+    esac
+    if [ "$DEV_KAFKA_AUTHORIZER" = 1 ]; then
+        echo "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+        echo "allow.everyone.if.no.acl.found=false"
+        echo "super.users=User:admin;User:ANONYMOUS"
+    fi
+}
+
+# scram_args: the --add-scram options of kafka-storage format.
+scram_args() {
+    local u
+    for u in $DEV_KAFKA_USERS; do
+        printf '%s\n' --add-scram "SCRAM-SHA-512=[name=${u%%:*},password=${u#*:}]"
+    done
+}
+
 cmd_up() {
-    local n i cluster_id voters="" bootstrap="" rf isr
+    local n i cluster_id voters="" bootstrap="" secure="" rf isr
+    local -a scram
     n=${DEV_KAFKA_NODES:-1}
     case $n in
     1 | 3) ;;
     *) die "DEV_KAFKA_NODES must be 1 or 3, not \"$n\"" ;;
+    esac
+    case $DEV_KAFKA_SECURE in
+    "") ;;
+    sasl_ssl | ssl)
+        [ -s "$DEV_KAFKA_TLS_DIR/ca.pem" ] && [ -s "$DEV_KAFKA_TLS_DIR/broker.pem" ] ||
+            die "DEV_KAFKA_SECURE=$DEV_KAFKA_SECURE needs DEV_KAFKA_TLS_DIR with ca.pem and broker.pem"
+        ;;
+    *) die "DEV_KAFKA_SECURE must be sasl_ssl or ssl, not \"$DEV_KAFKA_SECURE\"" ;;
     esac
     command -v java >/dev/null || die "java is not installed; make kafka-jars installs it"
     [ -s "$KAFKA_LIBS/.complete" ] || die "no Kafka jars in $KAFKA_LIBS; run make kafka-jars"
@@ -152,10 +225,15 @@ cmd_up() {
     echo "$n" >"$DEV_DIR/kafka.nodes"
     rf=$((n < 3 ? n : 3))
     isr=$((n < 3 ? 1 : 2))
-    declare -a bport cport
+    declare -a bport cport sport
+    mapfile -t scram < <(scram_args)
     for i in $(seq 1 "$n"); do
         bport[i]=$(free_port)
         cport[i]=$(free_port)
+        if [ -n "$DEV_KAFKA_SECURE" ]; then
+            sport[i]=$(free_port)
+            secure="$secure${secure:+,}127.0.0.1:${sport[i]}"
+        fi
         voters="$voters${voters:+,}$i@127.0.0.1:${cport[i]}"
         bootstrap="$bootstrap${bootstrap:+,}127.0.0.1:${bport[i]}"
     done
@@ -173,11 +251,18 @@ cmd_up() {
             else
                 echo "controller.quorum.voters=$voters"
             fi
-            echo "listeners=PLAINTEXT://127.0.0.1:${bport[i]},CONTROLLER://127.0.0.1:${cport[i]}"
-            echo "advertised.listeners=PLAINTEXT://127.0.0.1:${bport[i]},CONTROLLER://127.0.0.1:${cport[i]}"
+            if [ -n "$DEV_KAFKA_SECURE" ]; then
+                echo "listeners=PLAINTEXT://127.0.0.1:${bport[i]},CONTROLLER://127.0.0.1:${cport[i]},SECURE://127.0.0.1:${sport[i]}"
+                echo "advertised.listeners=PLAINTEXT://127.0.0.1:${bport[i]},CONTROLLER://127.0.0.1:${cport[i]},SECURE://127.0.0.1:${sport[i]}"
+                echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SECURE:${DEV_KAFKA_SECURE^^}"
+                secure_props
+            else
+                echo "listeners=PLAINTEXT://127.0.0.1:${bport[i]},CONTROLLER://127.0.0.1:${cport[i]}"
+                echo "advertised.listeners=PLAINTEXT://127.0.0.1:${bport[i]},CONTROLLER://127.0.0.1:${cport[i]}"
+                echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+            fi
             echo "controller.listener.names=CONTROLLER"
             echo "inter.broker.listener.name=PLAINTEXT"
-            echo "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
             echo "log.dirs=$DEV_DIR/kafka-$i/data"
             echo "num.partitions=1"
             echo "auto.create.topics.enable=false"
@@ -201,12 +286,12 @@ cmd_up() {
         if [ "$n" = 1 ]; then
             java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$KAFKA_LIBS/*" \
                 kafka.tools.StorageTool format -t "$cluster_id" \
-                -c "$DEV_DIR/kafka-$i.properties" --standalone \
+                -c "$DEV_DIR/kafka-$i.properties" --standalone "${scram[@]}" \
                 >>"$DEV_DIR/kafka-$i.log" 2>&1 || die "formatting node $i failed; see $DEV_DIR/kafka-$i.log"
         else
             java -Xmx128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$KAFKA_LIBS/*" \
                 kafka.tools.StorageTool format -t "$cluster_id" \
-                -c "$DEV_DIR/kafka-$i.properties" \
+                -c "$DEV_DIR/kafka-$i.properties" "${scram[@]}" \
                 >>"$DEV_DIR/kafka-$i.log" 2>&1 || die "formatting node $i failed; see $DEV_DIR/kafka-$i.log"
         fi
     done
@@ -236,6 +321,9 @@ cmd_up() {
         "$KAFKA_DEV" remote "$bootstrap" create-topic "$spec" >/dev/null ||
             { cmd_down >/dev/null; die "cannot create topic $spec"; }
     done
+    if [ -n "$DEV_KAFKA_SECURE" ]; then
+        echo "$secure" >"$DEV_DIR/bootstrap.secure"
+    fi
     mv "$DEV_DIR/bootstrap.servers.tmp" "$DEV_DIR/bootstrap.servers"
 }
 
@@ -263,7 +351,7 @@ cmd_down() {
     for i in $(seq 1 "$(nodes)"); do
         rm -f "$DEV_DIR/kafka-$i.pid"
     done
-    rm -f "$DEV_DIR/bootstrap.servers" "$DEV_DIR/bootstrap.servers.tmp"
+    rm -f "$DEV_DIR/bootstrap.servers" "$DEV_DIR/bootstrap.servers.tmp" "$DEV_DIR/bootstrap.secure"
 }
 
 verb=${1:-}
