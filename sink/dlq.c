@@ -190,14 +190,14 @@ static enum core_err dlq_check_topic(struct sink_dlq *dlq, const char *topic)
         md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
         err = dlq_create(dlq, topic, md->broker_cnt, e, sizeof(e));
         if (denied(dlq, err, "Create", topic)) {
-            snprintf(dlq->error, sizeof(dlq->error),
-                     "the dead-letter topic '%s' does not exist, and %s; or "
-                     "create it (kafka-topics.sh --create --topic %s "
-                     "--partitions 1 --replication-factor 3), or set "
+            char s[sizeof(dlq->refusal.sentence)];
+            snprintf(s, sizeof(s),
+                     "the dead-letter topic '%.80s' does not exist, and "
+                     "%.420s; or create it (kafka-topics.sh --create --topic "
+                     "%.80s --partitions 1 --replication-factor 3), or set "
                      "dlq.topic to one that exists",
                      topic, dlq->refusal.sentence, topic);
-            snprintf(dlq->refusal.sentence, sizeof(dlq->refusal.sentence), "%s",
-                     dlq->error);
+            memcpy(dlq->refusal.sentence, s, sizeof(s));
             rd_kafka_metadata_destroy(md);
             return CORE_ERR_STOP;
         }
