@@ -147,6 +147,13 @@ int core_kafka_refused(struct core_kafka_refusal *ref, rd_kafka_resp_err_t err,
 {
     const char *r = reason != NULL ? reason : "";
 
+    if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION &&
+        strstr(r, ": Local: ") != NULL) {
+        /* the exchange was cut, not refused ("SASL ... mechanism
+         * handshake failed: Local: Broker transport failure": a broker
+         * restarting during a rolling upgrade) */
+        return 0;
+    }
     if (err == RD_KAFKA_RESP_ERR__AUTHENTICATION) {
         if (ref->sentence[0] == '\0') {
             snprintf(ref->sentence, sizeof(ref->sentence),

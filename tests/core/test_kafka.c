@@ -192,8 +192,9 @@ static void test_core_kafka_apply__unknown_key_named(void **state)
 }
 
 /* issue 19: a refused login and a certificate not verified are refusals,
- * each naming its keys; the first one is kept; a reset mid-handshake and
- * a broker down are not (librdkafka retries them). */
+ * each naming its keys; the first one is kept; a reset mid-handshake, an
+ * authentication exchange cut by the network and a broker down are not
+ * (librdkafka retries them). */
 static void test_core_kafka_refused__auth_and_tls_only(void **state)
 {
     struct core_kafka_refusal ref;
@@ -206,6 +207,12 @@ static void test_core_kafka_refused__auth_and_tls_only(void **state)
     assert_int_equal(
         core_kafka_refused(&ref, RD_KAFKA_RESP_ERR__SSL,
                            "SSL handshake failed: Connection reset by peer"),
+        0);
+    assert_int_equal(
+        core_kafka_refused(&ref, RD_KAFKA_RESP_ERR__AUTHENTICATION,
+                           "SASL SCRAM-SHA-512 mechanism handshake failed: "
+                           "Local: Broker transport failure: broker's "
+                           "supported mechanisms: "),
         0);
     assert_string_equal(ref.sentence, "");
     assert_int_equal(

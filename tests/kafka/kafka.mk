@@ -34,9 +34,10 @@
 #     test_kafka_mtls.sh         26 s: SSL with ssl.client.auth=required;
 #                                CA not trusted, no client certificate, one
 #                                from another CA
-#     test_kafka_acls.sh         33 s: StandardAuthorizer, no ACL means
+#     test_kafka_acls.sh         28-35 s: StandardAuthorizer, no ACL means
 #                                deny, exactly README.md's ACLs; one ACL
-#                                less: source Read, group Read, schema Write
+#                                less: source Read, group Read, schema
+#                                Write, dead-letter Write
 #
 # They are named, not wildcarded: a test gone missing fails (issue 14).
 KAFKA_TESTS := tests/kafka/test_kafka_autocreate.sh tests/kafka/test_kafka_group_kill.sh

@@ -13,14 +13,15 @@
 #    holding only their two lists; `userpipe dlq redrive` under one holding
 #    only its list: every dead-letter record produced back to users;
 #  - the run list less one ACL: without Read on the source topic, without
-#    Read on the group, and (a seed file to claim) without Write on the
-#    schema topic, `userpipe run` exits 2 within 8 s with a sentence
+#    Read on the group, (a seed file to claim) without Write on the schema
+#    topic, and (the events consumed again) without Write on the
+#    dead-letter topic, `userpipe run` exits 2 within 8 s with a sentence
 #    naming the operation and the resource.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 GROUP=kafka-acls
 README=$E2E_ROOT/README.md
-principals="admin userpipe noread nogroup noschemawrite operator redriver"
+principals="admin userpipe noread nogroup noschemawrite nodlqwrite operator redriver"
 creds=""
 for u in $principals; do
     creds="$creds $u:pw-$u"
@@ -45,6 +46,7 @@ grant userpipe run "$GROUP"
 grant noread run acl-noread --except Topic:users:Read
 grant nogroup run acl-nogroup --except Group:acl-nogroup:Read
 grant noschemawrite run acl-noschemawrite --except Topic:userpipe-schema:Write
+grant nodlqwrite run acl-nodlqwrite --except Topic:users.dlq:Write
 grant operator schema-show "$GROUP"
 grant operator dlq-stats "$GROUP"
 grant redriver dlq-redrive "$GROUP"
@@ -63,6 +65,11 @@ refused 2 8 "not allow userpipe Write on the schema topic 'userpipe-schema'" "$D
 cfg=$(config_as userpipe "$GROUP")
 secure_race "$cfg" "$GROUP" 4 100 20
 nrej=$(grep -c . "$DEV_TMP/dlq.json")
+# the events again, in a group of their own: the rejects meet the
+# dead-letter topic without Write
+refused 2 8 "not allow userpipe Write on the dead-letter topic 'users.dlq'" "$DEV_TMP/nodlqwrite.log" \
+    "$USERPIPE" run -c "$(config_as nodlqwrite acl-nodlqwrite)" --from-beginning
+[ "$(grep -c . <(consume_all users.dlq))" -eq "$nrej" ] || fail "records reached users.dlq without Write"
 ops=$(config_as operator "$GROUP")
 "$USERPIPE" schema show -c "$ops" >"$DEV_TMP/show-op.txt" 2>"$DEV_TMP/op.log" ||
     { cat "$DEV_TMP/op.log" >&2; fail "schema show with the schema-show list failed"; }
