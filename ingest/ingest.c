@@ -476,17 +476,9 @@ enum core_err ingest_new(const struct ingest_config *cfg,
         rc = CORE_ERR_USAGE;
         goto out;
     }
-    if (user_value(cfg, "partition.assignment.strategy") != NULL &&
-        strstr(user_value(cfg, "partition.assignment.strategy"),
-               "cooperative") != NULL) {
-        snprintf(errstr, errstr_size,
-                 "configuration key 'kafka.partition.assignment.strategy': "
-                 "cooperative assignment is not supported; userpipe settles "
-                 "revoked partitions with the eager protocol (use range or "
-                 "roundrobin)");
-        rc = CORE_ERR_USAGE;
-        goto out;
-    }
+    /* the kafka.* settings userpipe owns (cooperative assignment among
+     * them) were refused by config_load (core_kafka_refuse); what is
+     * forced below wins over any that reach here anyway */
     if (user_value(cfg, "group.id") == NULL) {
         snprintf(errstr, errstr_size,
                  "configuration key 'kafka.group.id' is required: the "
@@ -515,8 +507,8 @@ enum core_err ingest_new(const struct ingest_config *cfg,
             goto out;
         }
     }
-    rc = core_kafka_apply(conf, CORE_KAFKA_CONSUMER, &user, errstr,
-                          errstr_size);
+    rc =
+        core_kafka_apply(conf, CORE_KAFKA_CONSUMER, &user, errstr, errstr_size);
     /* not overridable: offsets are stored by the watermark only */
     if (rc == CORE_OK) {
         rc = core_kafka_set(conf, "enable.auto.offset.store", "false",
