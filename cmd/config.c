@@ -103,6 +103,14 @@ static const struct key keys[] = {
      "Retries of one batch before the pipeline stops; 0 retries without "
      "end (nothing is ever dropped).",
      NULL},
+    {"sink.reject_all_batches", K_UINT, OFF(sink.reject_all_batches), 0,
+     SINK_REJECT_ALL_MAX, STR(SINK_REJECT_ALL_DEF),
+     "Batches in a row, nothing accepted between, whose every event Moesif "
+     "refused one by one (400/422 bisection) before userpipe stops with "
+     "exit 3: such answers are about the request (a proxy, a WAF, a changed "
+     "API), not the events. The refused events of the last batch are not "
+     "dead-lettered. 0 never stops.",
+     NULL},
     {"sink.max_pending_bytes", K_SIZE, OFF(sink.max_pending_bytes),
      SINK_PENDING_BYTES_MIN, SINK_PENDING_BYTES_MAX,
      STR(SINK_PENDING_BYTES_DEF),

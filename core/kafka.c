@@ -12,6 +12,7 @@
  */
 #include "kafka.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -290,4 +291,56 @@ int core_kafka_replication(int brokers)
         return 1;
     }
     return brokers < 3 ? brokers : 3;
+}
+
+size_t core_kafka_headers_pack(const rd_kafka_headers_t *h, char *out)
+{
+    size_t n = 0;
+    const char *name;
+    const void *value;
+    size_t size;
+
+    for (size_t i = 0;
+         h != NULL && rd_kafka_header_get_all(h, i, &name, &value, &size) ==
+                          RD_KAFKA_RESP_ERR_NO_ERROR;
+         i++) {
+        uint32_t lens[2];
+        lens[0] = (uint32_t)strlen(name);
+        lens[1] = value != NULL ? (uint32_t)size : UINT32_MAX;
+        if (out != NULL) {
+            memcpy(out + n, lens, sizeof(lens));
+            memcpy(out + n + sizeof(lens), name, lens[0]);
+            if (value != NULL) {
+                memcpy(out + n + sizeof(lens) + lens[0], value, size);
+            }
+        }
+        n += sizeof(lens) + lens[0] + (value != NULL ? size : 0);
+    }
+    return n;
+}
+
+size_t core_kafka_headers_unpack(const char *p, size_t len,
+                                 rd_kafka_headers_t *h, size_t *bytes)
+{
+    size_t n = 0, pos = 0, b = 0;
+
+    while (pos + 2 * sizeof(uint32_t) <= len) {
+        uint32_t lens[2];
+        const char *name;
+        size_t vlen;
+
+        memcpy(lens, p + pos, sizeof(lens));
+        name = p + pos + sizeof(lens);
+        vlen = lens[1] == UINT32_MAX ? 0 : lens[1];
+        rd_kafka_header_add(h, name, (ssize_t)lens[0],
+                            lens[1] == UINT32_MAX ? NULL : name + lens[0],
+                            (ssize_t)vlen);
+        pos += sizeof(lens) + lens[0] + vlen;
+        b += lens[0] + vlen;
+        n++;
+    }
+    if (bytes != NULL) {
+        *bytes = b;
+    }
+    return n;
 }

@@ -106,6 +106,25 @@ CORE_WUR enum core_err core_kafka_set(rd_kafka_conf_t *conf, const char *name,
 CORE_WUR enum core_err core_kafka_refuse(const struct core_kafka_props *user,
                                          char *errstr, size_t errstr_size);
 
+/*
+ * A message's own Kafka headers, packed into plain bytes so that ingest/
+ * can keep them with its copy of the message and the dead-letter producer
+ * can put them back on the record (issue 20: Kafka Connect's dead-letter
+ * queue keeps them too).  The packing is this process's own, never
+ * written anywhere: per header, its name's length and its value's length
+ * (UINT32_MAX for a NULL value) as native uint32, then the name, then the
+ * value.
+ *
+ * core_kafka_headers_pack writes h's headers to out (NULL: only measures)
+ * and returns the bytes they take, 0 when h is NULL or empty.
+ * core_kafka_headers_unpack adds the headers packed in p[0..len) to h, in
+ * order, and returns how many; *bytes (may be NULL) gets the bytes of
+ * their names and values.
+ */
+size_t core_kafka_headers_pack(const rd_kafka_headers_t *h, char *out);
+size_t core_kafka_headers_unpack(const char *p, size_t len,
+                                 rd_kafka_headers_t *h, size_t *bytes);
+
 /* Whether a property belongs to consumers only (not given to producers). */
 int core_kafka_consumer_only(const char *name);
 

@@ -97,6 +97,18 @@ CORE_WUR enum core_err sink_http_new(unsigned n_lanes, void **out, char *errstr,
                                      size_t errstr_size);
 extern const struct sink_transport_ops sink_http_ops;
 
+/* ---- dlq.c ---------------------------------------------------------- */
+
+/*
+ * The value bytes a dead-letter record may carry to a topic whose
+ * max.message.bytes is limit, with a key of key_len bytes and nhdr headers
+ * whose names and values take hdr_bytes: negative when not even an empty
+ * value fits.  The framing counted is the broker's (a batch holding the
+ * record alone) with a margin (dlq.c).
+ */
+int64_t sink_dlq_room(size_t limit, size_t key_len, size_t hdr_bytes,
+                      size_t nhdr);
+
 /* ---- policy.c ------------------------------------------------------- */
 
 enum sink_action {
@@ -179,6 +191,9 @@ struct sink_batch {
     uint64_t seq;           /* its place in the lane's chain (batch.c) */
     int sealed;
     int held; /* failed once: its users are held until it settles */
+    /* the 400/422 bisection it is part of (sink.c's reject breaker): the
+     * id of the batch first answered so, 0 when none */
+    uint64_t family;
 };
 
 /* Most open batches a lane keeps (batch.c's chain). */
@@ -210,7 +225,7 @@ struct sink_lane {
     struct sink_user_slot *users; /* user hash -> seq, users of the chain */
     size_t users_mask, users_n;
     struct sink_batch *head, *tail; /* sealed, oldest first */
-    struct sink_batch *cur; /* the batch in flight, off every list */
+    struct sink_batch *cur;         /* the batch in flight, off every list */
     /* Batches that failed and wait for their retry, and the users they
      * hold: a held user's later events wait in heldq, in order, until the
      * batch settles; the lane meanwhile sends its other users' batches. */
@@ -234,7 +249,7 @@ struct sink_batcher {
     unsigned n_lanes;
     size_t max_events;
     size_t max_bytes;
-    size_t chain_max_bytes; /* a lane's chain holds at most this */
+    size_t chain_max_bytes;  /* a lane's chain holds at most this */
     struct sink_batch *pool; /* recycled batches, at most n_lanes */
     size_t pool_n;
     uint64_t sealed[SINK_SEAL_REASONS];
