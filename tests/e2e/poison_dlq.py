@@ -9,6 +9,8 @@ compressed batches, and what must become of each.
   poison_dlq.py admin BOOTSTRAP LIMIT
       (Apache Kafka only) creates users.dlq with max.message.bytes=LIMIT
       and lets users take 4,000,000-byte messages
+  poison_dlq.py shrink BOOTSTRAP LIMIT
+      (Apache Kafka only) lowers users.dlq's max.message.bytes to LIMIT
   poison_dlq.py check LIMIT SOURCE.json DLQ.json RECORD
       SOURCE.json and DLQ.json are kcat -J lines of the source and the
       dead-letter topic, RECORD moesif-dev's --record file.  Every source
@@ -78,6 +80,15 @@ def admin(bootstrap, limit):
         "max.message.bytes": str(limit)})])
     a.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "users",
                                     configs={"max.message.bytes": "4000000"})])
+    a.close()
+
+
+def shrink(bootstrap, limit):
+    from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
+    a = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="poison")
+    a.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "users.dlq",
+                                    configs={"max.message.bytes": str(limit)})])
     a.close()
 
 
@@ -180,6 +191,8 @@ if __name__ == "__main__":
         gen(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1] == "admin":
         admin(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "shrink":
+        shrink(sys.argv[2], int(sys.argv[3]))
     else:
         check(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5],
               sys.argv[6])

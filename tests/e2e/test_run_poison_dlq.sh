@@ -16,6 +16,9 @@
 # end (tests/e2e/poison_dlq.py checks).  Then `userpipe dlq redrive` leaves
 # the records cut to fit, saying so, and redrives the others; and the
 # kafka.* settings userpipe owns end a run with exit 2 and a sentence.
+# On Apache Kafka last: the topic's limit lowered to 100,000 under a
+# running userpipe; a 250,000-byte reject is refused by the broker twice,
+# cut harder each time, and lands; SIGTERM then exits 0.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 PY=$E2E_ROOT/tests/e2e/poison_dlq.py
@@ -91,3 +94,45 @@ after=$(topic_count users)
 [ $((after - total)) -eq $((dlq_n - cut_n)) ] ||
     fail "redrove $((after - total)) records, want $((dlq_n - cut_n)) of $dlq_n"
 echo "ok: every message in Moesif or the dead-letter topic; $cut_n of $dlq_n records cut to fit $LIMIT bytes and left by the redrive"
+
+# Apache Kafka: the topic's limit lowered while userpipe runs (what it read
+# at start is wrong now): a 250,000-byte reject, which fits the 300,000 it
+# read, is refused by the broker; the record is cut harder and lands, the
+# run goes on and stops cleanly
+[ "$DEV_KAFKA" = apache ] || exit 0
+start_userpipe "$DEV_TMP/live.log" -c "$cfg"
+wait_for "userpipe to start" 60 grep -q 'msg="started"' "$DEV_TMP/live.log"
+/usr/bin/python3 "$PY" shrink "$BOOTSTRAP" 100000
+sleep 2
+head -c 250000 /dev/zero | tr '\0' v | { cat; echo; } |
+    sed 's/^/shrunk\t/' | kcat -P -b "$BOOTSTRAP" -t users -p 0 -K $'\t' \
+        -X message.max.bytes=4000000
+wait_for "the record cut harder" 120 bash -c \
+    "[ \$(kcat -C -b $BOOTSTRAP -t users.dlq -o beginning -e -q -f '%k\n' | grep -c '^shrunk\$') -ge 1 ]"
+kill -TERM "$UP_PID"
+rc=0
+wait "$UP_PID" || rc=$?
+[ "$rc" -eq 0 ] || { tail -20 "$DEV_TMP/live.log" >&2; fail "userpipe exited $rc after the limit changed"; }
+grep -q 'dead-letter record refused, cutting it harder' "$DEV_TMP/live.log" ||
+    fail "the broker's refusal was not met by a harder cut"
+kcat -C -b "$BOOTSTRAP" -t users.dlq -o beginning -e -q -J \
+    -X fetch.message.max.bytes=4000000 | /usr/bin/python3 -c '
+import hashlib, json, sys
+v = "v" * 250000
+for l in sys.stdin:
+    m = json.loads(l)
+    if m["key"] != "shrunk":
+        continue
+    h = dict(zip(m["headers"][0::2], m["headers"][1::2]))
+    assert h["userpipe.value.truncated"] == "1", h
+    assert h["userpipe.value.size"] == "250000", h
+    assert h["userpipe.value.sha256"] == hashlib.sha256(v.encode()).hexdigest()
+    assert v.startswith(m["payload"]) and len(m["payload"]) < 100000 - 300
+    print("cut harder to %d bytes after the broker refused it" % len(m["payload"]))
+    break
+else:
+    sys.exit("no record")' || fail "the record cut harder is wrong"
+committed=$(group_committed_total e2e-poison users)
+[ "$committed" -eq $((after + 1)) ] ||
+    fail "committed $committed of $((after + 1)) after the live run"
+echo "ok: a limit lowered under a running userpipe costs a harder cut, not the run"
