@@ -66,10 +66,10 @@
  * on would empty the stream into the dead-letter topic.  So a bisection is
  * followed as a family (the batch first answered 400/422 and its halves,
  * sink_batch.family): its refused events are reported only once it is
- * complete (no batch of the family is left in its lane).  A family whose
- * every event was refused adds one to a streak that any accepted event
- * resets; at cfg.reject_all_batches the sink stops (exit 3 for the
- * caller, sink_refused) without reporting that family's events: at most
+ * complete (no batch of the family is left in its lane).  A family of two
+ * or more events, every one refused, adds one to a streak that any
+ * accepted event resets; at cfg.reject_all_batches the sink stops (exit 3 for
+ * the caller, sink_refused) without reporting that family's events: at most
  * reject_all_batches - 1 whole batches were dead-lettered, and nothing
  * past them is settled.  At most 2 x lanes families are followed at once;
  * a bisection beyond that reports its events at once and does not count.
@@ -599,7 +599,10 @@ static void family_check(struct sink *snk, struct sink_family *e, int counted)
     if (lane_holds_family(lane, e->id)) {
         return;
     }
-    if (counted && e->accepted == 0 && e->nrefused > 0) {
+    /* a batch of one refused event says nothing of the request: it
+     * neither counts nor resets (a trickle of single bad events must not
+     * stop the run) */
+    if (counted && e->accepted == 0 && e->nrefused >= 2) {
         snk->reject_streak++;
         if (snk->reject_streak >= snk->cfg.reject_all_batches) {
             breaker_stop(snk, &e->refused[e->nrefused - 1]);

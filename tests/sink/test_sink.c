@@ -984,19 +984,20 @@ static void test_sink_poll__reject_all_batches_stops(void **state)
 
 /* An accepted event between resets the streak: batches alternate all bad
  * and all good, every bad event is refused and the sink never stops; with
- * the breaker off (0) an all-bad stream is refused event by event. */
+ * the breaker off (0), or batches of one event (which say nothing of the
+ * request), an all-bad stream is refused event by event. */
 static void
 test_sink_poll__reject_streak_reset_by_an_accepted_batch(void **state)
 {
     struct bisect_ctx bc = {422};
 
     (void)state;
-    for (int off = 0; off < 2; off++) {
+    for (int off = 0; off < 3; off++) {
         struct env *e = env_new();
         e->f.respond = respond_bad;
         e->f.ctx = &bc;
-        e->cfg.batch_max_events = 4;
-        e->cfg.reject_all_batches = off ? 0 : 2;
+        e->cfg.batch_max_events = off == 2 ? 1 : 4;
+        e->cfg.reject_all_batches = off == 1 ? 0 : 2;
         env_open(e);
         for (unsigned i = 0; i < 40; i++) {
             add_event(e->snk, i, 0, 20, off || (i / 4) % 2 == 0, i);
