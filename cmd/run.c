@@ -76,7 +76,9 @@ static void usage(FILE *f)
           "fix), 2 bad\n"
           "usage or configuration, 3 Moesif refused the configuration "
           "(401, 402,\n"
-          "403, 404, 405, 406, 410: the application id or the base URL).\n",
+          "403, 404, 405, 406, 410: the application id or the base URL; "
+          "or every event\n"
+          "of sink.reject_all_batches batches refused one by one).\n",
           f);
 }
 
