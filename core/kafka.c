@@ -293,6 +293,11 @@ int core_kafka_replication(int brokers)
     return brokers < 3 ? brokers : 3;
 }
 
+const char *core_kafka_version(void)
+{
+    return rd_kafka_version_str();
+}
+
 size_t core_kafka_headers_pack(const rd_kafka_headers_t *h, char *out)
 {
     size_t n = 0;

@@ -11,7 +11,6 @@ SINK_SRC += sink/sink.c sink/batch.c sink/gzip.c sink/policy.c sink/http.c
 # dlq.c's SHA-256 of a value cut to fit the dead-letter topic (issue 20):
 # OpenSSL's libcrypto, which librdkafka links already
 USERPIPE_LIBS += $(call pkg_libs,libcrypto)
-DEB_PKGS += libssl-dev
 
 SINK_TESTS := \
 	tests/sink/test_policy.c \
