@@ -580,6 +580,13 @@ void sink_dlq_destroy(struct sink_dlq *dlq, int timeout_ms)
     }
     if (dlq->rk != NULL) {
         rd_kafka_flush(dlq->rk, timeout_ms);
+        /* what is left (a fatal stop, or the time ran out) is purged, and
+         * its delivery reports served so each record's opaque is freed;
+         * their events' offsets are not stored (dr_cb settles only what
+         * was delivered, and the caller ignores settles after a stop) */
+        rd_kafka_purge(dlq->rk,
+                       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(dlq->rk, 1000);
         rd_kafka_destroy(dlq->rk);
     }
     while (dlq->retry != NULL) {
