@@ -683,9 +683,9 @@ static const char *header_value(const rd_kafka_headers_t *h, const char *name,
  * *value_len gets the value bytes to send, *keep_key whether the key
  * goes.  Returns 1 when the record was cut.
  */
-static int dlq_shape(rd_kafka_headers_t *h, const char *value, size_t len,
-                     size_t key_len, size_t limit, size_t *value_len,
-                     int *keep_key)
+int sink_dlq_shape(rd_kafka_headers_t *h, const char *value, size_t len,
+                   size_t key_len, size_t limit, size_t *value_len,
+                   int *keep_key)
 {
     char size_s[24], sha[65], drop_s[24];
     size_t nh, hb, dropped;
@@ -743,8 +743,8 @@ static enum core_err dlq_send(struct sink_dlq *dlq, const char *dest,
         size_t limit = dlq->limit >> msg->attempt, vlen;
         int keep_key, cut;
 
-        cut = dlq_shape(h, value, len, key != NULL ? key_len : 0, limit, &vlen,
-                        &keep_key);
+        cut = sink_dlq_shape(h, value, len, key != NULL ? key_len : 0, limit,
+                             &vlen, &keep_key);
         err = rd_kafka_producev(dlq->rk, RD_KAFKA_V_TOPIC(dest),
                                 RD_KAFKA_V_KEY(keep_key ? key : NULL,
                                                keep_key && key ? key_len : 0),

@@ -18,7 +18,8 @@ SINK_TESTS := \
 	tests/sink/test_gzip.c \
 	tests/sink/test_sink.c \
 	tests/sink/test_sink_random.c \
-	tests/sink/test_sink_http.c
+	tests/sink/test_sink_http.c \
+	tests/sink/test_dlq.c
 
 SINK_TEST_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(SINK_TESTS)))
 
