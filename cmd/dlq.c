@@ -402,10 +402,11 @@ int cmd_dlq(int argc, char **argv)
                (unsigned long long)redriven, (unsigned long long)d.selected,
                (unsigned long long)d.total, group);
         if (d.truncated > 0) {
-            printf("%llu chosen records were cut to fit the dead-letter "
-                   "topic and cannot be redriven (listed above): produce "
-                   "them again from their source offsets\n",
-                   (unsigned long long)d.truncated);
+            printf(
+                "%llu chosen records were cut to fit the dead-letter "
+                "topic and cannot be redriven (each named on stderr): produce "
+                "them again from their source offsets\n",
+                (unsigned long long)d.truncated);
         }
     }
 out:

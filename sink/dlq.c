@@ -189,7 +189,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
             snprintf(dlq->error, sizeof(dlq->error),
                      "the dead-letter topic '%s' refused a record even cut "
                      "to %zu bytes (%s): check the topic's configuration "
-                     "(max.message.bytes, a broker policy)",
+                     "(max.message.bytes; cleanup.policy=compact refuses a "
+                     "record without a key; a broker policy)",
                      rd_kafka_topic_name(m->rkt), m->len,
                      rd_kafka_err2str(m->err));
         }

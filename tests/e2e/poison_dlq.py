@@ -9,6 +9,8 @@ compressed batches, and what must become of each.
   poison_dlq.py admin BOOTSTRAP LIMIT
       (Apache Kafka only) creates users.dlq with max.message.bytes=LIMIT
       and lets users take 4,000,000-byte messages
+  poison_dlq.py compact BOOTSTRAP
+      (Apache Kafka only) creates users.dlq.compact, cleanup.policy=compact
   poison_dlq.py shrink BOOTSTRAP LIMIT
       (Apache Kafka only) lowers users.dlq's max.message.bytes to LIMIT
   poison_dlq.py check LIMIT SOURCE.json DLQ.json RECORD
@@ -89,6 +91,15 @@ def shrink(bootstrap, limit):
     a = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="poison")
     a.alter_configs([ConfigResource(ConfigResourceType.TOPIC, "users.dlq",
                                     configs={"max.message.bytes": str(limit)})])
+    a.close()
+
+
+def compact(bootstrap):
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    a = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="poison")
+    a.create_topics([NewTopic("users.dlq.compact", 1, 1, topic_configs={
+        "cleanup.policy": "compact"})])
     a.close()
 
 
@@ -191,6 +202,8 @@ if __name__ == "__main__":
         gen(sys.argv[2], int(sys.argv[3]))
     elif sys.argv[1] == "admin":
         admin(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "compact":
+        compact(sys.argv[2])
     elif sys.argv[1] == "shrink":
         shrink(sys.argv[2], int(sys.argv[3]))
     else:

@@ -18,7 +18,9 @@
 # kafka.* settings userpipe owns end a run with exit 2 and a sentence.
 # On Apache Kafka last: the topic's limit lowered to 100,000 under a
 # running userpipe; a 250,000-byte reject is refused by the broker twice,
-# cut harder each time, and lands; SIGTERM then exits 0.
+# cut harder each time, and lands; SIGTERM then exits 0.  Then a compacted
+# dead-letter topic refusing a reject without a key (INVALID_RECORD, at
+# every size) stops the run with exit 1 and a sentence.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 PY=$E2E_ROOT/tests/e2e/poison_dlq.py
@@ -136,3 +138,20 @@ committed=$(group_committed_total e2e-poison users)
 [ "$committed" -eq $((after + 1)) ] ||
     fail "committed $committed of $((after + 1)) after the live run"
 echo "ok: a limit lowered under a running userpipe costs a harder cut, not the run"
+
+# Apache Kafka: a dead-letter topic that refuses a record whatever its size
+# (cleanup.policy=compact and a reject without a key: INVALID_RECORD) is
+# about the topic: after the harder cuts the run stops with exit 1 and a
+# sentence naming the topic's configuration, and commits nothing past it
+/usr/bin/python3 "$PY" compact "$BOOTSTRAP"
+end_before=$(topic_count users)
+printf 'keyless junk\n' | kcat -P -b "$BOOTSTRAP" -t users -p 3
+write_config "$DEV_TMP/compact.properties" e2e-poison dlq.topic=users.dlq.compact
+rc=0
+run_userpipe "$DEV_TMP/compact.log" -c "$DEV_TMP/compact.properties" --exit-at-end || rc=$?
+[ "$rc" -eq 1 ] || { tail -5 "$DEV_TMP/compact.log" >&2; fail "compacted topic: exit $rc, want 1"; }
+grep 'level=error' "$DEV_TMP/compact.log" | grep -q "users.dlq.compact' refused a record even cut.*cleanup.policy=compact" ||
+    { grep level=error "$DEV_TMP/compact.log" >&2; fail "no sentence about the compacted topic"; }
+committed=$(group_committed_total e2e-poison users)
+[ "$committed" -eq "$end_before" ] || fail "committed $committed, want $end_before (nothing past the refused record)"
+echo "ok: a dead-letter topic refusing every record stops the run with exit 1 and a sentence"
