@@ -85,6 +85,8 @@ committed=$(group_committed_total e2e-poison users)
 dlq_n=$(topic_count users.dlq)
 cut_n=$(grep -c '"userpipe.value.truncated","1"' "$DEV_TMP/dlq.json" || true)
 [ "$cut_n" -ge 4 ] || fail "only $cut_n records cut to fit"
+grep -q "msg=\"stopped\".* dlq_truncated=$cut_n " "$DEV_TMP/run.log" ||
+    fail "the summary line does not count the $cut_n records cut"
 MOESIF_APPLICATION_ID=$APP_ID "$USERPIPE" dlq redrive -c "$cfg" \
     >"$DEV_TMP/redrive.out" 2>"$DEV_TMP/redrive.err" ||
     { cat "$DEV_TMP/redrive.err" >&2; fail "dlq redrive failed"; }
