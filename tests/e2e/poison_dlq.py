@@ -181,7 +181,8 @@ def check(limit, source_path, dlq_path, record_path, expect_path):
             if h.get("userpipe.value.sha256") != sha:
                 bad.append("%s: sha256 header differs" % name)
         if name.startswith("invalid_hdr"):
-            if ("trace", "abc") not in hs or ("tenant", "t1") not in hs:
+            if ("trace", "abc") not in hs or ("tenant", "t1") not in hs or \
+                    ("empty", "") not in [(a, b or "") for a, b in hs]:
                 bad.append("%s: the source headers are not on the record: %s"
                            % (name, hs))
         if key != (m["key"] or ""):

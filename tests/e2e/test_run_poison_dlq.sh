@@ -64,7 +64,7 @@ for codec in gzip zstd lz4 snappy; do
         kcat -P -b "$BOOTSTRAP" -t users -p 1 -z "$codec" -X linger.ms=100
 done
 printf '%s\n' '{"user_id":"ok-hdr"}' '{"user_id":5,"c":"hdr"}' |
-    kcat -P -b "$BOOTSTRAP" -t users -p 2 -H trace=abc -H tenant=t1
+    kcat -P -b "$BOOTSTRAP" -t users -p 2 -H trace=abc -H tenant=t1 -H empty=
 total=$(topic_count users)
 [ "$total" -eq 17 ] || fail "loaded $total messages, want 17"
 
@@ -87,6 +87,9 @@ cut_n=$(grep -c '"userpipe.value.truncated","1"' "$DEV_TMP/dlq.json" || true)
 [ "$cut_n" -ge 4 ] || fail "only $cut_n records cut to fit"
 grep -q "msg=\"stopped\".* dlq_truncated=$cut_n " "$DEV_TMP/run.log" ||
     fail "the summary line does not count the $cut_n records cut"
+MOESIF_APPLICATION_ID=$APP_ID "$USERPIPE" dlq stats -c "$cfg" >"$DEV_TMP/stats.out"
+grep -q "cut to fit (not redrivable): $cut_n\$" "$DEV_TMP/stats.out" ||
+    { cat "$DEV_TMP/stats.out" >&2; fail "dlq stats does not count the records cut"; }
 MOESIF_APPLICATION_ID=$APP_ID "$USERPIPE" dlq redrive -c "$cfg" \
     >"$DEV_TMP/redrive.out" 2>"$DEV_TMP/redrive.err" ||
     { cat "$DEV_TMP/redrive.err" >&2; fail "dlq redrive failed"; }
