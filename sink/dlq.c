@@ -389,7 +389,7 @@ static size_t dlq_read_limit(rd_kafka_t *rk, char *const *topics, size_t n)
     rd_kafka_queue_t *q;
     rd_kafka_event_t *ev;
     size_t nres = 0, broker = 0, limit = 0, *topic_limit;
-    char id[16], why[256] = "";
+    char id[16], why[256] = "", broker_why[256] = "";
     rd_kafka_resp_err_t err;
 
     topic_limit = core_calloc(n + 1, sizeof(*topic_limit));
@@ -432,9 +432,16 @@ static size_t dlq_read_limit(rd_kafka_t *rk, char *const *topics, size_t n)
             const char *name = rd_kafka_ConfigResource_name(rr[i]);
             if (rd_kafka_ConfigResource_error(rr[i]) !=
                 RD_KAFKA_RESP_ERR_NO_ERROR) {
+                /* the broker's value is said only where it was needed
+                 * (issue 19: least-privilege ACLs grant DescribeConfigs
+                 * on the dead-letter topics, not on the cluster) */
+                char *w = rd_kafka_ConfigResource_type(rr[i]) ==
+                                  RD_KAFKA_RESOURCE_BROKER
+                              ? broker_why
+                              : why;
                 if (rd_kafka_ConfigResource_error(rr[i]) !=
                     RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-                    snprintf(why, sizeof(why), "%s: %s", name,
+                    snprintf(w, sizeof(why), "%s: %s", name,
                              rd_kafka_ConfigResource_error_string(rr[i]));
                 }
                 continue;
@@ -455,6 +462,9 @@ static size_t dlq_read_limit(rd_kafka_t *rk, char *const *topics, size_t n)
         size_t l = topic_limit[t] != 0 ? topic_limit[t]
                    : broker != 0       ? broker
                                        : SINK_DLQ_LIMIT_DEF;
+        if (topic_limit[t] == 0 && why[0] == '\0' && broker_why[0] != '\0') {
+            snprintf(why, sizeof(why), "%s", broker_why);
+        }
         limit = limit == 0 || l < limit ? l : limit;
     }
     if (limit == 0) {

@@ -216,7 +216,8 @@ def grant(bootstrap, principal, readme, section, args):
             values[k] = v
     ops = {"Read": ACLOperation.READ, "Write": ACLOperation.WRITE,
            "Describe": ACLOperation.DESCRIBE, "Create": ACLOperation.CREATE,
-           "IdempotentWrite": ACLOperation.IDEMPOTENT_WRITE}
+           "IdempotentWrite": ACLOperation.IDEMPOTENT_WRITE,
+           "DescribeConfigs": ACLOperation.DESCRIBE_CONFIGS}
     types = {"Topic": ResourceType.TOPIC, "Group": ResourceType.GROUP,
              "Cluster": ResourceType.CLUSTER}
     acls = []

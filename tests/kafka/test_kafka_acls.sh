@@ -8,7 +8,9 @@
 #  - the pipeline with the `userpipe run` list: two instances racing for
 #    the shared schema's keys (secure_race), every event where the schema
 #    says, none lost, the committed offsets equal the end offsets, no
-#    error logged (the schema reader uses no group);
+#    error logged (the schema reader uses no group), the dead-letter
+#    topic's max.message.bytes read (DescribeConfigs on it, none on the
+#    cluster);
 #  - `userpipe schema show` and `userpipe dlq stats` under a principal
 #    holding only their two lists; `userpipe dlq redrive` under one holding
 #    only its list: every dead-letter record produced back to users;
@@ -64,6 +66,9 @@ refused 2 8 "not allow userpipe Write on the schema topic 'userpipe-schema'" "$D
 # the README's lists suffice
 cfg=$(config_as userpipe "$GROUP")
 secure_race "$cfg" "$GROUP" 4 100 20
+# DescribeConfigs on the dead-letter topic suffices to size its records
+! grep -h "cannot read the dead-letter topic's max.message.bytes" "$DEV_TMP/a.log" "$DEV_TMP/b.log" ||
+    fail "the dead-letter topic's max.message.bytes was not read with README's ACLs"
 nrej=$(grep -c . "$DEV_TMP/dlq.json")
 # the events again, in a group of their own: the rejects meet the
 # dead-letter topic without Write
