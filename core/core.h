@@ -65,6 +65,12 @@ enum core_reject_code {
     CORE_REJECT_TOO_LARGE,
     CORE_REJECT_TOO_DEEP,
     CORE_REJECT_API_REJECTED,
+    /* issue 20: appended, so the numbers above never change */
+    CORE_REJECT_EMPTY_MESSAGE, /* a message whose value has no bytes */
+    CORE_REJECT_TOMBSTONE,     /* a message with a NULL value */
+    CORE_REJECT_INVALID_KEY,   /* a key holding U+0000 */
+    CORE_REJECT_SCHEMA_FULL,   /* new keys beyond schema.max_keys */
+    CORE_REJECT_CLAIM_TIMEOUT, /* new keys that got no type in time */
     CORE_REJECT__COUNT
 };
 
