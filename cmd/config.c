@@ -39,6 +39,7 @@ struct key {
 
 static const char *const scope_names[] = {"name", "path", NULL};
 static const char *const unknown_names[] = {"reject", "drop", "metadata", NULL};
+static const char *const tombstone_names[] = {"reject", "skip", NULL};
 
 #define OFF(field) offsetof(struct config, field)
 /* a stage's default, as the reference prints it */
@@ -123,11 +124,39 @@ static const struct key keys[] = {
      "Name written in this instance's schema claims (`userpipe schema "
      "show` prints who claimed each key).",
      NULL},
+    {"schema.max_keys", K_COUNT, OFF(transform.max_schema_keys),
+     TRANSFORM_MAX_SCHEMA_KEYS_MIN, TRANSFORM_MAX_SCHEMA_KEYS_MAX,
+     STR(TRANSFORM_MAX_SCHEMA_KEYS_DEF),
+     "Most metadata keys (or paths) the shared schema may hold; an event "
+     "with a key beyond them is rejected as `schema_full` (events with "
+     "known keys pass). Bounds memory and the start-up read when metadata "
+     "uses ids as keys. Every instance sharing a schema topic should use "
+     "the same value.",
+     NULL},
+    {"schema.claim_timeout_ms", K_UINT, OFF(claim_timeout_ms), 1000,
+     86400000, STR(CONFIG_CLAIM_TIMEOUT_MS_DEF),
+     "How long an event may wait for the claims of its new metadata keys to "
+     "come back from the schema topic. Past it the keys are claimed again; "
+     "past twice it the event is rejected as `claim_timeout` (its partition "
+     "moves on), never waits for ever.",
+     NULL},
+    {"schema.sync_timeout_ms", K_UINT, OFF(sync_timeout_ms), 1000, 3600000,
+     STR(CONFIG_SYNC_TIMEOUT_MS_DEF),
+     "On start, the schema topic is read to its end however long that "
+     "takes while claims keep coming; the start fails when this long passes "
+     "without one.",
+     NULL},
     {"schema.file", K_STR, OFF(schema_file), 0, 0, NULL,
      "Seed file of metadata types: a JSON object of key to type name, "
      "imported as claims on start (keys the schema topic already has keep "
      "their type).",
      NULL},
+    {"source.tombstones", K_ENUM, OFF(tombstones), 0, 1, "reject",
+     "A message with a NULL value (a tombstone, as log compaction and "
+     "Debezium write them): `reject` sends it to the dead-letter topic as "
+     "`tombstone`; `skip` commits it and sends nothing, as Kafka Connect's "
+     "tombstone handling (`behavior.on.null.values=ignore`) does.",
+     tombstone_names},
     {"transform.schema_scope", K_ENUM, OFF(transform.scope), 0, 1, "name",
      "One type per metadata key `name` at any depth (Moesif's rule) or per "
      "full `path`.",
@@ -172,6 +201,8 @@ void config_init(struct config *cfg)
     cfg->progress_interval_ms = 5000;
     cfg->base_url = core_strdup("https://api.moesif.net");
     cfg->schema_topic = core_strdup("userpipe-schema");
+    cfg->claim_timeout_ms = CONFIG_CLAIM_TIMEOUT_MS_DEF;
+    cfg->sync_timeout_ms = CONFIG_SYNC_TIMEOUT_MS_DEF;
 }
 
 void config_release(struct config *cfg)

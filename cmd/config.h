@@ -17,6 +17,17 @@
 
 #include <stdio.h>
 
+/* schema.claim_timeout_ms: a claim comes back within milliseconds; a
+ * minute covers a leader election or a broker restart (test_kafka_outage
+ * takes every broker away for 20 s) before a claim is made again. */
+#define CONFIG_CLAIM_TIMEOUT_MS_DEF 60000
+/* schema.sync_timeout_ms: the fixed limit of the whole start-up read
+ * before issue 20, now the longest stall. */
+#define CONFIG_SYNC_TIMEOUT_MS_DEF 30000
+
+/* source.tombstones */
+enum config_tombstones { CONFIG_TOMBSTONES_REJECT = 0, CONFIG_TOMBSTONES_SKIP };
+
 struct config {
     /* kafka.<property> pairs for librdkafka, prefix removed, file order */
     char **kafka_keys;
@@ -32,6 +43,9 @@ struct config {
     unsigned drain_timeout_ms;     /* bound on flushing at shutdown/rebalance */
     char *metrics_listen;          /* HOST:PORT of /metrics, or "off" */
     unsigned progress_interval_ms; /* backfill progress without a terminal */
+    unsigned claim_timeout_ms;     /* an event's wait for its claims */
+    unsigned sync_timeout_ms;      /* the start-up read's longest stall */
+    int tombstones;                /* enum config_tombstones */
 
     /* owned copies of the sink's strings */
     char *base_url;

@@ -20,6 +20,7 @@ struct ingest_held {
     int64_t timestamp_ms;
     size_t key_len; /* SIZE_MAX: no key */
     size_t len;
+    int tombstone; /* the value is NULL (len 0), not empty */
     char bytes[]; /* the key, then the value */
 };
 
