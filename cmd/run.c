@@ -372,7 +372,7 @@ static void unpark(struct run *r)
         waited = (uint64_t)(core_now_ms() - parked_ms);
         if (rc == CORE_ERR_RETRY && (int64_t)waited < 2 * timeout_ms) {
             int again = (int64_t)waited >= timeout_ms &&
-                        r->reclaimed_ticket != ticket;
+                        r->reclaimed_ticket1 != ticket + 1;
             if (again) {
                 core_log(CORE_LOG_WARN, "schema",
                          "msg=\"claims not read back in time: claiming "
@@ -381,7 +381,7 @@ static void unpark(struct run *r)
                          m.topic, m.partition, (long long)m.offset,
                          transform_new_keys(r->tf),
                          (unsigned long long)waited, r->cfg.schema_topic);
-                r->reclaimed_ticket = ticket;
+                r->reclaimed_ticket1 = ticket + 1;
                 r->reclaims++;
             }
             /* no-op for keys already claimed, unless again */

@@ -26,7 +26,8 @@ E2E_TESTS := \
 	tests/e2e/test_dlq_redrive.sh \
 	tests/e2e/test_run_refill.sh \
 	tests/e2e/test_run_live_backfill.sh \
-	tests/e2e/test_run_rebalance_retry.sh
+	tests/e2e/test_run_rebalance_retry.sh \
+	tests/e2e/test_run_poison_input.sh
 E2E_DEV_ONLY := \
 	tests/e2e/test_run_end_offsets.sh \
 	tests/e2e/test_run_dlq_backlog.sh
