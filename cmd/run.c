@@ -379,8 +379,8 @@ static void unpark(struct run *r)
                          "again\" topic=%s partition=%d offset=%lld "
                          "keys=%zu waited_ms=%llu schema_topic=%s",
                          m.topic, m.partition, (long long)m.offset,
-                         transform_new_keys(r->tf),
-                         (unsigned long long)waited, r->cfg.schema_topic);
+                         transform_new_keys(r->tf), (unsigned long long)waited,
+                         r->cfg.schema_topic);
                 r->reclaimed_ticket1 = ticket + 1;
                 r->reclaims++;
             }
@@ -388,9 +388,9 @@ static void unpark(struct run *r)
             claim_new_keys(r, again);
             r->unpark_keys = schema_count(r->sch);
             r->unpark_ticket = ticket;
-            r->unpark_due_ms = parked_ms + ((int64_t)waited < timeout_ms
-                                                ? timeout_ms
-                                                : 2 * timeout_ms);
+            r->unpark_due_ms =
+                parked_ms +
+                ((int64_t)waited < timeout_ms ? timeout_ms : 2 * timeout_ms);
             return;
         }
         if (rc == CORE_ERR_RETRY) {

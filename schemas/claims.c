@@ -46,9 +46,9 @@ struct schema_claims {
     struct schema_claims_stats st;
     int scope_warned;
     int full_warned;
-    int synced; /* read to its end once */
-    size_t max_keys;  /* the schema's cap: claims beyond it are ignored */
-    int32_t leader;   /* of the topic's partition at start, -1 unknown */
+    int synced;      /* read to its end once */
+    size_t max_keys; /* the schema's cap: claims beyond it are ignored */
+    int32_t leader;  /* of the topic's partition at start, -1 unknown */
     char *bootstrap; /* for the sentence of a misconfigured topic */
     char error[512];
 };
@@ -99,8 +99,8 @@ static rd_kafka_conf_t *base_conf(const struct schema_claims_config *cfg,
     struct core_kafka_props user = {cfg->kafka_keys, cfg->kafka_values,
                                     cfg->kafka_count};
 
-    if (core_kafka_apply(conf, CORE_KAFKA_SCHEMA, &user, errstr,
-                         errstr_size) != CORE_OK) {
+    if (core_kafka_apply(conf, CORE_KAFKA_SCHEMA, &user, errstr, errstr_size) !=
+        CORE_OK) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -480,6 +480,19 @@ static const char *str_at(yajl_val root, const char *name)
     return v != NULL ? YAJL_GET_STRING(v) : NULL;
 }
 
+/* Counts a claim ignored, warning the first time for this reason. */
+static void ignore_warn_once(struct schema_claims *sc, int *warned,
+                             const char *msg, const char *field,
+                             const char *value)
+{
+    if (!*warned) {
+        core_log(CORE_LOG_WARN, "schema", "msg=\"%s\" topic=%s %s=%s", msg,
+                 sc->topic, field, value);
+        *warned = 1;
+    }
+    sc->st.ignored++;
+}
+
 /* Applies one claim record. */
 static void apply(struct schema_claims *sc, const rd_kafka_message_t *m)
 {
@@ -514,15 +527,11 @@ static void apply(struct schema_claims *sc, const rd_kafka_message_t *m)
         goto out;
     }
     if (scope != NULL && strcmp(scope, sc->scope) != 0) {
-        if (!sc->scope_warned) {
-            core_log(CORE_LOG_WARN, "schema",
-                     "msg=\"ignoring claims of another schema scope: every "
-                     "instance sharing a schema topic needs the same "
-                     "transform.schema_scope\" topic=%s scope=%s",
-                     sc->topic, scope);
-            sc->scope_warned = 1;
-        }
-        sc->st.ignored++;
+        ignore_warn_once(sc, &sc->scope_warned,
+                         "ignoring claims of another schema scope: every "
+                         "instance sharing a schema topic needs the same "
+                         "transform.schema_scope",
+                         "scope", scope);
         goto out;
     }
     before = schema_count(sc->sch);
@@ -532,15 +541,13 @@ static void apply(struct schema_claims *sc, const rd_kafka_message_t *m)
         /* the cap holds whatever the topic has (instances with a larger
          * schema.max_keys, claims of a race at the cap): every instance
          * with the same cap ignores the same claims, in topic order */
-        if (!sc->full_warned) {
-            core_log(CORE_LOG_WARN, "schema",
-                     "msg=\"the schema is full: claims of new keys are "
-                     "ignored and events with new keys rejected as "
-                     "schema_full (schema.max_keys)\" topic=%s keys=%zu",
-                     sc->topic, before);
-            sc->full_warned = 1;
-        }
-        sc->st.ignored++;
+        char n[32];
+        snprintf(n, sizeof(n), "%zu", before);
+        ignore_warn_once(sc, &sc->full_warned,
+                         "the schema is full: claims of new keys are ignored "
+                         "and events with new keys rejected as schema_full "
+                         "(schema.max_keys)",
+                         "keys", n);
         goto out;
     }
     schema_put(sc->sch, key, strlen(key), core_hash64(key, strlen(key)), t);

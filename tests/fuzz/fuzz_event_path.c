@@ -87,8 +87,9 @@ static void claim_and_read_back(struct transform *tf, struct schema *sch,
             abort(); /* invalid_key: a NUL key is never claimed */
         }
         if (race && schema_count(sch) < cap) {
-            enum schema_type other =
-                t == SCHEMA_TYPE_STRING ? SCHEMA_TYPE_NUMBER : SCHEMA_TYPE_STRING;
+            enum schema_type other = t == SCHEMA_TYPE_STRING
+                                         ? SCHEMA_TYPE_NUMBER
+                                         : SCHEMA_TYPE_STRING;
             schema_put(sch, k, len, h, other);
         }
         if (schema_count(sch) < cap) {
@@ -218,8 +219,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             sent[nsent].len = out_len;
             sent[nsent].hash = core_hash64(uid, uid_len);
             sent[nsent].seen = 0;
-            sink_batcher_add(&bat, sent[nsent].hash, sent[nsent].bytes,
-                             out_len, nsent, 0);
+            sink_batcher_add(&bat, sent[nsent].hash, sent[nsent].bytes, out_len,
+                             nsent, 0);
             nsent++;
         } else {
             abort();
