@@ -558,9 +558,9 @@ static void test_schema_load_file__escaped_backslash_is_no_nul(void **state)
     assert_int_equal(schema_load_file(sch, path, errstr, sizeof(errstr)),
                      CORE_OK);
     assert_int_equal(schema_count(sch), 1);
-    assert_int_equal(schema_get(sch, "a\\u0000b", 8,
-                                core_hash64("a\\u0000b", 8)),
-                     SCHEMA_TYPE_NUMBER);
+    assert_int_equal(
+        schema_get(sch, "a\\u0000b", 8, core_hash64("a\\u0000b", 8)),
+        SCHEMA_TYPE_NUMBER);
     unlink(path);
     schema_destroy(sch);
 }
