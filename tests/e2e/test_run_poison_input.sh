@@ -95,8 +95,13 @@ if [ "$DEV_KAFKA" = apache ]; then
     echo "skip 3 on Apache Kafka: taking the schema topic's leader away needs kafka-dev's broker-down (a real single node leads every topic); the deleted topic of part 4 is the real-broker case"
 else
     # a schema topic led by a broker that leads neither late nor late.dlq
+    # and does not coordinate the group (librdkafka's mock picks broker
+    # crc32(group) % brokers in its list, rdkafka_mock.c
+    # rd_kafka_mock_cluster_get_coord; ids 1..N in order)
     leader_of() { kafka_ctl leaders "$1" | tr ' ' '\n' | sed -n 's/^0:\([0-9]*\).*/\1/p' | head -n 1; }
-    busy="$(leader_of late) $(leader_of late.dlq)"
+    nbrokers=$(kafka_ctl limits | sed -n 's/.*brokers=\([0-9]*\).*/\1/p')
+    coord=$($py -c 'import sys, zlib; print(zlib.crc32(b"e2e-late") % int(sys.argv[1]) + 1)' "$nbrokers")
+    busy="$(leader_of late) $(leader_of late.dlq) $coord"
     stopic=
     for i in 1 2 3 4 5 6 7 8; do
         kafka_ctl create-topic "never-$i:1" >/dev/null
