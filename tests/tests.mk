@@ -9,6 +9,7 @@ TESTS_CMOCKA := \
 	tests/transform/test_transform.c \
 	tests/transform/test_jsontestsuite.c \
 	tests/schemas/test_schema.c \
+	tests/schemas/test_claims.c \
 	tests/core/test_hash.c \
 	tests/cmd/test_ndjson.c \
 	tests/cmd/test_config.c \
