@@ -49,7 +49,7 @@ static int setup(void **state)
 static struct schema_claims *open_claims(const char *topic, struct schema *sch,
                                          size_t max_keys, const char *who)
 {
-    struct schema_claims_config cfg = {keys, values, 1,    topic,
+    struct schema_claims_config cfg = {keys, values, 1,       topic,
                                        who,  "name", max_keys};
     struct schema_claims *sc = NULL;
     char e[512] = "";
