@@ -24,14 +24,13 @@
 
 # debootstrap for the base image, buildah to import, build and run it
 IMAGE_DEB_PKGS := debootstrap buildah
-IMAGE_TEST_TIMEOUT ?= 1800
 
 .PHONY: image-test image-clean
 image-test:
 	@$(MAKE) --no-print-directory deps DEB_PKGS="$(DEB_PKGS) $(IMAGE_DEB_PKGS)"
 	$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) USERPIPE=$(abspath $(BUILD)/userpipe) VERBOSE=1 \
-		TEST_TIMEOUT=$(IMAGE_TEST_TIMEOUT) tests/run-all.sh -- tests/deploy/test_image.sh
+		tests/run-all.sh -- tests/deploy/test_image.sh
 
 image-clean:
 	@bash tests/deploy/test_image.sh clean

@@ -24,7 +24,8 @@
 #         none in its dynamic section; `userpipe --version` in the image
 #         equals the one of the binary `make` builds (userpipe and librdkafka
 #         versions) and the image's binary carries the same librdkafka
-#         build (its BUILT_WITH feature list, from the same Debian revision).
+#         build (its BUILT_WITH feature list, less LDS (below), from the
+#         same Debian revision).
 #  run    the image's ENTRYPOINT, read from the image, run with `buildah
 #         run --isolation chroot` (host network: the dev stack listens on
 #         loopback) and the configuration mounted read-only at its path, the
@@ -33,7 +34,7 @@
 #         transformed, every invalid one is in the dead-letter topic
 #         (tests/e2e/check_pipeline.py), the committed offsets are the end
 #         offsets, the User-Agent names the image's version, the id is not
-#         in the log.
+#         in the log, which ends with the closing summary line.
 #
 # Why buildah's chroot isolation: podman's and buildah's OCI runtime (crun)
 # cannot set its rlimits on these machines; the chroot isolation runs the
