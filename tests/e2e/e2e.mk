@@ -26,7 +26,9 @@ E2E_TESTS := \
 	tests/e2e/test_dlq_redrive.sh \
 	tests/e2e/test_run_fetch_backoff.sh \
 	tests/e2e/test_run_live_backfill.sh \
-	tests/e2e/test_run_rebalance_retry.sh
+	tests/e2e/test_run_rebalance_retry.sh \
+	tests/e2e/test_run_poison_dlq.sh \
+	tests/e2e/test_run_reject_all.sh
 E2E_DEV_ONLY := \
 	tests/e2e/test_run_end_offsets.sh \
 	tests/e2e/test_run_dlq_backlog.sh
