@@ -11,10 +11,12 @@
 # Measured on the shared 2-core development machine, `time make
 # image-test` with userpipe built (as in CI, after `make test`), packages
 # from deb.debian.org:
-#   cold  2 min 25 s: `make image-clean` and buildah and debootstrap
-#         removed first; installing them ~10 s, debootstrap 29 s, the slim
-#         trim and the import 9 s, buildah bud 89 s, checks and run 8 s
-#   warm  1 min 38 s: the base image cached; buildah bud 86 s
+#   cold  2 min 25 s and 2 min 4 s (two runs): `make image-clean` and
+#         buildah and debootstrap removed first; installing them ~10 s,
+#         debootstrap 29 s / 37 s, the slim trim and the import 9 s / 6 s,
+#         buildah bud 89 s / 65 s, checks and run 8 s
+#   warm  1 min 38 s and 1 min 24 s: the base image cached; buildah bud
+#         86 s / 73 s
 # The image build itself runs every stage each time (apt-get in both
 # stages, librdkafka and userpipe compiled in the build stage): it is most
 # of either time.  .ci/run gives the step 10 minutes.
