@@ -140,7 +140,7 @@ static void test_schema_claims__max_keys_bounds_made_and_applied(void **state)
     struct schema_claims *sc = open_claims("claims-cap", sch, 3, "small");
     struct schema_claims *big;
     struct schema_claims_stats st;
-    char k[8];
+    char k[16];
     (void)state;
 
     for (int i = 0; i < 5; i++) {
