@@ -137,4 +137,13 @@ extern const char *const core_log_level_names[];
 /* Parses one of core_log_level_names; returns -1 when unknown. */
 int core_log_level_parse(const char *name);
 
+/*
+ * Copies url into out[0..out_size) with its userinfo ("user:password@"
+ * before the host) replaced by "***@", for a log line or an error
+ * sentence (issue 22: moesif.base_url and moesif.proxy may carry
+ * credentials).  A text without "://" is copied as it is; truncated to
+ * fit, always NUL-terminated.  Returns out.
+ */
+const char *core_url_redact(const char *url, char *out, size_t out_size);
+
 #endif

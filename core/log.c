@@ -4,7 +4,8 @@
  * Format: time=... level=... component=... msg="..." followed by any
  * key=value fields the caller put in the message.  One write(2)-sized
  * fprintf per line so lines from librdkafka's forwarded logs and ours do
- * not interleave mid-line.  Never pass the application id or a payload.
+ * not interleave mid-line.  Never pass the application id or a payload;
+ * a URL goes through core_url_redact first (it may hold a password).
  */
 #include "core.h"
 
@@ -27,6 +28,36 @@ int core_log_level_parse(const char *name)
         }
     }
     return -1;
+}
+
+const char *core_url_redact(const char *url, char *out, size_t out_size)
+{
+    const char *scheme = strstr(url, "://");
+    const char *host, *end, *at = NULL;
+
+    if (out_size == 0) {
+        return out;
+    }
+    if (scheme == NULL) {
+        snprintf(out, out_size, "%s", url);
+        return out;
+    }
+    host = scheme + 3;
+    /* the authority ends at the first '/', '?' or '#' (RFC 3986, 3.2);
+     * its userinfo at the last '@' before that, since a password may
+     * itself hold an unescaped '@' */
+    end = host + strcspn(host, "/?#");
+    for (const char *p = host; p < end; p++) {
+        if (*p == '@') {
+            at = p;
+        }
+    }
+    if (at == NULL) {
+        snprintf(out, out_size, "%s", url);
+    } else {
+        snprintf(out, out_size, "%.*s***%s", (int)(host - url), url, at);
+    }
+    return out;
 }
 
 void core_log_write(enum core_log_level level, const char *component,

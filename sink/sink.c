@@ -129,7 +129,7 @@ enum core_err sink_new(const struct sink_config *cfg,
 
     *out = NULL;
     assert_config(cfg);
-    rc = sink_http_new(cfg->max_in_flight, &tp, errstr, errstr_size);
+    rc = sink_http_new(cfg, &tp, errstr, errstr_size);
     if (rc != CORE_OK) {
         return rc;
     }
