@@ -16,8 +16,8 @@
  *
  * Secrets (issue 22): any value may hold ${env:NAME} and ${file:PATH}
  * references, resolved once, as the value is set (resolve_refs).  Keys
- * marked KEY_SECRET, and the kafka.* properties of kafka_secrets[] (those
- * librdkafka's own table marks _RK_SENSITIVE), are never echoed in an
+ * marked KEY_SECRET, and the kafka.* properties of core_kafka_secrets[]
+ * (those librdkafka's own table marks _RK_SENSITIVE), are never echoed in an
  * error sentence; a value that came from a reference is echoed as its
  * reference, never as what it resolved to; URLs are echoed redacted
  * (core_url_redact).  Every string the config owns is wiped when freed.
@@ -83,19 +83,6 @@ static unsigned marks_of(const struct key *k)
     }
     return 0;
 }
-
-/* The librdkafka properties its configuration table marks _RK_SENSITIVE
- * (rdkafka_conf.c, 2.8.0), without the "kafka." prefix: never echoed by
- * userpipe either.  Any later one is added here. */
-static const char *const kafka_secrets[] = {
-    "sasl.password",
-    "sasl.oauthbearer.client.secret",
-    "sasl.oauthbearer.config",
-    "ssl.key.password",
-    "ssl.key.pem",
-    "ssl.keystore.password",
-    NULL,
-};
 
 /* A file a ${file:} reference names is read whole, up to this size: a
  * PEM key with its chain is a few KiB; a larger file is not a secret but
@@ -262,6 +249,8 @@ static const struct key keys[] = {
 };
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
+/* struct config's referenced has a bit per key */
+_Static_assert(NKEYS <= 64, "struct config's referenced: one bit a key");
 
 void config_init(struct config *cfg)
 {
@@ -318,12 +307,7 @@ int config_key_secret(const char *name)
     const struct key *k;
 
     if (strncmp(name, "kafka.", 6) == 0) {
-        for (size_t i = 0; kafka_secrets[i] != NULL; i++) {
-            if (strcmp(name + 6, kafka_secrets[i]) == 0) {
-                return 1;
-            }
-        }
-        return 0;
+        return core_kafka_secret(name + 6);
     }
     k = find_key(name);
     return k != NULL && (marks_of(k) & KEY_SECRET) != 0;
@@ -667,6 +651,11 @@ enum core_err config_set(struct config *cfg, const char *name,
         rc = CORE_OK;
     } else {
         rc = set_value(cfg, k, v, value, had_ref, errstr, errstr_size);
+        if (rc == CORE_OK) {
+            uint64_t bit = (uint64_t)1 << (size_t)(k - keys);
+            cfg->referenced =
+                had_ref ? cfg->referenced | bit : cfg->referenced & ~bit;
+        }
     }
     core_free_secret(v);
     return rc;
@@ -774,9 +763,13 @@ static enum core_err check_files(const struct config *cfg, char *errstr,
             close(fd);
         }
         if (why != NULL) {
+            /* a path a reference gave is not echoed either */
             snprintf(errstr, errstr_size,
                      "configuration key '%s': cannot read '%s': %s", k->name,
-                     path, why);
+                     (cfg->referenced >> i) & 1 ? "(the path its reference "
+                                                  "gave)"
+                                                : path,
+                     why);
             return CORE_ERR_USAGE;
         }
     }
@@ -1023,8 +1016,8 @@ void config_reference(FILE *f)
           "passed to the consumer and the dead-letter producer. |\n",
           f);
     fputs("| `kafka.<secret property>` | string, secret | | ", f);
-    for (size_t i = 0; kafka_secrets[i] != NULL; i++) {
-        fprintf(f, "%s`kafka.%s`", i ? ", " : "", kafka_secrets[i]);
+    for (size_t i = 0; core_kafka_secrets[i] != NULL; i++) {
+        fprintf(f, "%s`kafka.%s`", i ? ", " : "", core_kafka_secrets[i]);
     }
     fputs(" (librdkafka's sensitive properties): never logged or echoed; "
           "best a `${file:PATH}` or `${env:NAME}` reference. |\n",

@@ -19,6 +19,7 @@
 #include "../sink/sink.h"
 #include "../transform/transform.h"
 
+#include <stdint.h>
 #include <stdio.h>
 
 struct config {
@@ -38,6 +39,9 @@ struct config {
     unsigned progress_interval_ms; /* backfill progress without a terminal */
 
     int core_dumps; /* debug.core_dumps: the process stays dumpable */
+    /* bit i: key i of the table got its value from a reference, which an
+     * error sentence then never echoes */
+    uint64_t referenced;
 
     /* owned copies of the sink's strings */
     char *base_url;

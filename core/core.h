@@ -125,8 +125,15 @@ void core_log_write(enum core_log_level level, const char *component,
         }                                                                      \
     } while (0)
 
+/* The librdkafka properties (no "kafka." prefix) that hold secrets,
+ * NULL-terminated, and whether name is one: never logged or echoed. */
+extern const char *const core_kafka_secrets[];
+int core_kafka_secret(const char *name);
+
 /* Writes one of librdkafka's log lines (syslog level 0-7, facility, text)
- * as ours; every librdkafka client's log callback forwards here. */
+ * as ours; every librdkafka client's log callback forwards here.  A line
+ * of librdkafka's configuration dump (kafka.debug=conf) that shows one of
+ * core_kafka_secrets has its value replaced by [redacted]. */
 void core_log_kafka(int syslog_level, const char *component,
                     const char *facility, const char *text);
 

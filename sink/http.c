@@ -339,15 +339,16 @@ static void complete(const struct http *h, struct http_lane *hl, CURLcode res,
             hl->errbuf[0] != '\0' ? hl->errbuf : curl_easy_strerror(res);
 
         c->err = sink_http_classify(res, hl->errbuf);
-        /* the proxy's own answer to CONNECT: 407 wants credentials, any
-         * other 4xx refuses the destination; both are the proxy's
-         * configuration (a 5xx, the proxy failing to reach Moesif, stays
-         * a connection error) */
+        /* the proxy's own answer to CONNECT: 407 (401 from tinyproxy
+         * 1.11) wants credentials, any other 4xx refuses the destination;
+         * both are the proxy's configuration (a 5xx, the proxy failing to
+         * reach Moesif, stays a connection error) */
         if (curl_easy_getinfo(hl->easy, CURLINFO_HTTP_CONNECTCODE,
                               &connect_code) == CURLE_OK &&
             connect_code >= 400 && connect_code < 500) {
-            c->err =
-                connect_code == 407 ? SINK_TP_PROXY_AUTH : SINK_TP_PROXY_DENIED;
+            c->err = connect_code == 407 || connect_code == 401
+                         ? SINK_TP_PROXY_AUTH
+                         : SINK_TP_PROXY_DENIED;
         }
         /* libcurl's error buffer names host and port at most, never
          * headers or a URL's userinfo: safe to log.  A connection error

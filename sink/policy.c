@@ -72,9 +72,9 @@ static const struct sink_policy_row policy[] = {
      "moesif.client_key to one signed by a CA it trusts; when it speaks "
      "plain HTTP, use http://; its own CA goes in moesif.ca_file"},
     {SINK_TP_PROXY_AUTH, 0, 0, SINK_STOP,
-     "the proxy of moesif.proxy wants credentials (407): give them in the "
-     "URL, http://user:password@host:port, with the password as a "
-     "${file:...} or ${env:...} reference"},
+     "the proxy of moesif.proxy refuses its credentials: give the right "
+     "ones in the URL, http://user:password@host:port, the password "
+     "best as a ${file:...} or ${env:...} reference"},
     {SINK_TP_PROXY_DENIED, 0, 0, SINK_STOP,
      "the proxy of moesif.proxy refuses the tunnel to moesif.base_url's "
      "host: allow that host and port on the proxy, or set moesif.proxy to "

@@ -26,7 +26,10 @@ E2E_TESTS := \
 	tests/e2e/test_dlq_redrive.sh \
 	tests/e2e/test_run_refill.sh \
 	tests/e2e/test_run_live_backfill.sh \
-	tests/e2e/test_run_rebalance_retry.sh
+	tests/e2e/test_run_rebalance_retry.sh \
+	tests/e2e/test_run_tls.sh \
+	tests/e2e/test_run_proxy.sh \
+	tests/e2e/test_run_secrets.sh
 E2E_DEV_ONLY := \
 	tests/e2e/test_run_end_offsets.sh \
 	tests/e2e/test_run_dlq_backlog.sh
