@@ -764,11 +764,13 @@ static enum core_err check_files(const struct config *cfg, char *errstr,
         }
         if (why != NULL) {
             /* a path a reference gave is not echoed either */
+            char shown[300];
+
+            snprintf(shown, sizeof(shown), "'%.280s'", path);
             snprintf(errstr, errstr_size,
-                     "configuration key '%s': cannot read '%s': %s", k->name,
-                     (cfg->referenced >> i) & 1 ? "(the path its reference "
-                                                  "gave)"
-                                                : path,
+                     "configuration key '%s': cannot read %s: %s", k->name,
+                     (cfg->referenced >> i) & 1 ? "the path its reference gave"
+                                                : shown,
                      why);
             return CORE_ERR_USAGE;
         }

@@ -32,7 +32,8 @@ TESTS_BINS += $(BUILD)/tests/test_kafka
 
 UNIT_TESTS += $(TESTS_BINS)
 SCRIPT_TESTS += tests/cli/test_transform_cli.sh tests/cli/test_config_reference.sh \
-	tests/cli/test_version.sh tests/core/test_includes.sh
+	tests/cli/test_version.sh tests/core/test_includes.sh \
+	tests/cli/test_config_secrets.sh
 
 .PHONY: unit-tests
 unit-tests: $(TESTS_BINS)
