@@ -159,3 +159,16 @@ expect_exit() {
     "$@" 2>"$log" || rc=$?
     [ "$rc" -eq "$want" ] || { tail -5 "$log" >&2; fail "$desc: exit $rc, want $want"; }
 }
+
+# tls_stack: the dev stack with one-partition topics and the sample in
+# users (total: its events), a PKI in $DEV_TMP/pki (pki, make_pki), and a
+# moesif-dev serving HTTPS with it (TLS_URL) that records into rec.
+tls_stack() {
+    DEV_TOPICS="users:1 users.dlq:1 userpipe-schema:1" dev_start
+    produce_file users "$SAMPLE"
+    total=$(topic_count users)
+    pki=$DEV_TMP/pki
+    make_pki "$pki"
+    rec=$DEV_TMP/tls.record
+    start_moesif_tls TLS_URL "$pki" --record "$rec"
+}

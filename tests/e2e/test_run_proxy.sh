@@ -14,13 +14,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 command -v tinyproxy >/dev/null || fail "tinyproxy is missing (the Makefile's DEB_PKGS has it: make deps)"
-DEV_TOPICS="users:1 users.dlq:1 userpipe-schema:1" dev_start
-produce_file users "$SAMPLE"
-total=$(topic_count users)
-pki=$DEV_TMP/pki
-make_pki "$pki"
-rec=$DEV_TMP/tls.record
-start_moesif_tls TLS_URL "$pki" --record "$rec"
+tls_stack
 accepted=$("$USERPIPE" transform <"$SAMPLE" 2>/dev/null | wc -l)
 
 # tinyproxy: a free port of the kernel's, Basic credentials, every

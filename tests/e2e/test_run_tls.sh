@@ -15,14 +15,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-DEV_TOPICS="users:1 users.dlq:1 userpipe-schema:1" dev_start
-produce_file users "$SAMPLE"
-total=$(topic_count users)
-pki=$DEV_TMP/pki
-make_pki "$pki"
-rec=$DEV_TMP/tls.record
+tls_stack
 rec_m=$DEV_TMP/mtls.record
-start_moesif_tls TLS_URL "$pki" --record "$rec"
 start_moesif_tls MTLS_URL "$pki" --record "$rec_m" --tls-client-ca "$pki/ca.pem"
 cfg=$DEV_TMP/run.properties
 
