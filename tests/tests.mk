@@ -10,6 +10,7 @@ TESTS_CMOCKA := \
 	tests/transform/test_jsontestsuite.c \
 	tests/schemas/test_schema.c \
 	tests/core/test_hash.c \
+	tests/core/test_log.c \
 	tests/cmd/test_ndjson.c \
 	tests/cmd/test_config.c \
 	tests/cmd/test_parked.c

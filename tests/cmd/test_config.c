@@ -7,7 +7,8 @@
  * ${env:NAME} and ${file:PATH} references resolve, and every way one can
  * fail gives a sentence naming the key; no error sentence echoes a secret
  * or what a reference resolved to; the egress files are checked at load;
- * URLs are redacted; the cleartext warning knows loopback.
+ * URLs are redacted (core_url_redact itself: tests/core/test_log.c); the
+ * cleartext warning knows loopback.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -513,24 +514,6 @@ static void test_config_load__egress_files_checked(void **state)
     }
 }
 
-static void test_core_url_redact__userinfo_only(void **state)
-{
-    char out[128];
-    (void)state;
-
-    assert_string_equal(core_url_redact("https://u:p@h:1/x?y", out, 128),
-                        "https://***@h:1/x?y");
-    assert_string_equal(core_url_redact("http://u:p@ss@h/", out, 128),
-                        "http://***@h/");
-    assert_string_equal(core_url_redact("http://h/a@b", out, 128),
-                        "http://h/a@b");
-    assert_string_equal(core_url_redact("https://api.moesif.net", out, 128),
-                        "https://api.moesif.net");
-    assert_string_equal(core_url_redact("no-scheme", out, 128), "no-scheme");
-    assert_string_equal(core_url_redact("http://u:p@hostname", out, 10),
-                        "http://**");
-}
-
 static void test_config_base_url_cleartext__loopback_only(void **state)
 {
     static const struct {
@@ -581,7 +564,6 @@ int main(void)
         cmocka_unit_test(test_config_set__errors_never_echo_secrets),
         cmocka_unit_test(test_config_load__a_line_without_key_is_not_echoed),
         cmocka_unit_test(test_config_load__egress_files_checked),
-        cmocka_unit_test(test_core_url_redact__userinfo_only),
         cmocka_unit_test(test_config_base_url_cleartext__loopback_only),
     };
     return cmocka_run_group_tests_name("config", tests, setup_tmp,

@@ -8,6 +8,7 @@
 #     the key is not bypassed)                 in no log line (redacted)
 #   no key, HTTPS_PROXY in the environment    delivered through the proxy
 #                                             (libcurl's variables, documented)
+#   ... and NO_PROXY=127.0.0.1                delivered, no tunnel
 #   a wrong proxy password                    exit 3, names moesif.proxy
 #   an unreachable proxy, sink.retry_max=2    exit 1, names moesif.proxy
 set -euo pipefail
@@ -74,6 +75,16 @@ NO_PROXY= no_proxy= HTTPS_PROXY="http://userpipe:$PROXY_PW@127.0.0.1:$PROXY_PORT
 [ "$(group_committed_total e2e-proxy-2 users)" -eq "$total" ] || fail "through HTTPS_PROXY: offsets not at the end"
 [ "$(tunnels)" -gt "$before" ] || fail "HTTPS_PROXY: tinyproxy logged no CONNECT: not honoured"
 echo "ok: no moesif.proxy, HTTPS_PROXY in the environment: $(($(tunnels) - before)) CONNECT tunnels"
+
+# 2b. no key, HTTPS_PROXY, and NO_PROXY naming the host: straight there
+before=$(tunnels)
+write_config "$cfg" e2e-proxy-2b "moesif.base_url=$TLS_URL" "moesif.ca_file=$pki/ca.pem"
+NO_PROXY=127.0.0.1 no_proxy= HTTPS_PROXY="http://userpipe:$PROXY_PW@127.0.0.1:$PROXY_PORT" \
+    run_userpipe "$DEV_TMP/p2b.log" -c "$cfg" --from-beginning --exit-at-end ||
+    { tail -20 "$DEV_TMP/p2b.log" >&2; fail "HTTPS_PROXY with NO_PROXY: exit $?"; }
+[ "$(group_committed_total e2e-proxy-2b users)" -eq "$total" ] || fail "HTTPS_PROXY with NO_PROXY: offsets not at the end"
+[ "$(tunnels)" -eq "$before" ] || fail "NO_PROXY=127.0.0.1 was not honoured: $(($(tunnels) - before)) tunnels"
+echo "ok: no moesif.proxy, HTTPS_PROXY and NO_PROXY=127.0.0.1: delivered without the proxy"
 
 # 3. a wrong password: the proxy refuses the tunnel
 write_config "$cfg" e2e-proxy-3 "moesif.base_url=$TLS_URL" "moesif.ca_file=$pki/ca.pem" \
