@@ -222,9 +222,10 @@ void sink_destroy(struct sink *snk)
     sink_gzip_release(&snk->gz);
     free(snk->comp);
     core_free_secret(snk->app_header);
-    free(snk->url);
+    /* the base URL may carry a password (user:password@host) */
+    core_free_secret(snk->url);
     core_free_secret(snk->application_id);
-    free(snk->base_url);
+    core_free_secret(snk->base_url);
     free(snk);
 }
 
