@@ -10,7 +10,8 @@
  * transform_new trust the config they are handed (they assert).  The
  * checks that span keys (the back-off pair, base_url's scheme, the
  * application id's bytes) are in config_load, after the last override.
- * kafka.* keys are not checked here: they are handed to librdkafka by
+ * kafka.* keys are checked here only against the settings userpipe owns
+ * (core_kafka_refuse, core/kafka.h); the rest are handed to librdkafka by
  * ingest/ and the dead-letter producer, whose rd_kafka_conf_set errstr
  * names the bad property.
  *
@@ -24,6 +25,7 @@
  */
 #include "config.h"
 #include "commands.h"
+#include "../core/kafka.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -183,6 +185,14 @@ static const struct key keys[] = {
     {"sink.retry_max", K_UINT, OFF(sink.retry_max), 0, SINK_RETRY_MAX_MAX, "0",
      "Retries of one batch before the pipeline stops; 0 retries without "
      "end (nothing is ever dropped).",
+     NULL},
+    {"sink.reject_all_batches", K_UINT, OFF(sink.reject_all_batches), 0,
+     SINK_REJECT_ALL_MAX, STR(SINK_REJECT_ALL_DEF),
+     "Batches in a row, nothing accepted between, whose every event Moesif "
+     "refused one by one (400/422 bisection) before userpipe stops with "
+     "exit 3: such answers are about the request (a proxy, a WAF, a changed "
+     "API), not the events. The refused events of the last batch are not "
+     "dead-lettered. 0 never stops.",
      NULL},
     {"sink.max_pending_bytes", K_SIZE, OFF(sink.max_pending_bytes),
      SINK_PENDING_BYTES_MIN, SINK_PENDING_BYTES_MAX,
@@ -889,6 +899,16 @@ enum core_err config_load(struct config *cfg, const char *path,
                      "configuration key 'moesif.application_id' holds a "
                      "control character (a stray newline?)");
             return CORE_ERR_USAGE;
+        }
+    }
+    {
+        /* the kafka.* settings userpipe owns (core/kafka.h) */
+        struct core_kafka_props user = {(const char *const *)cfg->kafka_keys,
+                                        (const char *const *)cfg->kafka_values,
+                                        cfg->kafka_count};
+        rc = core_kafka_refuse(&user, errstr, errstr_size);
+        if (rc != CORE_OK) {
+            return rc;
         }
     }
     if (cfg->sink.retry_backoff_max_ms < cfg->sink.retry_backoff_ms) {

@@ -82,10 +82,13 @@ static void usage(FILE *f)
           "fix), 2 bad\n"
           "usage or configuration, 3 Moesif refused the configuration "
           "(401, 402,\n"
-          "403, 404, 405, 406, 410: the application id or the base URL), "
-          "or\n"
-          "the road to it is wrong (a certificate that does not verify, a\n"
-          "client certificate refused, a proxy refusing the tunnel).\n",
+          "403, 404, 405, 406, 410: the application id or the base URL; "
+          "or every event\n"
+          "of sink.reject_all_batches batches refused one by one), or the "
+          "road to it\n"
+          "is wrong (a certificate that does not verify, a client "
+          "certificate\n"
+          "refused, a proxy refusing the tunnel).\n",
           f);
 }
 
@@ -117,6 +120,10 @@ static void produce_reject(struct run *r, const struct ingest_msg *m,
     rec.source_partition = m->partition;
     rec.source_offset = m->offset;
     rec.source_timestamp_ms = m->timestamp_ms;
+    rec.headers = m->headers;
+    rec.headers_len = m->headers_len;
+    rec.truncated = 0;
+    rec.orig_len = 0;
     rec.code = code;
     rec.path = path;
     rec.message = message;
@@ -537,6 +544,7 @@ int cmd_run(int argc, char **argv)
         dcfg.kafka_values = (const char *const *)r.cfg.kafka_values;
         dcfg.kafka_count = r.cfg.kafka_count;
         dcfg.topic = r.cfg.dlq_topic;
+        dcfg.source_topics = r.cfg.source_topics;
         dcb.done = settle;
         dcb.opaque = &r;
         rc = sink_dlq_new(&dcfg, &dcb, &r.dlq, errstr, sizeof(errstr));

@@ -41,6 +41,10 @@ struct ingest_msg {
     int32_t partition;
     int64_t offset;
     int64_t timestamp_ms; /* -1 when unknown */
+    /* the message's own Kafka headers, packed (core/kafka.h's
+     * core_kafka_headers_pack); NULL and 0 when it has none */
+    const char *headers;
+    size_t headers_len;
     uint64_t ticket;
 };
 

@@ -166,6 +166,7 @@ static struct sink_batch *batch_get(struct sink_batcher *bat)
     batch->seq = 0;
     batch->sealed = 0;
     batch->held = 0;
+    batch->family = 0;
     return batch;
 }
 
@@ -463,8 +464,7 @@ static void lane_place(struct sink_batcher *bat, struct sink_lane *lane,
     struct sink_batch *batch = NULL;
 
     /* the chain's bytes within bounds, this event included */
-    while (lane->n_open > 0 &&
-           lane->chain_bytes + len > bat->chain_max_bytes) {
+    while (lane->n_open > 0 && lane->chain_bytes + len > bat->chain_max_bytes) {
         sink_lane_seal(bat, lane, SINK_SEAL_CHAIN);
     }
 again:
@@ -570,6 +570,8 @@ void sink_lane_split(struct sink_batcher *bat, struct sink_lane *lane,
     /* the halves carry the failures so far: the backoff goes on from
      * there, and sink.retry_max counts for them as for the whole */
     a->attempts = b->attempts = batch->attempts;
+    /* and the bisection they belong to (sink.c's reject breaker) */
+    a->family = b->family = batch->family;
     if (batch->held) {
         /* the halves hold the same users, and are due now */
         a->held = b->held = 1;

@@ -8,6 +8,8 @@
  *             and the backoff beside it
  *   http.c    the libcurl multi transport
  *   sink.c    sink.h's verbs: drives lanes, transport and policy
+ *   dlq.c     the dead-letter producer; its record sizing is here for
+ *             its tests (sink_dlq_room, sink_dlq_shape)
  *
  * The transport is a table of functions so tests can script answers
  * (2xx, 4xx, 5xx, time-outs) without a network, and drive a fake clock.
@@ -117,6 +119,34 @@ CORE_WUR enum core_err sink_http_new(const struct sink_config *cfg, void **out,
 enum sink_tp_error sink_http_classify(int curl_code, const char *errbuf);
 extern const struct sink_transport_ops sink_http_ops;
 
+/* ---- dlq.c ---------------------------------------------------------- */
+
+/*
+ * The value bytes a dead-letter record may carry to a topic whose
+ * max.message.bytes is limit, with a key of key_len bytes and nhdr headers
+ * whose names and values take hdr_bytes: negative when not even an empty
+ * value fits.  The framing counted is the broker's (a batch holding the
+ * record alone) with a margin (dlq.c).
+ */
+int64_t sink_dlq_room(size_t limit, size_t key_len, size_t hdr_bytes,
+                      size_t nhdr);
+
+/*
+ * Shapes a dead-letter record (value[0..len), a key of key_len bytes, its
+ * headers h, librdkafka's type: sink_int.h is included by sink/ and its
+ * tests only) to fit limit: whole when it fits; else the value is cut
+ * (SINK_DLQ_H_TRUNCATED, _SIZE, _SHA256 added, computed from value, which
+ * must then be the whole original; a record already cut keeps its
+ * headers), then the headers not named "userpipe.*" are removed
+ * (SINK_DLQ_H_HEADERS_DROPPED), then the key.  *value_len gets the bytes
+ * of value to send, *keep_key whether the key goes.  Returns 1 when the
+ * record is cut (or was).
+ */
+struct rd_kafka_headers_s;
+int sink_dlq_shape(struct rd_kafka_headers_s *h, const char *value, size_t len,
+                   size_t key_len, size_t limit, size_t *value_len,
+                   int *keep_key);
+
 /* ---- policy.c ------------------------------------------------------- */
 
 enum sink_action {
@@ -199,6 +229,9 @@ struct sink_batch {
     uint64_t seq;           /* its place in the lane's chain (batch.c) */
     int sealed;
     int held; /* failed once: its users are held until it settles */
+    /* the 400/422 bisection it is part of (sink.c's reject breaker): the
+     * id of the batch first answered so, 0 when none */
+    uint64_t family;
 };
 
 /* Most open batches a lane keeps (batch.c's chain). */

@@ -186,6 +186,29 @@ static void test_config_load__unknown_key_and_kafka_pairs(void **state)
     config_release(&cfg);
 }
 
+/* Issue 20, item 8: config_load refuses the kafka.* settings userpipe
+ * owns (core_kafka_refuse), from the file or from -X, naming the key. */
+static void test_config_load__owned_kafka_setting_refused(void **state)
+{
+    const char *off[] = {"kafka.bootstrap.servers=a:9092",
+                         "kafka.enable.auto.commit=false"};
+    const char *kip848[] = {"kafka.group.protocol=consumer"};
+    struct config cfg;
+    char e[512];
+    (void)state;
+
+    config_init(&cfg);
+    assert_int_equal(config_load(&cfg, NULL, off, 2, 0, e, sizeof(e)),
+                     CORE_ERR_USAGE);
+    assert_non_null(strstr(e, "'kafka.enable.auto.commit'"));
+    config_release(&cfg);
+    config_init(&cfg);
+    assert_int_equal(config_load(&cfg, NULL, kip848, 1, 0, e, sizeof(e)),
+                     CORE_ERR_USAGE);
+    assert_non_null(strstr(e, "'kafka.group.protocol'"));
+    config_release(&cfg);
+}
+
 static void test_config_load__run_needs_topics_and_application_id(void **state)
 {
     const char *topics[] = {"source.topics=users"};
@@ -558,6 +581,7 @@ int main(void)
         cmocka_unit_test(
             test_config_load__backoff_pair_checked_after_overrides),
         cmocka_unit_test(test_config_load__unknown_key_and_kafka_pairs),
+        cmocka_unit_test(test_config_load__owned_kafka_setting_refused),
         cmocka_unit_test(test_config_load__run_needs_topics_and_application_id),
         cmocka_unit_test(test_config_set__env_and_file_references_resolve),
         cmocka_unit_test(test_config_set__every_reference_error_names_the_key),

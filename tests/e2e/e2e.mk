@@ -27,6 +27,8 @@ E2E_TESTS := \
 	tests/e2e/test_run_fetch_backoff.sh \
 	tests/e2e/test_run_live_backfill.sh \
 	tests/e2e/test_run_rebalance_retry.sh \
+	tests/e2e/test_run_poison_dlq.sh \
+	tests/e2e/test_run_reject_all.sh \
 	tests/e2e/test_run_tls.sh \
 	tests/e2e/test_run_proxy.sh \
 	tests/e2e/test_run_secrets.sh
