@@ -336,7 +336,12 @@ static char *read_secret_file(const char *path, char *why, size_t why_size)
         snprintf(why, why_size, "%s", strerror(errno));
         return NULL;
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (fstat(fd, &st) != 0) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
         snprintf(why, why_size, "%s",
                  S_ISDIR(st.st_mode) ? "it is a directory" : "not a file");
         close(fd);
@@ -430,10 +435,12 @@ static char *resolve_refs(const char *key, const char *value, int *had_ref,
         arg = p + (is_env ? 6 : 7);
         close = strchr(arg, '}');
         if (close == NULL) {
+            /* only the reference's kind: what follows may be a
+             * literal secret that happens to hold "${env:" */
             snprintf(errstr, errstr_size,
-                     "configuration key '%s': the reference '%.*s' has no "
+                     "configuration key '%s': a '%s' reference has no "
                      "closing '}'",
-                     key, (int)strcspn(p, " \t"), p);
+                     key, is_env ? "${env:" : "${file:");
             goto fail;
         }
         name = core_strndup(arg, (size_t)(close - arg));

@@ -404,6 +404,14 @@ static void test_config_set__every_reference_error_names_the_key(void **state)
 
     /* malformed references */
     expect_ref_error("kafka.sasl.password", "${env:", "closing");
+    {
+        /* a literal password that holds "${env:" is not echoed */
+        char got[64], e[512];
+        assert_int_equal(set1("kafka.sasl.password", "pw${env:hunter5", got,
+                              sizeof(got), e, sizeof(e)),
+                         CORE_ERR_USAGE);
+        assert_null(strstr(e, "hunter5"));
+    }
     expect_ref_error("kafka.sasl.password", "${env:}",
                      "names no environment variable");
     expect_ref_error("kafka.sasl.password", "${file:}", "names no file");
