@@ -10,6 +10,7 @@
 #   make asan|ubsan the whole test suite under a sanitizer (asan is ASan and
 #                   UBSan in one build; .ci/run runs it, not ubsan)
 #   make fuzz       libFuzzer over the transform, bounded (FUZZ_SECONDS)
+#   make image-test build the container image and run it on the dev stack
 #   make format | format-check | clean
 
 VARIANT ?= release
@@ -78,7 +79,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 # every fragment by name (issue 14: the wildcard named folders that hold
 # none, and would silently skip a fragment gone missing)
-include deps/librdkafka.mk tests/deploy.mk tests/metrics.mk tests/tests.mk \
+include deps/librdkafka.mk tests/deploy.mk tests/deploy/image.mk \
+	tests/metrics.mk tests/tests.mk \
 	tests/bench/bench.mk tests/bench/pipeline.mk tests/e2e/e2e.mk \
 	tests/kafka/kafka.mk deploy/dev/kafka.mk deploy/dev/moesif.mk \
 	deploy/dev/kafka/kafka.mk sink/sink.mk ingest/ingest.mk \

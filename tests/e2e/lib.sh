@@ -77,6 +77,41 @@ upserts_at_least() {
     [ "$(moesif_stat upserts)" -ge "$1" ]
 }
 
+# sample_stack GROUP: the dev stack with one partition per topic (the
+# file order is the consumption order: type claims depend on it),
+# moesif-dev recording every request into REC, the sample events in
+# `users` (TOTAL of them), and CFG, a configuration for GROUP.
+sample_stack() {
+    REC=$(mktemp)
+    dev_at_exit rm -f "$REC"
+    DEV_TOPICS="users:1 users.dlq:1 userpipe-schema:1" MOESIF_DEV_ARGS="--record $REC" dev_start
+    produce_file users "$SAMPLE"
+    TOTAL=$(topic_count users)
+    [ "$TOTAL" -eq "$(grep -c . "$SAMPLE")" ] || fail "loaded $TOTAL events"
+    CFG=$DEV_TMP/run.properties
+    write_config "$CFG" "$1"
+}
+
+# check_sample_run GROUP LOG: after a --from-beginning --exit-at-end run
+# over sample_stack: the delivery (check_delivery), GROUP's committed
+# offsets at the end, no application id in LOG, and the requests'
+# User-Agent userpipe/<the version of `$USERPIPE --version`>.
+check_sample_run() {
+    local group=$1 log=$2 version agent
+    check_delivery "$REC" || {
+        tail -n 20 "$log" >&2
+        fail "delivery differs"
+    }
+    COMMITTED=$(group_committed_total "$group" users)
+    [ "$COMMITTED" -eq "$TOTAL" ] || fail "committed offsets sum to $COMMITTED, want $TOTAL"
+    ! grep -q "$APP_ID" "$log" || fail "the application id appears in the log"
+    version=$("$USERPIPE" --version | sed -n 's/^userpipe \([^ ]*\) (librdkafka .*)$/\1/p')
+    [ -n "$version" ] || fail "userpipe --version printed no version"
+    agent=$(curl -s "$MOESIF_URL/_dev/stats" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["user_agent"])')
+    [ "$agent" = "userpipe/$version" ] || fail "User-Agent '$agent', want 'userpipe/$version'"
+}
+
 # start_userpipe LOG ARGS...: `userpipe run` in the background; sets
 # UP_PID.  The process is killed when the test exits.
 start_userpipe() {
