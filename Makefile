@@ -29,7 +29,7 @@ DEB_PKGS := build-essential pkg-config dpkg-dev libssl-dev libsasl2-dev \
 	libzstd-dev liblz4-dev libyajl-dev \
 	libcurl4-openssl-dev libcmocka-dev libmicrohttpd-dev libdeflate-dev \
 	zlib1g-dev kcat python3 python3-kafka python3-jsonschema python3-yaml \
-	curl procps time bsdutils systemd strace
+	curl procps time bsdutils systemd strace openssl tinyproxy
 FUZZ_DEB_PKGS := clang libclang-rt-14-dev
 
 WARN := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \

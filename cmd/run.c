@@ -70,7 +70,13 @@ static void usage(FILE *f)
           "  -h, --help           this text\n"
           "\n"
           "The application id may come from the environment variable\n"
-          "MOESIF_APPLICATION_ID; it never appears in logs.\n"
+          "MOESIF_APPLICATION_ID; it never appears in logs.  Any value "
+          "may be a\n"
+          "secret reference, ${env:NAME} or ${file:/path} (README "
+          "\"Secrets\").\n"
+          "The process is not dumpable (no core file; "
+          "debug.core_dumps=true\n"
+          "turns it back on for debugging).\n"
           "SIGTERM/SIGINT: stop consuming, flush, commit, exit 0.\n"
           "exit status: 0 done, 1 a fatal error (a message says what to "
           "fix), 2 bad\n"
@@ -78,7 +84,11 @@ static void usage(FILE *f)
           "(401, 402,\n"
           "403, 404, 405, 406, 410: the application id or the base URL; "
           "or every event\n"
-          "of sink.reject_all_batches batches refused one by one).\n",
+          "of sink.reject_all_batches batches refused one by one), or the "
+          "road to it\n"
+          "is wrong (a certificate that does not verify, a client "
+          "certificate\n"
+          "refused, a proxy refusing the tunnel).\n",
           f);
 }
 
@@ -541,6 +551,7 @@ int cmd_run(int argc, char **argv)
     size_t noverrides = 0;
     int from_beginning = 0, exit_at_end = 0;
     char errstr[768];
+    char url[256], proxy_shown[256];
     int status = 0;
     struct ingest_config icfg;
     struct ingest_callbacks icb;
@@ -580,6 +591,16 @@ int cmd_run(int argc, char **argv)
     }
     core_log_threshold = r.cfg.log_level;
     r.exit_at_end = exit_at_end;
+    if (r.cfg.core_dumps) {
+        config_dumpable(1);
+    }
+    if (config_base_url_cleartext(&r.cfg)) {
+        core_log(CORE_LOG_WARN, "run",
+                 "msg=\"moesif.base_url is plain http:// to a host that is "
+                 "not loopback: the application id and every event cross "
+                 "the network unencrypted\" moesif=\"%s\"",
+                 core_url_redact(r.cfg.base_url, url, sizeof(url)));
+    }
 
     /* every client is configured (and kafka.* checked by librdkafka)
      * before anything touches the network */
@@ -640,9 +661,14 @@ int cmd_run(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     core_log(CORE_LOG_INFO, "run",
-             "msg=\"started\" topics=\"%s\" moesif=\"%s\" from_beginning=%d "
-             "exit_at_end=%d",
-             r.cfg.source_topics, r.cfg.base_url, from_beginning, exit_at_end);
+             "msg=\"started\" topics=\"%s\" moesif=\"%s\" proxy=\"%s\" "
+             "from_beginning=%d exit_at_end=%d",
+             r.cfg.source_topics,
+             core_url_redact(r.cfg.base_url, url, sizeof(url)),
+             r.cfg.proxy != NULL ? core_url_redact(r.cfg.proxy, proxy_shown,
+                                                   sizeof(proxy_shown))
+                                 : "(environment)",
+             from_beginning, exit_at_end);
 
     for (;;) {
         int n, busy;

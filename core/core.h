@@ -131,8 +131,15 @@ void core_log_write(enum core_log_level level, const char *component,
         }                                                                      \
     } while (0)
 
+/* The librdkafka properties (no "kafka." prefix) that hold secrets,
+ * NULL-terminated, and whether name is one: never logged or echoed. */
+extern const char *const core_kafka_secrets[];
+int core_kafka_secret(const char *name);
+
 /* Writes one of librdkafka's log lines (syslog level 0-7, facility, text)
- * as ours; every librdkafka client's log callback forwards here. */
+ * as ours; every librdkafka client's log callback forwards here.  A line
+ * of librdkafka's configuration dump (kafka.debug=conf) that shows one of
+ * core_kafka_secrets has its value replaced by [redacted]. */
 void core_log_kafka(int syslog_level, const char *component,
                     const char *facility, const char *text);
 
@@ -142,5 +149,14 @@ extern const char *const core_log_level_names[];
 
 /* Parses one of core_log_level_names; returns -1 when unknown. */
 int core_log_level_parse(const char *name);
+
+/*
+ * Copies url into out[0..out_size) with its userinfo ("user:password@"
+ * before the host) replaced by "***@", for a log line or an error
+ * sentence (issue 22: moesif.base_url and moesif.proxy may carry
+ * credentials).  A text without "://" is copied as it is; truncated to
+ * fit, always NUL-terminated.  Returns out.
+ */
+const char *core_url_redact(const char *url, char *out, size_t out_size);
 
 #endif

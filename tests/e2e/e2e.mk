@@ -34,6 +34,9 @@ E2E_TESTS := \
 	tests/e2e/test_run_rebalance_retry.sh \
 	tests/e2e/test_run_poison_dlq.sh \
 	tests/e2e/test_run_reject_all.sh \
+	tests/e2e/test_run_tls.sh \
+	tests/e2e/test_run_proxy.sh \
+	tests/e2e/test_run_secrets.sh \
 	tests/e2e/test_run_poison_input.sh
 E2E_DEV_ONLY := \
 	tests/e2e/test_run_end_offsets.sh \
