@@ -325,7 +325,9 @@ enum core_err dlq_read(const struct dlq_read_config *cfg, dlq_read_fn fn,
         memset(&rec, 0, sizeof(rec));
         rec.key = m->key;
         rec.key_len = m->key_len;
-        rec.value = m->payload ? m->payload : "";
+        /* NULL stays NULL: a dead-lettered tombstone is redriven as one
+         * (and judged as one) */
+        rec.value = m->payload;
         rec.len = m->len;
         rec.code = header(h, "userpipe.error.code", code, sizeof(code));
         rec.path = header(h, "userpipe.error.path", path, sizeof(path));

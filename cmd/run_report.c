@@ -56,6 +56,14 @@ static void publish(struct run *r)
     m->latency_count = ss.requests;
     m->schema_keys = schema_count(r->sch);
     m->parked = parked_count(r->parked);
+    {
+        uint64_t ticket;
+        int64_t parked_ms;
+        if (parked_head(r->parked, &ticket, &parked_ms)) {
+            /* the FIFO's head is its oldest */
+            m->parked_oldest_s = (double)(core_now_ms() - parked_ms) / 1000.0;
+        }
+    }
     m->moesif_reachable = ss.reachable || ss.requests == 0;
     n = ingest_partitions(r->ing, info, METRICS_MAX_PARTITIONS);
     for (size_t i = 0; i < n; i++) {
@@ -192,7 +200,8 @@ void run_report_summary(struct run *r, int64_t started_ms)
         "batch_events_avg=%.1f batch_events_p10=%zu "
         "sealed_full=%llu sealed_linger=%llu sealed_chain=%llu "
         "sealed_flush=%llu backlog_batches=%llu "
-        "backlog_batch_events_avg=%.1f backlog_batch_events_p10=%zu",
+        "backlog_batch_events_avg=%.1f backlog_batch_events_p10=%zu "
+        "claims_again=%llu tombstones_skipped=%llu",
         secs, (unsigned long long)r->accepted,
         (unsigned long long)(r->rejected + r->refused),
         (unsigned long long)ss.events_ok, (unsigned long long)ss.batches_ok,
@@ -211,7 +220,9 @@ void run_report_summary(struct run *r, int64_t started_ms)
         ss.backlog_batches
             ? (double)ss.backlog_events / (double)ss.backlog_batches
             : 0.0,
-        sink_batch_events_quantile(r->snk, 0.1, 1));
+        sink_batch_events_quantile(r->snk, 0.1, 1),
+        (unsigned long long)r->reclaims,
+        (unsigned long long)r->tombstones_skipped);
 }
 
 /* The closing line on a terminal (--exit-at-end): the progress line's last

@@ -152,6 +152,7 @@ static struct ingest_held *hold(const rd_kafka_message_t *m)
     h->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
     h->key_len = m->key != NULL ? m->key_len : SIZE_MAX;
     h->len = m->len;
+    h->tombstone = m->payload == NULL;
     if (klen > 0) {
         memcpy(h->bytes, m->key, klen);
     }
@@ -169,7 +170,7 @@ static void fill_msg(struct ingest_msg *out, const struct part *p,
 
     out->key = h->key_len == SIZE_MAX ? NULL : h->bytes;
     out->key_len = klen;
-    out->value = h->bytes + klen;
+    out->value = h->tombstone ? NULL : h->bytes + klen;
     out->len = h->len;
     out->topic = p->topic;
     out->partition = p->partition;

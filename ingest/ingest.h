@@ -35,7 +35,7 @@ struct ingest_config {
 struct ingest_msg {
     const char *key; /* NULL when the message has no key */
     size_t key_len;
-    const char *value;
+    const char *value; /* NULL for a tombstone (a NULL value, len 0) */
     size_t len;
     const char *topic;
     int32_t partition;

@@ -21,6 +21,7 @@ struct ingest_held {
     size_t key_len; /* SIZE_MAX: no key */
     size_t len;
     size_t hdr_len; /* packed headers (core_kafka_headers_pack), 0 none */
+    int tombstone;  /* the value is NULL (len 0), not empty */
     char bytes[];   /* the key, then the value, then the headers */
 };
 

@@ -165,7 +165,7 @@ enum core_err sink_new(const struct sink_config *cfg,
 
     *out = NULL;
     assert_config(cfg);
-    rc = sink_http_new(cfg->max_in_flight, &tp, errstr, errstr_size);
+    rc = sink_http_new(cfg, &tp, errstr, errstr_size);
     if (rc != CORE_OK) {
         return rc;
     }
@@ -264,9 +264,10 @@ void sink_destroy(struct sink *snk)
     free(snk->fam);
     free(snk->comp);
     core_free_secret(snk->app_header);
-    free(snk->url);
+    /* the base URL may carry a password (user:password@host) */
+    core_free_secret(snk->url);
     core_free_secret(snk->application_id);
-    free(snk->base_url);
+    core_free_secret(snk->base_url);
     free(snk);
 }
 

@@ -79,9 +79,19 @@ struct sink_config {
     /* batches in a row whose every event 400/422 bisection refused
      * singly, nothing accepted between, that stop the sink (0: never) */
     unsigned reject_all_batches;
+    /* egress (issue 22), each NULL when unset; files checked readable by
+     * cmd/config.c before the sink is made, handed to libcurl (which
+     * copies them) when the transport is made, never kept by the sink */
+    const char *ca_file;             /* CURLOPT_CAINFO: PEM bundle trusted */
+    const char *ca_path;             /* CURLOPT_CAPATH: c_rehash'd directory */
+    const char *client_cert;         /* CURLOPT_SSLCERT: PEM, mTLS */
+    const char *client_key;          /* CURLOPT_SSLKEY: PEM */
+    const char *client_key_password; /* CURLOPT_KEYPASSWD; a secret */
+    const char *proxy; /* CURLOPT_PROXY, HTTP CONNECT; NULL: libcurl reads
+                          https_proxy/HTTPS_PROXY, http_proxy, NO_PROXY */
 };
 
-/* The defaults above; base_url and application_id NULL. */
+/* The defaults above; base_url, application_id and egress NULL. */
 void sink_config_init(struct sink_config *cfg);
 
 struct sink_callbacks {

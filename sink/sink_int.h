@@ -33,9 +33,20 @@ enum sink_tp_error {
     SINK_TP_TIMEOUT, /* no complete answer within the request's timeout */
     SINK_TP_CONNECT, /* could not resolve or connect, or the connection
                         broke before an answer */
-    SINK_TP_OTHER,   /* any other failure (TLS, protocol, local) */
-    SINK_TP_FATAL    /* the request cannot be made as configured (a URL or
+    SINK_TP_OTHER,   /* any other failure (protocol, local) */
+    SINK_TP_FATAL,   /* the request cannot be made as configured (a URL or
                         protocol libcurl refuses): retrying cannot help */
+    /* TLS failures that no retry can mend (issue 20 item 5, issue 22) */
+    SINK_TP_TLS_VERIFY,  /* the server's certificate does not verify against
+                            the trusted CAs (moesif.ca_file) */
+    SINK_TP_TLS_LOCAL,   /* our own TLS material is unusable: a CA file,
+                            client certificate or key libcurl cannot load */
+    SINK_TP_TLS_PEER,    /* the server refused the handshake with a TLS
+                            alert: our client certificate (missing, or not
+                            signed by a CA it trusts), a protocol or cipher
+                            it will not speak, plain HTTP on a TLS port */
+    SINK_TP_PROXY_AUTH,  /* moesif.proxy answered CONNECT with 407 */
+    SINK_TP_PROXY_DENIED /* moesif.proxy refused CONNECT with another 4xx */
 };
 
 struct sink_request {
@@ -93,10 +104,19 @@ CORE_WUR enum core_err sink_new_transport(const struct sink_config *cfg,
                                           void *tp, struct sink **out,
                                           char *errstr, size_t errstr_size);
 
-/* http.c: the libcurl transport, n_lanes easy handles on one multi handle.
- * Returns CORE_OK, or CORE_ERR_USAGE with errstr filled. */
-CORE_WUR enum core_err sink_http_new(unsigned n_lanes, void **out, char *errstr,
-                                     size_t errstr_size);
+/* http.c: the libcurl transport, cfg->max_in_flight easy handles on one
+ * multi handle, with cfg's egress settings (CA, client certificate,
+ * proxy).  Returns CORE_OK, or CORE_ERR_USAGE with errstr filled. */
+CORE_WUR enum core_err sink_http_new(const struct sink_config *cfg, void **out,
+                                     char *errstr, size_t errstr_size);
+
+/* http.c: what a libcurl result code (a CURLcode, as an int) means for
+ * the policy, given the text libcurl wrote in its error buffer: TLS
+ * failures are told apart from connections broken mid-handshake by that
+ * text (both can be CURLE_SSL_CONNECT_ERROR, or a CURLE_RECV_ERROR when
+ * TLS 1.3's server refuses a client certificate after the client's
+ * handshake).  Pure, for the tests. */
+enum sink_tp_error sink_http_classify(int curl_code, const char *errbuf);
 extern const struct sink_transport_ops sink_http_ops;
 
 /* ---- dlq.c ---------------------------------------------------------- */

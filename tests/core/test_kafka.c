@@ -378,7 +378,7 @@ static void test_sink_dlq_new__producer_never_auto_creates(void **state)
 static void test_schema_claims_new__both_clients_never_auto_create(void **state)
 {
     struct schema_claims_config cfg = {keys,   values, 3, "userpipe-schema",
-                                       "test", "name"};
+                                       "test", "name", 1000};
     struct schema *sch = schema_new();
     struct schema_claims *sc = NULL;
     char e[512];

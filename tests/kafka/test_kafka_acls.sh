@@ -9,8 +9,8 @@
 #    the shared schema's keys (secure_race), every event where the schema
 #    says, none lost, the committed offsets equal the end offsets, no
 #    error logged (the schema reader uses no group), the dead-letter
-#    topic's max.message.bytes read (DescribeConfigs on it, none on the
-#    cluster);
+#    topic's max.message.bytes read and the schema topic's configuration
+#    checked (DescribeConfigs on them, none on the cluster);
 #  - `userpipe schema show` and `userpipe dlq stats` under a principal
 #    holding only their two lists; `userpipe dlq redrive` under one holding
 #    only its list: every dead-letter record produced back to users;
@@ -66,9 +66,11 @@ refused 2 8 "not allow userpipe Write on the schema topic 'userpipe-schema'" "$D
 # the README's lists suffice
 cfg=$(config_as userpipe "$GROUP")
 secure_race "$cfg" "$GROUP" 4 100 20
-# DescribeConfigs on the dead-letter topic suffices to size its records
-! grep -h "cannot read the dead-letter topic's max.message.bytes" "$DEV_TMP/a.log" "$DEV_TMP/b.log" ||
-    fail "the dead-letter topic's max.message.bytes was not read with README's ACLs"
+# DescribeConfigs on the topics suffices to size the dead-letter records
+# and to check the schema topic's configuration
+! grep -h -e "cannot read the dead-letter topic's max.message.bytes" \
+    -e "cannot check the schema topic's configuration" "$DEV_TMP/a.log" "$DEV_TMP/b.log" ||
+    fail "a topic's configuration was not read with README's ACLs"
 nrej=$(grep -c . "$DEV_TMP/dlq.json")
 # the events again, in a group of their own: the rejects meet the
 # dead-letter topic without Write
@@ -76,9 +78,10 @@ refused 2 8 "not allow userpipe Write on the dead-letter topic 'users.dlq'" "$DE
     "$USERPIPE" run -c "$(config_as nodlqwrite acl-nodlqwrite)" --from-beginning
 [ "$(grep -c . <(consume_all users.dlq))" -eq "$nrej" ] || fail "records reached users.dlq without Write"
 ops=$(config_as operator "$GROUP")
-"$USERPIPE" schema show -c "$ops" >"$DEV_TMP/show-op.txt" 2>"$DEV_TMP/op.log" ||
-    { cat "$DEV_TMP/op.log" >&2; fail "schema show with the schema-show list failed"; }
+"$USERPIPE" schema show -c "$ops" >"$DEV_TMP/show-op.txt" 2>"$DEV_TMP/show-op.log" ||
+    { cat "$DEV_TMP/show-op.log" >&2; fail "schema show with the schema-show list failed"; }
 cmp -s "$DEV_TMP/show-op.txt" "$DEV_TMP/show-1.txt" || fail "schema show as operator differs"
+! grep -E 'level=(error|warn)' "$DEV_TMP/show-op.log" || fail "schema show warned with its list"
 "$USERPIPE" dlq stats -c "$ops" >"$DEV_TMP/stats.txt" 2>"$DEV_TMP/op.log" ||
     { cat "$DEV_TMP/op.log" >&2; fail "dlq stats with the dlq-stats list failed"; }
 n=$(awk '$1 == "type_conflict" { print $2 }' "$DEV_TMP/stats.txt")
