@@ -18,10 +18,13 @@ int cmd_dlq(int argc, char **argv);
 /*
  * Connects to the shared schema (schema.topic), reads it to its end into
  * sch and imports cfg's seed file (schema.file) as claims.  Used by `run`
- * and `schema`.  Returns CORE_OK with *out set, or an error with errstr.
+ * and `schema`.  read_only (schema show and export, a dry run): nothing is
+ * ever claimed, the seed file is not imported, and the principal needs no
+ * Write on the topic (schema_claims_config.read_only).  Returns CORE_OK
+ * with *out set, or an error with errstr.
  */
 CORE_WUR enum core_err open_schema(const struct config *cfg, struct schema *sch,
-                                   struct schema_claims **out, char *errstr,
-                                   size_t errstr_size);
+                                   int read_only, struct schema_claims **out,
+                                   char *errstr, size_t errstr_size);
 
 #endif

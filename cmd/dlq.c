@@ -330,7 +330,7 @@ int cmd_dlq(int argc, char **argv)
         /* judged against the shared schema as it is now; new keys are
          * learned locally, nothing is claimed */
         sch = schema_new();
-        rc = open_schema(&cfg, sch, &sc, errstr, sizeof(errstr));
+        rc = open_schema(&cfg, sch, 1, &sc, errstr, sizeof(errstr));
         if (rc == CORE_OK) {
             rc = transform_new(&cfg.transform, sch, &d.tf, errstr,
                                sizeof(errstr));

@@ -652,7 +652,7 @@ int cmd_run(int argc, char **argv)
     }
     if (rc == CORE_OK) {
         /* the shared schema, read to its end before any event */
-        rc = open_schema(&r.cfg, r.sch, &r.claims, errstr, sizeof(errstr));
+        rc = open_schema(&r.cfg, r.sch, 0, &r.claims, errstr, sizeof(errstr));
     }
     if (rc != CORE_OK) {
         fprintf(stderr, "userpipe run: %s\n", errstr);

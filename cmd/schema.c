@@ -54,8 +54,8 @@ static enum core_err settle_claims(struct schema_claims *sc, char *errstr,
 }
 
 enum core_err open_schema(const struct config *cfg, struct schema *sch,
-                          struct schema_claims **out, char *errstr,
-                          size_t errstr_size)
+                          int read_only, struct schema_claims **out,
+                          char *errstr, size_t errstr_size)
 {
     struct schema_claims_config ccfg;
     struct schema_claims *sc = NULL;
@@ -79,12 +79,13 @@ enum core_err open_schema(const struct config *cfg, struct schema *sch,
     ccfg.instance = instance;
     ccfg.scope = cfg->transform.scope == TRANSFORM_SCOPE_PATH ? "path" : "name";
     ccfg.max_keys = cfg->transform.max_schema_keys;
+    ccfg.read_only = read_only;
     rc = schema_claims_new(&ccfg, sch, &sc, errstr, errstr_size);
     if (rc == CORE_OK) {
         rc = schema_claims_sync(sc, (int)cfg->sync_timeout_ms, errstr,
                                 errstr_size);
     }
-    if (rc == CORE_OK && cfg->schema_file != NULL) {
+    if (rc == CORE_OK && cfg->schema_file != NULL && !read_only) {
         /* the seed's types are claimed like any other, so the topic's
          * order decides between a seed and a type learned meanwhile */
         seed = schema_new();
@@ -207,7 +208,8 @@ int cmd_schema(int argc, char **argv)
     }
     free(cfg.schema_file); /* `schema` never imports the run's seed */
     cfg.schema_file = NULL;
-    rc = open_schema(&cfg, sch, &sc, errstr, sizeof(errstr));
+    rc = open_schema(&cfg, sch, strcmp(verb, "import") != 0, &sc, errstr,
+                     sizeof(errstr));
     if (rc != CORE_OK) {
         fprintf(stderr, "userpipe schema: %s\n", errstr);
         status = rc == CORE_ERR_USAGE ? 2 : 1;

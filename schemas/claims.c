@@ -26,6 +26,7 @@
 #include "schemas_int.h"
 #include "../core/kafka.h"
 
+#include <assert.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ struct schema_claims {
     rd_kafka_topic_t *cons_rkt; /* the schema topic, on the reader */
     rd_kafka_queue_t *cons_q;   /* its partition's messages */
     int reading;                /* the partition was started */
+    int read_only;              /* claims nothing (its config) */
     char *topic;
     char *instance;
     char *scope;
@@ -432,6 +434,7 @@ enum core_err schema_claims_new(const struct schema_claims_config *cfg,
     sc->topic = core_strdup(cfg->topic);
     sc->instance = core_strdup(cfg->instance);
     sc->scope = core_strdup(cfg->scope);
+    sc->read_only = cfg->read_only;
     sc->max_keys = cfg->max_keys;
     sc->leader = -1;
     sc->bootstrap = core_strdup("BOOTSTRAP");
@@ -447,7 +450,8 @@ enum core_err schema_claims_new(const struct schema_claims_config *cfg,
     if (pconf == NULL || cconf == NULL) {
         goto fail;
     }
-    if (set(pconf, "enable.idempotence", "true") != 0 ||
+    if (set(pconf, "enable.idempotence", cfg->read_only ? "false" : "true") !=
+            0 ||
         set(pconf, "acks", "all") != 0 || set(pconf, "linger.ms", "0") != 0 ||
         set(pconf, "message.timeout.ms", "0") != 0 ||
         set(cconf, "fetch.wait.max.ms", "10") != 0 ||
@@ -756,6 +760,8 @@ static void claim(struct schema_claims *sc, const char *key, size_t len,
                   enum schema_type type, int again)
 {
     uint64_t h = core_hash64(key, len);
+
+    assert(!sc->read_only);
     yajl_gen g;
     const unsigned char *buf;
     size_t blen;

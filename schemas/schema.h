@@ -99,6 +99,12 @@ struct schema_claims_config {
     const char *instance; /* who claims, written in each claim */
     const char *scope;    /* "name" or "path", written in each claim */
     size_t max_keys;      /* the schema's cap (transform.max_schema_keys) */
+    /* 1: nothing will be claimed (schema show and export, a dry run): the
+     * producer, which then only looks the topic up, creates and checks it,
+     * is not idempotent, so the principal needs no Write (an idempotent
+     * producer asks for its id at its first connection, which needs Write
+     * on a topic or IdempotentWrite on the cluster: issue 19) */
+    int read_only;
 };
 
 struct schema_claims;

@@ -377,8 +377,8 @@ static void test_sink_dlq_new__producer_never_auto_creates(void **state)
 
 static void test_schema_claims_new__both_clients_never_auto_create(void **state)
 {
-    struct schema_claims_config cfg = {keys,   values, 3, "userpipe-schema",
-                                       "test", "name", 1000};
+    struct schema_claims_config cfg = {keys,   values, 3,    "userpipe-schema",
+                                       "test", "name", 1000, 0};
     struct schema *sch = schema_new();
     struct schema_claims *sc = NULL;
     char e[512];

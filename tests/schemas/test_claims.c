@@ -49,8 +49,8 @@ static int setup(void **state)
 static struct schema_claims *open_claims(const char *topic, struct schema *sch,
                                          size_t max_keys, const char *who)
 {
-    struct schema_claims_config cfg = {keys, values, 1,       topic,
-                                       who,  "name", max_keys};
+    struct schema_claims_config cfg = {keys, values, 1,        topic,
+                                       who,  "name", max_keys, 0};
     struct schema_claims *sc = NULL;
     char e[512] = "";
 
