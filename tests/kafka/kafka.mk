@@ -26,7 +26,7 @@
 # by openssl, two instances racing for the shared schema, refusals that
 # must exit 2 with their sentence (~1.5-2 min together, CI's make test step
 # grows by as much; make test-secure runs them alone; ASan measured the
-# same 19-36 s):
+# same 16-38 s):
 #     test_kafka_sasl_scram.sh   21-26 s: SASL_SSL, SCRAM-SHA-512; a wrong
 #                                password (run, schema show, dlq stats),
 #                                the brokers' CA not trusted
@@ -35,7 +35,7 @@
 #     test_kafka_mtls.sh         16-30 s: SSL with ssl.client.auth=required;
 #                                CA not trusted, no client certificate, one
 #                                from another CA
-#     test_kafka_acls.sh         25-36 s: StandardAuthorizer, no ACL means
+#     test_kafka_acls.sh         25-38 s: StandardAuthorizer, no ACL means
 #                                deny, exactly README.md's ACLs; one ACL
 #                                less: source Read, group Read, schema
 #                                Write, dead-letter Write

@@ -11,9 +11,11 @@
 #    error logged (the schema reader uses no group), the dead-letter
 #    topic's max.message.bytes read and the schema topic's configuration
 #    checked (DescribeConfigs on them, none on the cluster);
-#  - `userpipe schema show` and `userpipe dlq stats` under a principal
-#    holding only their two lists; `userpipe dlq redrive` under one holding
-#    only its list: every dead-letter record produced back to users;
+#  - `userpipe schema show`, `userpipe dlq stats` and `dlq redrive
+#    --dry-run` under a principal holding only the schema-show and
+#    dlq-stats lists (no error or warning: no Write needed); `userpipe dlq
+#    redrive` under one holding only its list: every dead-letter record
+#    produced back to users;
 #  - the run list less one ACL: without Read on the source topic, without
 #    Read on the group, (a seed file to claim) without Write on the schema
 #    topic, and (the events consumed again) without Write on the
@@ -86,6 +88,9 @@ cmp -s "$DEV_TMP/show-op.txt" "$DEV_TMP/show-1.txt" || fail "schema show as oper
     { cat "$DEV_TMP/op.log" >&2; fail "dlq stats with the dlq-stats list failed"; }
 n=$(awk '$1 == "type_conflict" { print $2 }' "$DEV_TMP/stats.txt")
 [ "${n:-0}" -eq "$nrej" ] || fail "dlq stats counts ${n:-0} type_conflict, the topic holds $nrej"
+"$USERPIPE" dlq redrive --dry-run -c "$ops" >"$DEV_TMP/dry.txt" 2>"$DEV_TMP/dry.log" ||
+    { cat "$DEV_TMP/dry.log" >&2; fail "dlq redrive --dry-run with the dlq-stats and schema-show lists failed"; }
+! grep -E 'level=(error|warn)' "$DEV_TMP/dry.log" || fail "the dry run warned with its lists"
 before=$(topic_count users)
 "$USERPIPE" dlq redrive -c "$(config_as redriver "$GROUP")" >"$DEV_TMP/redrive.txt" 2>"$DEV_TMP/redrive.log" ||
     { cat "$DEV_TMP/redrive.log" >&2; fail "dlq redrive with the dlq-redrive list failed"; }
