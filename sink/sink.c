@@ -389,6 +389,11 @@ void sink_get_stats(const struct sink *snk, struct sink_stats *st)
     st->sealed_linger = bat->sealed[SINK_SEAL_LINGER];
     st->sealed_chain = bat->sealed[SINK_SEAL_CHAIN];
     st->sealed_flush = bat->sealed[SINK_SEAL_FLUSH];
+    st->merged = bat->merged;
+    st->apart_token = bat->apart[SINK_APART_TOKEN];
+    st->apart_shape = bat->apart[SINK_APART_SHAPE];
+    st->apart_size = bat->apart[SINK_APART_SIZE];
+    st->apart_other = bat->apart[SINK_APART_OTHER];
     st->sealed_events = 0;
     st->backlog_batches = 0;
     st->backlog_events = 0;
@@ -430,11 +435,12 @@ size_t sink_batch_events_quantile(const struct sink *snk, double q,
 static struct sink_batch *cur_take(struct sink *snk, struct sink_lane *lane)
 {
     struct sink_batch *batch = lane->cur;
+    size_t raw;
 
     lane->cur = NULL;
     lane->failing = 0;
-    snk->pending_events -= batch->n;
-    snk->pending_bytes -= batch->event_bytes;
+    snk->pending_events -= sink_batch_events(batch, &raw);
+    snk->pending_bytes -= raw;
     return batch;
 }
 
@@ -455,9 +461,14 @@ static void settle_done(struct sink *snk, struct sink_lane *lane)
     struct sink_batch *batch = cur_take(snk, lane);
 
     snk->st.batches_ok++;
-    snk->st.events_ok += batch->n;
+    snk->st.objects_ok += batch->n;
     for (size_t i = 0; i < batch->n; i++) {
-        snk->cb.done(snk->cb.opaque, batch->evs[i].ticket);
+        const struct sink_event *ev = &batch->evs[i];
+        snk->cb.done(snk->cb.opaque, ev->ticket);
+        for (uint32_t k = 0; k < ev->n_more; k++) {
+            snk->cb.done(snk->cb.opaque, ev->more[k].ticket);
+        }
+        snk->st.events_ok += sink_event_count(ev);
     }
     settled(snk, lane, batch);
 }
@@ -466,13 +477,21 @@ static void settle_refused(struct sink *snk, struct sink_lane *lane,
                            const struct sink_completion *c)
 {
     struct sink_batch *batch = cur_take(snk, lane);
+    const struct sink_event *ev = &batch->evs[0];
 
     assert(batch->n == 1);
-    snk->st.events_refused++;
-    core_log(CORE_LOG_DEBUG, "sink", "msg=\"event refused\" status=%ld",
-             c->status);
-    snk->cb.refused(snk->cb.opaque, batch->evs[0].ticket, c->status, c->body,
+    /* a merged object refused: each of its events, with the answer (the
+     * dead-letter record holds each one's own bytes) */
+    snk->st.events_refused += sink_event_count(ev);
+    core_log(CORE_LOG_DEBUG, "sink",
+             "msg=\"event refused\" status=%ld events=%zu", c->status,
+             sink_event_count(ev));
+    snk->cb.refused(snk->cb.opaque, ev->ticket, c->status, c->body,
                     c->body_len);
+    for (uint32_t k = 0; k < ev->n_more; k++) {
+        snk->cb.refused(snk->cb.opaque, ev->more[k].ticket, c->status, c->body,
+                        c->body_len);
+    }
     settled(snk, lane, batch);
 }
 

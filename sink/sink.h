@@ -187,6 +187,7 @@ struct sink_stats {
     uint64_t requests;   /* HTTP requests completed (any outcome) */
     uint64_t batches_ok; /* batches accepted (2xx) */
     uint64_t events_ok;  /* events accepted */
+    uint64_t objects_ok; /* user objects accepted: events_ok less merges */
     uint64_t events_refused;
     uint64_t retries;    /* requests scheduled again after a failure */
     uint64_t splits;     /* 413 splits and 400/422 bisections */
@@ -208,6 +209,12 @@ struct sink_stats {
      * events */
     uint64_t backlog_batches, backlog_events;
     uint64_t events_dropped; /* by sink_drop, never settled */
+    /* events merged into their user's update waiting unsent (sink/merge.c),
+     * and events that had one waiting but were kept apart, by why: two
+     * session tokens, an object over a non-object, the batch's size, other
+     * (an escaped key, bytes not proven) */
+    uint64_t merged;
+    uint64_t apart_token, apart_shape, apart_size, apart_other;
 };
 
 void sink_get_stats(const struct sink *snk, struct sink_stats *st);

@@ -6,7 +6,7 @@
 # 127.0.0.1, port chosen by the kernel.  Every other test drives the sink
 # through the transport seam of sink/sink_int.h.
 
-SINK_SRC += sink/sink.c sink/batch.c sink/gzip.c sink/policy.c sink/http.c
+SINK_SRC += sink/sink.c sink/batch.c sink/merge.c sink/gzip.c sink/policy.c sink/http.c
 
 SINK_TESTS := \
 	tests/sink/test_policy.c \

@@ -17,12 +17,17 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
-/* An event of user u, its n-th update, padded with `pad` bytes of 'x'. */
+/* An event of user u, its n-th update, padded with `pad` bytes of 'x'.
+ * Each update carries a session token of its own, so that two updates of
+ * a user are never merged (merge.c): these tests are about placing them
+ * apart; test_merge.c is about merging. */
 static size_t make_event(char *buf, size_t cap, unsigned u, unsigned n,
                          size_t pad)
 {
-    int len =
-        snprintf(buf, cap, "{\"user_id\":\"u%u\",\"n\":%u,\"p\":\"", u, n);
+    int len = snprintf(buf, cap,
+                       "{\"user_id\":\"u%u\",\"session_token\":\"t%u\","
+                       "\"n\":%u,\"p\":\"",
+                       u, n, n);
     size_t at = (size_t)len;
 
     assert_true(at + pad + 3 < cap);
@@ -214,7 +219,8 @@ test_sink_batcher_add__event_beyond_max_bytes_goes_alone(void **state)
 /* A user's next update goes to the chain's next batch; no batch holds a
  * user twice; only the head is sealed, so the FIFO keeps each user's
  * order. */
-static void test_sink_batcher_add__repeated_user_goes_to_next_batch(void **state)
+static void
+test_sink_batcher_add__repeated_user_goes_to_next_batch(void **state)
 {
     struct sink_batcher bat;
     struct sink_lane *lane;
@@ -265,8 +271,14 @@ static void test_sink_batcher_add__sealed_latest_frees_the_user(void **state)
     add(&bat, 2, 1, 0, 4); /* u2's latest is sealed: [2,4], full */
     assert_string_equal(tickets_of(lane->tail, t, sizeof(t)), "2,4");
     assert_int_equal(lane->n_open, 0);
-    assert_int_equal(lane->users_n, 0);
+    /* sealed, unsent: their users stay in the map (merge targets) until
+     * each batch is taken to be sent */
+    assert_int_equal(lane->users_n, 2);
     assert_int_equal(bat.sealed[SINK_SEAL_FULL], 2);
+    sink_batch_recycle(&bat, sink_lane_pop(lane));
+    assert_int_equal(lane->users_n, 2); /* their latest are in [2,4] */
+    sink_batch_recycle(&bat, sink_lane_pop(lane));
+    assert_int_equal(lane->users_n, 0);
     sink_batcher_release(&bat);
 }
 
@@ -462,7 +474,6 @@ static void test_sink_lane_split__only_batch_sets_tail(void **state)
     assert_null(sink_lane_pop(lane));
     sink_batcher_release(&bat);
 }
-
 
 static void
 test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
