@@ -18,6 +18,17 @@ SINK_TESTS := \
 
 SINK_TEST_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(SINK_TESTS)))
 
+# test_merge checks the merge against moesif-dev's own store, linked in:
+# the code that applies updates as Moesif does in every end-to-end test
+# (the store's clock, mnow_ms, lives with the HTTP faults: the test has
+# its own).
+SINK_MERGE_ORACLE := deploy/dev/moesif_store.c deploy/dev/moesif_parse.c
+$(BUILD)/tests/test_merge: $(call obj,tests/sink/test_merge.c) \
+		$(call obj,$(SINK_MERGE_ORACLE)) $(BUILD)/libuserpipe.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS) -lpthread -lm
+SINK_TEST_BINS += $(BUILD)/tests/test_merge
+
 define sink_test_rule
 $(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(BUILD)/libuserpipe.a
 	@mkdir -p $$(dir $$@)
