@@ -47,6 +47,11 @@ static void publish(struct run *r)
            sizeof(m->rejected_by_code));
     m->batches_sent = ss.batches_ok;
     m->users_sent = ss.events_ok;
+    m->merged = ss.merged;
+    m->kept_apart[0] = ss.apart_token;
+    m->kept_apart[1] = ss.apart_shape;
+    m->kept_apart[2] = ss.apart_size;
+    m->kept_apart[3] = ss.apart_other;
     memcpy(m->responses, ss.status, sizeof(m->responses));
     m->retries = ss.retries;
     m->in_flight = ss.in_flight;
@@ -184,7 +189,8 @@ void run_report_summary(struct run *r, int64_t started_ms)
     }
     core_log(CORE_LOG_INFO, "run",
              "msg=\"stopped\" seconds=%.1f accepted=%llu rejected=%llu "
-             "sent=%llu batches=%llu requests=%llu retries=%llu "
+             "sent=%llu objects=%llu merged=%llu kept_apart=%llu "
+             "batches=%llu requests=%llu retries=%llu "
              "rejects_by_code=\"%s\" schema_keys=%zu claims_made=%llu "
              "claim_waits=%llu claim_wait_ms_avg=%.1f claim_wait_ms_max=%llu "
              "fetch_kicks=%llu batch_events_avg=%.1f batch_events_p10=%zu "
@@ -194,6 +200,9 @@ void run_report_summary(struct run *r, int64_t started_ms)
              secs, (unsigned long long)r->accepted,
              (unsigned long long)(r->rejected + r->refused),
              (unsigned long long)ss.events_ok,
+             (unsigned long long)ss.objects_ok, (unsigned long long)ss.merged,
+             (unsigned long long)(ss.apart_token + ss.apart_shape +
+                                  ss.apart_size + ss.apart_other),
              (unsigned long long)ss.batches_ok, (unsigned long long)ss.requests,
              (unsigned long long)ss.retries, codes, schema_count(r->sch),
              (unsigned long long)cs.made, (unsigned long long)r->waits,
