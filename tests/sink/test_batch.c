@@ -591,6 +591,62 @@ static int keep_even(void *ctx, uint64_t ticket)
     return ticket % 2 == 0;
 }
 
+static int keep_odd(void *ctx, uint64_t ticket)
+{
+    (void)ctx;
+    return ticket % 2 == 1;
+}
+
+/* A merged object stays while one of its events is wanted (the others
+ * are forgotten, their bytes counted as dropped), and goes with the last. */
+static void
+test_sink_lane_drop__merged_object_keeps_its_wanted_events(void **state)
+{
+    static const char *const ev[] = {"{\"user_id\":\"m\",\"n\":1}",
+                                     "{\"user_id\":\"m\",\"n\":2}",
+                                     "{\"user_id\":\"m\",\"k\":3}"};
+    struct sink_batcher bat;
+    struct sink_lane *lane;
+    const struct sink_event *e;
+    size_t bytes = 0;
+    char body[128];
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 200, 1 << 20, 0);
+    lane = &bat.lanes[0];
+    for (int i = 0; i < 3; i++) {
+        sink_batcher_add(&bat, core_hash64("m", 1), ev[i], strlen(ev[i]),
+                         (uint64_t)(i + 1), 0);
+    }
+    assert_int_equal(bat.merged, 2);
+    e = &sink_lane_open(lane)->evs[0];
+    assert_int_equal(sink_lane_open(lane)->n, 1);
+    assert_int_equal(e->ticket, 1);
+    assert_int_equal(e->n_more, 2);
+    assert_int_equal(e->raw_bytes,
+                     strlen(ev[0]) + strlen(ev[1]) + strlen(ev[2]));
+    /* ticket 2 (odd ones kept): the object stays with 1 and 3 */
+    assert_int_equal(sink_lane_drop(&bat, lane, keep_odd, NULL, 0, &bytes), 1);
+    assert_int_equal(bytes, strlen(ev[1]));
+    e = &sink_lane_open(lane)->evs[0];
+    assert_int_equal(e->ticket, 1);
+    assert_int_equal(e->n_more, 1);
+    assert_int_equal(e->more[0].ticket, 3);
+    /* 1 and 3 not wanted: gone, both counted */
+    bytes = 0;
+    assert_int_equal(sink_lane_drop(&bat, lane, keep_even, NULL, 0, &bytes), 2);
+    assert_int_equal(bytes, strlen(ev[0]) + strlen(ev[2]));
+    assert_null(sink_lane_open(lane));
+    assert_int_equal(lane->users_n, 0);
+    /* the user's next update starts afresh */
+    sink_batcher_add(&bat, core_hash64("m", 1), ev[0], strlen(ev[0]), 9, 0);
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
+    snprintf(body, sizeof(body), "[%s]", ev[0]);
+    assert_int_equal(lane->head->len, strlen(body));
+    assert_memory_equal(lane->head->buf, body, strlen(body));
+    sink_batcher_release(&bat);
+}
+
 /* sink_lane_drop takes the unwanted events out of the FIFO, the waiting
  * batches, the chain and the held queue, unsettled; empty batches leave,
  * and held users whose waiting batch is gone go on. */
@@ -693,6 +749,8 @@ int main(void)
             test_sink_lane_hold__holds_only_the_users_of_the_failed_batch),
         cmocka_unit_test(test_sink_lane_hold__a_split_held_batch_still_holds),
         cmocka_unit_test(test_sink_lane_drop__every_queue),
+        cmocka_unit_test(
+            test_sink_lane_drop__merged_object_keeps_its_wanted_events),
         cmocka_unit_test(test_sink_lane_seal__small_buffers_are_pooled),
     };
     return cmocka_run_group_tests_name("sink_batch", tests, NULL, NULL);

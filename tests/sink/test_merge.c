@@ -28,6 +28,7 @@
 #include <cmocka.h>
 
 #include "../../sink/sink_int.h"
+#include "splitmix.h"
 #include "../../deploy/dev/moesif_dev.h"
 
 #include <stdio.h>
@@ -162,25 +163,6 @@ static void test_sink_merge__kept_apart(void **state)
 
 /* ---- random updates ---------------------------------------------------- */
 
-struct rnd {
-    uint64_t s;
-};
-
-static uint64_t rnd_next(struct rnd *r)
-{
-    /* splitmix64 */
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static unsigned below(struct rnd *r, unsigned n)
-{
-    return (unsigned)(rnd_next(r) % n);
-}
-
 struct text {
     char buf[16384];
     size_t len;
@@ -227,13 +209,13 @@ static void gen_object(struct rnd *r, struct text *t, unsigned depth,
                                             "c2", "c3"};
     unsigned order[N_META_KEYS];
     unsigned n_keys = campaign ? 5 : (unsigned)N_META_KEYS;
-    unsigned n = below(r, depth >= 3 ? 2 : 5);
+    unsigned n = rnd_below(r, depth >= 3 ? 2 : 5);
 
     for (unsigned i = 0; i < n_keys; i++) {
         order[i] = i;
     }
     for (unsigned i = n_keys - 1; i > 0; i--) {
-        unsigned j = below(r, i + 1), x = order[i];
+        unsigned j = rnd_below(r, i + 1), x = order[i];
         order[i] = order[j];
         order[j] = x;
     }
@@ -241,12 +223,13 @@ static void gen_object(struct rnd *r, struct text *t, unsigned depth,
     for (unsigned i = 0; i < n && i < n_keys; i++) {
         const char *key =
             campaign ? camp_keys[order[i]] : meta_keys[order[i]].name;
-        if (!campaign && strcmp(key, "s1") == 0 && below(r, 4) == 0) {
+        if (!campaign && strcmp(key, "s1") == 0 && rnd_below(r, 4) == 0) {
             key = "s\\u0031"; /* "s1" to Moesif */
         }
         put(t, "%s\"%s\":", i ? "," : "", key);
         gen_value(r, t,
-                  campaign ? (enum kind)below(r, 5) : meta_keys[order[i]].kind,
+                  campaign ? (enum kind)rnd_below(r, 5)
+                           : meta_keys[order[i]].kind,
                   depth + 1, campaign);
     }
     put(t, "}");
@@ -255,7 +238,7 @@ static void gen_object(struct rnd *r, struct text *t, unsigned depth,
 static void gen_value(struct rnd *r, struct text *t, enum kind k,
                       unsigned depth, int campaign)
 {
-    if (below(r, 6) == 0) {
+    if (rnd_below(r, 6) == 0) {
         put(t, "null"); /* at every depth */
         return;
     }
@@ -271,23 +254,23 @@ static void gen_value(struct rnd *r, struct text *t, enum kind k,
         gen_object(r, t, depth, campaign);
         break;
     case K_NUM:
-        put(t, "%s", numbers[below(r, 5)]);
+        put(t, "%s", numbers[rnd_below(r, 5)]);
         break;
     case K_STR:
-        put(t, "\"%s\"", strings[below(r, 6)]);
+        put(t, "\"%s\"", strings[rnd_below(r, 6)]);
         break;
     case K_BOOL:
-        put(t, below(r, 2) ? "true" : "false");
+        put(t, rnd_below(r, 2) ? "true" : "false");
         break;
     case K_ARR: {
-        unsigned n = below(r, 3);
+        unsigned n = rnd_below(r, 3);
         put(t, "[");
         for (unsigned i = 0; i < n; i++) {
             put(t, i ? "," : "");
-            if (below(r, 3) == 0 && depth < 3) {
+            if (rnd_below(r, 3) == 0 && depth < 3) {
                 gen_object(r, t, depth + 1, campaign);
             } else {
-                gen_value(r, t, (enum kind)(1 + below(r, 3)), depth + 1,
+                gen_value(r, t, (enum kind)(1 + rnd_below(r, 3)), depth + 1,
                           campaign);
             }
         }
@@ -309,7 +292,7 @@ static void gen_update(struct rnd *r, struct text *t, const char *uid,
         order[i] = i;
     }
     for (unsigned i = 7; i > 0; i--) {
-        unsigned j = below(r, i + 1), x = order[i];
+        unsigned j = rnd_below(r, i + 1), x = order[i];
         order[i] = order[j];
         order[j] = x;
     }
@@ -317,7 +300,7 @@ static void gen_update(struct rnd *r, struct text *t, const char *uid,
     put(t, "{");
     for (unsigned i = 0; i < 8; i++) {
         unsigned f = order[i];
-        if (f > 0 && below(r, 2) == 0) {
+        if (f > 0 && rnd_below(r, 2) == 0) {
             continue; /* every field but user_id half the time */
         }
         put(t, n++ ? "," : "");
@@ -325,28 +308,28 @@ static void gen_update(struct rnd *r, struct text *t, const char *uid,
             put(t, "\"user_id\":\"%s\"", uid);
         } else if (f <= 4) {
             put(t, "\"%s\":", fields[f - 1]);
-            if (below(r, 4) == 0) {
+            if (rnd_below(r, 4) == 0) {
                 put(t, "null");
             } else {
-                put(t, "\"%s%u\"", fields[f - 1], below(r, 3));
+                put(t, "\"%s%u\"", fields[f - 1], rnd_below(r, 3));
             }
         } else if (f == 5) {
             put(t, "\"session_token\":");
-            if (below(r, 5) == 0) {
+            if (rnd_below(r, 5) == 0) {
                 put(t, "null");
             } else {
-                put(t, "\"t%u\"", below(r, tokens));
+                put(t, "\"t%u\"", rnd_below(r, tokens));
             }
         } else if (f == 6) {
             put(t, "\"metadata\":");
-            if (below(r, 8) == 0) {
+            if (rnd_below(r, 8) == 0) {
                 put(t, "null");
             } else {
                 gen_object(r, t, 0, 0);
             }
         } else {
             put(t, "\"campaign\":");
-            if (below(r, 8) == 0) {
+            if (rnd_below(r, 8) == 0) {
                 put(t, "null");
             } else {
                 gen_object(r, t, 0, 1);
@@ -419,6 +402,30 @@ static void oracle_release(struct oracle *o)
 /* Counts over all cases, to show every path was taken. */
 static uint64_t n_merged, n_apart[SINK_MERGE_RESULTS], n_updates, n_objects;
 
+/* Runs cases 1..n of one property over one pair of stores, and prints
+ * the counts. */
+static void run_cases(const char *what, void (*one)(struct oracle *, uint64_t),
+                      uint64_t n)
+{
+    struct oracle o;
+
+    oracle_init(&o);
+    n_merged = n_updates = n_objects = 0;
+    memset(n_apart, 0, sizeof(n_apart));
+    for (uint64_t seed = 1; seed <= n; seed++) {
+        one(&o, seed);
+    }
+    oracle_release(&o);
+    print_message("%s: %llu cases, %llu updates, %llu objects sent, merged "
+                  "%llu, apart token %llu shape %llu size %llu other %llu\n",
+                  what, (unsigned long long)n, (unsigned long long)n_updates,
+                  (unsigned long long)n_objects, (unsigned long long)n_merged,
+                  (unsigned long long)n_apart[SINK_APART_TOKEN],
+                  (unsigned long long)n_apart[SINK_APART_SHAPE],
+                  (unsigned long long)n_apart[SINK_APART_SIZE],
+                  (unsigned long long)n_apart[SINK_APART_OTHER]);
+}
+
 /* ---- the property through sink_merge alone ----------------------------- */
 
 #define FOLD_CASES 10000
@@ -429,7 +436,7 @@ static void fold_case(struct oracle *o, uint64_t seed)
     struct sink_merger mg;
     struct text upd, latest;
     char uid[32];
-    unsigned n = 2 + below(&r, 10), tokens = 1 + below(&r, 3);
+    unsigned n = 2 + rnd_below(&r, 10), tokens = 1 + rnd_below(&r, 3);
 
     memset(&mg, 0, sizeof(mg));
     snprintf(uid, sizeof(uid), "f%llu", (unsigned long long)seed);
@@ -468,28 +475,13 @@ static void fold_case(struct oracle *o, uint64_t seed)
 
 static void test_sink_merge__property_against_moesif_dev_store(void **state)
 {
-    struct oracle o;
-
     (void)state;
-    oracle_init(&o);
-    n_merged = n_updates = n_objects = 0;
-    memset(n_apart, 0, sizeof(n_apart));
-    for (uint64_t seed = 1; seed <= FOLD_CASES; seed++) {
-        fold_case(&o, seed);
-    }
-    print_message("fold: %llu updates, %llu objects, merged %llu, apart "
-                  "token %llu shape %llu other %llu\n",
-                  (unsigned long long)n_updates, (unsigned long long)n_objects,
-                  (unsigned long long)n_merged,
-                  (unsigned long long)n_apart[SINK_APART_TOKEN],
-                  (unsigned long long)n_apart[SINK_APART_SHAPE],
-                  (unsigned long long)n_apart[SINK_APART_OTHER]);
+    run_cases("fold", fold_case, FOLD_CASES);
     /* every path taken, many times */
     assert_true(n_merged > 1000);
     assert_true(n_apart[SINK_APART_TOKEN] > 100);
     assert_true(n_apart[SINK_APART_SHAPE] > 100);
     assert_true(n_apart[SINK_APART_OTHER] > 100);
-    oracle_release(&o);
 }
 
 /* ---- the property through the batcher ----------------------------------- */
@@ -516,7 +508,7 @@ static void complete(struct bcase *c, struct sink_lane *lane, unsigned how)
 
     lane->cur = NULL;
     if (how == 1) {
-        b->not_before_ms = c->now + below(&c->r, 3);
+        b->not_before_ms = c->now + rnd_below(&c->r, 3);
         b->attempts++;
         sink_lane_hold(&c->bat, lane, b);
         return;
@@ -543,8 +535,8 @@ static void complete(struct bcase *c, struct sink_lane *lane, unsigned how)
 /* One random move of the lanes: seal, start a request, answer one. */
 static void step(struct bcase *c, int drain)
 {
-    struct sink_lane *lane = &c->bat.lanes[below(&c->r, c->bat.n_lanes)];
-    unsigned roll = below(&c->r, 10);
+    struct sink_lane *lane = &c->bat.lanes[rnd_below(&c->r, c->bat.n_lanes)];
+    unsigned roll = rnd_below(&c->r, 10);
 
     c->now++;
     if (roll < 2 || (drain && roll < 4)) {
@@ -553,7 +545,7 @@ static void step(struct bcase *c, int drain)
         lane->cur = sink_lane_next(lane, c->now, 0);
     } else {
         /* in a drain every answer is 2xx at last */
-        unsigned how = below(&c->r, drain ? 8 : 5);
+        unsigned how = rnd_below(&c->r, drain ? 8 : 5);
         complete(c, lane, how < 3 ? how : 0);
     }
 }
@@ -574,18 +566,18 @@ static void batcher_case(struct oracle *o, uint64_t seed)
     struct bcase *c = calloc(1, sizeof(*c));
     struct text upd;
     char uid[CASE_USERS][32];
-    unsigned n_users = 1 + below(&(struct rnd){seed}, CASE_USERS);
+    unsigned n_users = 1 + rnd_below(&(struct rnd){seed}, CASE_USERS);
     unsigned tokens;
 
     assert_non_null(c);
     c->o = o;
     c->seed = seed;
     c->r.s = seed * 7919;
-    tokens = 1 + below(&c->r, 2);
+    tokens = 1 + rnd_below(&c->r, 2);
     /* small batches, sometimes small bytes too: full, chain bound and
      * size all come into play */
-    sink_batcher_init(&c->bat, 1 + below(&c->r, 2), 2 + below(&c->r, 5),
-                      below(&c->r, 4) == 0 ? 500 : 1 << 20, 0);
+    sink_batcher_init(&c->bat, 1 + rnd_below(&c->r, 2), 2 + rnd_below(&c->r, 5),
+                      rnd_below(&c->r, 4) == 0 ? 500 : 1 << 20, 0);
     for (unsigned u = 0; u < n_users; u++) {
         snprintf(uid[u], sizeof(uid[u]), "b%llu.%u", (unsigned long long)seed,
                  u);
@@ -593,15 +585,15 @@ static void batcher_case(struct oracle *o, uint64_t seed)
         apply_one(o, o->one_by_one, upd.buf, upd.len);
         apply_one(o, o->merged, upd.buf, upd.len);
     }
-    c->n_tickets = 5 + below(&c->r, CASE_UPDATES - 5);
+    c->n_tickets = 5 + rnd_below(&c->r, CASE_UPDATES - 5);
     for (unsigned t = 0; t < c->n_tickets; t++) {
-        unsigned u = below(&c->r, n_users);
+        unsigned u = rnd_below(&c->r, n_users);
         gen_update(&c->r, &upd, uid[u], tokens);
         apply_one(o, o->one_by_one, upd.buf, upd.len);
         n_updates++;
         sink_batcher_add(&c->bat, core_hash64(uid[u], strlen(uid[u])), upd.buf,
                          upd.len, t, c->now);
-        for (unsigned k = below(&c->r, 4); k > 0; k--) {
+        for (unsigned k = rnd_below(&c->r, 4); k > 0; k--) {
             step(c, 0);
         }
     }
@@ -631,27 +623,11 @@ static void batcher_case(struct oracle *o, uint64_t seed)
 
 static void test_sink_batcher_add__merges_as_moesif_dev_applies(void **state)
 {
-    struct oracle o;
-
     (void)state;
-    oracle_init(&o);
-    n_merged = n_updates = n_objects = 0;
-    memset(n_apart, 0, sizeof(n_apart));
-    for (uint64_t seed = 1; seed <= BATCHER_CASES; seed++) {
-        batcher_case(&o, seed);
-    }
-    print_message("batcher: %llu updates, %llu objects sent, merged %llu, "
-                  "apart token %llu shape %llu size %llu other %llu\n",
-                  (unsigned long long)n_updates, (unsigned long long)n_objects,
-                  (unsigned long long)n_merged,
-                  (unsigned long long)n_apart[SINK_APART_TOKEN],
-                  (unsigned long long)n_apart[SINK_APART_SHAPE],
-                  (unsigned long long)n_apart[SINK_APART_SIZE],
-                  (unsigned long long)n_apart[SINK_APART_OTHER]);
+    run_cases("batcher", batcher_case, BATCHER_CASES);
     assert_true(n_merged > 1000);
     assert_true(n_apart[SINK_APART_SIZE] > 10);
     assert_true(n_objects < n_updates);
-    oracle_release(&o);
 }
 
 int main(void)

@@ -27,6 +27,7 @@
 #include <cmocka.h>
 
 #include "../../sink/sink_int.h"
+#include "splitmix.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,25 +37,6 @@
 #define USERS_MAX 24
 #define EVENTS_MAX 600
 #define ROUNDS 300
-
-struct rnd {
-    uint64_t s;
-};
-
-static uint64_t rnd_next(struct rnd *r)
-{
-    /* splitmix64 */
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static unsigned rnd_below(struct rnd *r, unsigned n)
-{
-    return (unsigned)(rnd_next(r) % n);
-}
 
 struct round {
     struct rnd r;
