@@ -552,25 +552,28 @@ again:
     return ev;
 }
 
-/* Replaces the bytes of b->evs[idx] by json[0..len): the events after
- * it move, the body stays one array. */
+/* Replaces the bytes of b->evs[idx] by json[0..len) in a slot of `slot`
+ * bytes (>= len), the rest spaces, which JSON allows after a value: the
+ * events after it move only when the slot changes, and the body stays one
+ * array. */
 static void batch_replace(struct sink_batch *b, size_t idx, const char *json,
-                          size_t len)
+                          size_t len, size_t slot)
 {
     struct sink_event *ev = &b->evs[idx];
     size_t tail = ev->off + ev->len;
 
-    if (len != ev->len) {
-        batch_reserve(b, b->len - ev->len + len);
-        memmove(b->buf + ev->off + len, b->buf + tail, b->len - tail);
+    if (slot != ev->len) {
+        batch_reserve(b, b->len - ev->len + slot);
+        memmove(b->buf + ev->off + slot, b->buf + tail, b->len - tail);
         for (size_t k = idx + 1; k < b->n; k++) {
-            b->evs[k].off = b->evs[k].off + len - ev->len;
+            b->evs[k].off = b->evs[k].off + slot - ev->len;
         }
-        b->len = b->len + len - ev->len;
-        b->event_bytes = b->event_bytes + len - ev->len;
+        b->len = b->len + slot - ev->len;
+        b->event_bytes = b->event_bytes + slot - ev->len;
     }
     memcpy(b->buf + ev->off, json, len);
-    ev->len = len;
+    memset(b->buf + ev->off + len, ' ', slot - len);
+    ev->len = slot;
 }
 
 /* Appends an event's ticket to an object it was merged into. */
@@ -599,7 +602,7 @@ static int lane_merge(struct sink_batcher *bat, struct sink_lane *lane,
     struct sink_batch *b = u->batch;
     struct sink_event *ev = &b->evs[u->idx];
     enum sink_merge_result rc;
-    size_t mlen, body;
+    size_t mlen, body, slot;
 
     rc = sink_merge(&bat->mg, b->buf + ev->off, ev->len, json, len);
     if (rc != SINK_MERGED) {
@@ -607,17 +610,26 @@ static int lane_merge(struct sink_batcher *bat, struct sink_lane *lane,
         return 0;
     }
     mlen = bat->mg.out_len;
+    /* the slot: the old one when the object fits it (a hot user's updates
+     * of the same fields keep its size), else the object and an eighth
+     * more, so the next merges write in place instead of moving the rest
+     * of the batch (up to max_bytes) each time */
+    slot = mlen <= ev->len ? ev->len : mlen + mlen / 8 + 16;
     /* the body it would make: a chain batch still needs its ']' */
-    body = b == lane->heldq ? mlen + 2
-                            : b->len - ev->len + mlen + (b->sealed ? 0 : 1);
+    body = b == lane->heldq ? slot + 2
+                            : b->len - ev->len + slot + (b->sealed ? 0 : 1);
+    if (slot > ev->len && b->n > 1 && body > bat->max_bytes) {
+        body -= slot - mlen; /* no slack where there is no room */
+        slot = mlen;
+    }
     if (mlen + 2 > bat->max_bytes || (b->n > 1 && body > bat->max_bytes)) {
         bat->apart[SINK_APART_SIZE]++;
         return 0;
     }
     if (!b->sealed && b != lane->heldq) {
-        lane->chain_bytes = lane->chain_bytes + mlen - ev->len;
+        lane->chain_bytes = lane->chain_bytes + slot - ev->len;
     }
-    batch_replace(b, u->idx, bat->mg.out, mlen);
+    batch_replace(b, u->idx, bat->mg.out, mlen, slot);
     event_absorb(&b->evs[u->idx], ticket, len);
     bat->merged++;
     return 1;

@@ -23,16 +23,17 @@
  * reports saturation above max_pending_bytes; the caller stops consuming
  * while saturated, so pending bytes stay under max_pending_bytes plus what the
  * caller had in hand when it paused (its consumer's prefetch, which it sizes).
- * The heap held is then at most 1.25 x (pending bytes + 32 bytes a pending
- * event)  (batch.c shrinks a sealed batch's buffer and event array to a quarter
- * of slack; the held queue of a lane grows by doubling, so up to 2 x for the
- * events it holds)
+ * The heap held is then at most 1.25 x (pending bytes + 56 bytes a pending
+ * object + 16 bytes an event merged into one)  (batch.c shrinks a sealed
+ * batch's buffer and event array to a quarter of slack; the held queue of a
+ * lane grows by doubling, so up to 2 x for the events it holds)
  *   + about 256 bytes a sealed batch
  *   + per lane: its chain of open batches (batch.c: at most
  *     SINK_CHAIN_MAX batches and max(max_bytes, max_pending_bytes /
  *     max_in_flight) event bytes; they are pending bytes too, counted
- *     above, plus 32 bytes x max_events a batch), the user map (16 bytes
- *     an event of the chain), the gzip buffer (about max_bytes), one
+ *     above, plus 56 bytes x max_events a batch), the user map (24 bytes
+ *     a user waiting unsent, x 2 for its load), the gzip buffer (about
+ *     max_bytes), one
  *     pooled batch (max_bytes)
  * so about 1.25 x max_pending_bytes + 3 x max_in_flight x max_bytes in
  * the worst case, but a lane's buffers are touched only as far as its
@@ -42,7 +43,10 @@
  * Cost: sink_add is a hash of the user_id, a probe of the lane's user
  * map, a look along its chain (SINK_CHAIN_MAX at most) and a memcpy of
  * the event into the chosen open batch, whose buffer is the request body:
- * nothing is assembled at send time except the gzip.  It reads no clock: a new
+ * nothing is assembled at send time except the gzip.  When the probe finds
+ * the user's update waiting unsent, merge.c tries to merge the two (a scan
+ * of both; 0.06 us when their session tokens differ, about 1.6 us for a
+ * merge of two 470-byte events) instead.  It reads no clock: a new
  * batch is stamped with the time of the last sink_poll, so linger may seal a
  * batch up to one poll interval early, never late.
  */

@@ -1,7 +1,9 @@
 /*
  * sink.h: the Moesif sink.  Accepted events are batched per lane (lanes by
  * hash of user_id, one request in flight per lane, never two updates of
- * one user in one batch), sent gzipped as one JSON array to
+ * one user in one batch; a user's newer update merges into its update that
+ * still waits unsent, as Moesif would apply the two, sink/merge.c), sent
+ * gzipped as one JSON array to
  * {base_url}/v1/users/batch through libcurl's multi interface over reused
  * connections, and settled by DESIGN.md section 4's status table:
  * 2xx done; 429/5xx/time-outs/connection errors retried with exponential
