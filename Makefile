@@ -17,9 +17,14 @@ BUILD := build/$(VARIANT)
 OPT ?= -O2 -g
 CC ?= cc
 
-PKGS := rdkafka libcurl yajl cmocka libmicrohttpd libdeflate zlib
+# librdkafka is built from source (deps/librdkafka.mk), not a pkg-config
+# package of the system
+PKGS := libcurl yajl cmocka libmicrohttpd libdeflate zlib
 # Debian packages the build, tests, demo and benchmarks need.
-DEB_PKGS := build-essential pkg-config librdkafka-dev libyajl-dev \
+# (dpkg-dev and the libssl, libsasl2, libzstd, liblz4 headers: librdkafka's
+# build, deps/librdkafka.mk)
+DEB_PKGS := build-essential pkg-config dpkg-dev libssl-dev libsasl2-dev \
+	libzstd-dev liblz4-dev libyajl-dev \
 	libcurl4-openssl-dev libcmocka-dev libmicrohttpd-dev libdeflate-dev \
 	zlib1g-dev kcat python3 python3-kafka python3-jsonschema python3-yaml \
 	curl procps time bsdutils systemd strace
@@ -40,11 +45,11 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 # Each binary links the libraries it uses, no more (issue 14):
 # $(call pkg_libs,PKG...) is their link flags.
 pkg_libs = $(shell pkg-config --libs $(1) 2>/dev/null)
-USERPIPE_LIBS = $(call pkg_libs,rdkafka libcurl yajl libmicrohttpd libdeflate)
+USERPIPE_LIBS = $(call pkg_libs,libcurl yajl libmicrohttpd libdeflate) $(RDKAFKA_LIBS)
 # unit tests: libuserpipe.a's libraries, cmocka, and zlib to check gzip
 # bodies with a second implementation
 TEST_LIBS = $(USERPIPE_LIBS) $(call pkg_libs,cmocka zlib)
-ALL_CFLAGS = $(WARN) $(OPT) $(SAN) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
+ALL_CFLAGS = $(WARN) $(OPT) $(SAN) $(RDKAFKA_CFLAGS) $(PKG_CFLAGS) -MMD -MP $(CFLAGS)
 ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
 
 # Library sources of each folder; main.c and the commands are linked only
@@ -52,7 +57,7 @@ ALL_LDFLAGS = $(SAN) -pthread $(LDFLAGS)
 CORE_SRC := core/alloc.c core/clock.c core/codes.c core/hash.c core/log.c core/kafka.c
 SCHEMAS_SRC := schemas/schema.c schemas/schema_file.c schemas/claims.c
 TRANSFORM_SRC := transform/transform.c transform/fields.c
-INGEST_SRC := ingest/ingest.c ingest/watermark.c ingest/end_offsets.c ingest/refill.c
+INGEST_SRC := ingest/ingest.c ingest/watermark.c ingest/end_offsets.c
 SINK_SRC := sink/dlq.c
 CMD_LIB_SRC := cmd/config.c cmd/parked.c cmd/metrics.c cmd/metrics_format.c cmd/ndjson.c cmd/dlq_read.c
 LIB_SRC = $(CORE_SRC) $(SCHEMAS_SRC) $(TRANSFORM_SRC) $(INGEST_SRC) $(SINK_SRC) $(CMD_LIB_SRC)
@@ -73,13 +78,15 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 # every fragment by name (issue 14: the wildcard named folders that hold
 # none, and would silently skip a fragment gone missing)
-include tests/deploy.mk tests/metrics.mk tests/tests.mk \
+include deps/librdkafka.mk tests/deploy.mk tests/metrics.mk tests/tests.mk \
 	tests/bench/bench.mk tests/bench/pipeline.mk tests/e2e/e2e.mk \
 	tests/kafka/kafka.mk deploy/dev/kafka.mk deploy/dev/moesif.mk \
 	deploy/dev/kafka/kafka.mk sink/sink.mk ingest/ingest.mk \
 	tests/distro/distro.mk
 
-$(BUILD)/obj/%.o: %.c
+# every object may include <librdkafka/rdkafka.h>: the library (and its
+# headers) come first
+$(BUILD)/obj/%.o: %.c | $(RDKAFKA_A)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

@@ -5,6 +5,7 @@
  */
 #include "commands.h"
 #include "../core/core.h"
+#include "../core/kafka.h"
 #include "../core/version.h"
 
 #include <stdio.h>
@@ -47,7 +48,8 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("userpipe %s\n", USERPIPE_VERSION);
+        printf("userpipe %s (librdkafka %s)\n", USERPIPE_VERSION,
+               core_kafka_version());
         return 0;
     }
     if (strcmp(argv[1], "transform") == 0) {

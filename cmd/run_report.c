@@ -193,7 +193,7 @@ void run_report_summary(struct run *r, int64_t started_ms)
              "batches=%llu requests=%llu retries=%llu "
              "rejects_by_code=\"%s\" schema_keys=%zu claims_made=%llu "
              "claim_waits=%llu claim_wait_ms_avg=%.1f claim_wait_ms_max=%llu "
-             "fetch_kicks=%llu batch_events_avg=%.1f batch_events_p10=%zu "
+             "batch_events_avg=%.1f batch_events_p10=%zu "
              "sealed_full=%llu sealed_linger=%llu sealed_chain=%llu "
              "sealed_flush=%llu backlog_batches=%llu "
              "backlog_batch_events_avg=%.1f backlog_batch_events_p10=%zu",
@@ -208,7 +208,6 @@ void run_report_summary(struct run *r, int64_t started_ms)
              (unsigned long long)cs.made, (unsigned long long)r->waits,
              r->waits ? (double)r->wait_ms_total / (double)r->waits : 0.0,
              (unsigned long long)r->wait_ms_max,
-             (unsigned long long)is.fetch_kicks,
              sealed ? (double)ss.sealed_events / (double)sealed : 0.0,
              sink_batch_events_quantile(r->snk, 0.1, 0),
              (unsigned long long)ss.sealed_full,

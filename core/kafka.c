@@ -177,3 +177,8 @@ int core_kafka_replication(int brokers)
     }
     return brokers < 3 ? brokers : 3;
 }
+
+const char *core_kafka_version(void)
+{
+    return rd_kafka_version_str();
+}

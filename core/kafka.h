@@ -84,4 +84,9 @@ int core_kafka_reaches(enum core_kafka_client client, const char *name);
  * of `brokers` brokers: min(3, brokers), at least 1. */
 int core_kafka_replication(int brokers);
 
+/* The linked librdkafka's version, "2.8.0" (`userpipe --version` prints
+ * it: the library is built from source into the binary, so the binary
+ * alone says which one it carries). */
+const char *core_kafka_version(void);
+
 #endif

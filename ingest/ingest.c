@@ -2,8 +2,7 @@
  * ingest.c: the consumer: polling, its rebalances, pausing and committing.
  * It wires the files beside it: each consumed message is copied and given
  * a ticket by the watermark (watermark.c), which says what may be stored
- * for commit; assignments read their end offsets (end_offsets.c); with
- * librdkafka before 2.2.0 a poll may wake the brokers (refill.c).
+ * for commit; assignments read their end offsets (end_offsets.c).
  *
  * Invariant: an offset is stored for commit only from the watermark
  * (enable.auto.offset.store=false), so a commit never skips an unsettled
@@ -27,7 +26,6 @@ struct part {
     int32_t partition;
     struct ingest_end end;
     int64_t next_offset; /* after the last consumed message, -1 none */
-    int32_t leader;      /* broker id, -1 unknown: whom a refill kick wakes */
 };
 
 struct ingest {
@@ -41,11 +39,6 @@ struct ingest {
     int paused;
     int stopped;
     uint64_t consumed;
-    /* refill kicks (see refill()) */
-    int64_t queue_max_bytes; /* queued.max.messages.kbytes x 1024 */
-    int64_t queue_max_msgs;  /* queued.min.messages */
-    double avg_len;          /* of consumed messages, moving average */
-    struct ingest_refill *refill;
     char error[512];
 };
 
@@ -95,7 +88,6 @@ static void part_add(struct ingest *ing, const char *topic, int32_t partition)
     p->partition = partition;
     ingest_end_init(&p->end);
     p->next_offset = -1;
-    p->leader = -1;
     ingest_wm_add(&ing->wm, p);
 }
 
@@ -188,57 +180,6 @@ int ingest_message(const struct ingest *ing, uint64_t ticket,
 void ingest_done(struct ingest *ing, uint64_t ticket)
 {
     (void)ingest_wm_settle(&ing->wm, ticket);
-}
-
-/* ---- refill kicks (refill.c says why) ------------------------------------ */
-
-/* Broker ids of the partitions just assigned (ingest_refill_leaders). */
-static void learn_leaders(struct ingest *ing,
-                          const rd_kafka_topic_partition_list_t *parts)
-{
-    int32_t *leaders = core_calloc((size_t)parts->cnt + 1, sizeof(*leaders));
-
-    ingest_refill_leaders(ing->rk, parts, leaders);
-    for (int i = 0; i < parts->cnt; i++) {
-        size_t slot;
-        struct part *p = part_find(ing, parts->elems[i].topic,
-                                   parts->elems[i].partition, &slot);
-        if (p != NULL && leaders[i] >= 0) {
-            p->leader = leaders[i];
-        }
-    }
-    free(leaders);
-}
-
-/* After a poll: kicks the leaders of the partitions with data left when
- * the refill policy says so (ingest_refill_due). */
-static void refill(struct ingest *ing, size_t consumed)
-{
-    struct ingest_refill_target *targets;
-    size_t n = 0;
-
-    if (ing->refill == NULL || ing->paused || ing->stopped ||
-        !ing->assigned_once) {
-        return;
-    }
-    if (!ingest_refill_due(ing->refill, rd_kafka_queue_length(ing->queue),
-                           consumed, ing->avg_len, ing->queue_max_bytes,
-                           ing->queue_max_msgs)) {
-        return;
-    }
-    targets = core_calloc(ing->wm.nslots + 1, sizeof(*targets));
-    for (size_t i = 0; i < ing->wm.nslots; i++) {
-        const struct part *p = part_at(ing, i);
-        if (p != NULL) {
-            targets[n].topic = p->topic;
-            targets[n].partition = p->partition;
-            targets[n].leader = p->leader;
-            targets[n].next_offset = p->next_offset;
-            n++;
-        }
-    }
-    ingest_refill_wake(ing->refill, targets, n);
-    free(targets);
 }
 
 /*
@@ -336,9 +277,6 @@ static void on_assign(struct ingest *ing,
             mark_end(ing, p); /* empty, or committed at its end */
         }
     }
-    if (ing->refill != NULL) {
-        learn_leaders(ing, parts);
-    }
     ing->assigned_once = 1;
 }
 
@@ -406,13 +344,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 /* ---- construction -------------------------------------------------------- */
 
-int ingest_fetch_backoff_supported(void)
-{
-    /* rd_kafka_version() is 0xMMmmrrpp, pp 0xff for a final release and
-     * lower for its release candidates: 2.2.0 final and later */
-    return rd_kafka_version() >= 0x020200ff;
-}
-
 static const char *user_value(const struct ingest_config *cfg, const char *k)
 {
     for (size_t i = 0; i < cfg->kafka_count; i++) {
@@ -423,34 +354,26 @@ static const char *user_value(const struct ingest_config *cfg, const char *k)
     return NULL;
 }
 
-/* A numeric property of conf, as librdkafka holds it. */
-static int64_t conf_int(const rd_kafka_conf_t *conf, const char *k)
-{
-    char v[64];
-    size_t len = sizeof(v);
-    if (rd_kafka_conf_get(conf, k, v, &len) != RD_KAFKA_CONF_OK) {
-        return 0;
-    }
-    return strtoll(v, NULL, 10);
-}
-
 enum core_err ingest_new(const struct ingest_config *cfg,
                          const struct ingest_callbacks *cb, struct ingest **out,
                          char *errstr, size_t errstr_size)
 {
-    /* Defaults that keep memory bounded and delivery explicit.  In
-     * librdkafka 2.0.2 queued.max.messages.kbytes bounds the one consumer
-     * queue all partitions feed; once a fetch overfills it, no partition
-     * is fetched again until the broker thread wakes, which refill.c
-     * makes happen as soon as half the queue is consumed.  Without that
-     * wake-up the rate grew with the queue (300k events of 470 bytes over
-     * 40 partitions: 4 MiB 15k/s, 16 MiB 46k/s, 32 MiB 83k/s at 156 MB);
-     * with it, 8 MiB gave the rate of 16 MiB (1M events, 108 partitions:
-     * 187k/s at 63 MB against 171k/s at 105 MB peak RSS).  fetch.max.bytes
-     * is what one response may add above the cap, per broker. */
+    /* Defaults that keep memory bounded and delivery explicit.
+     * queued.max.messages.kbytes bounds the one consumer queue all
+     * partitions feed (8 MiB gave the rate of 16 MiB: 1M events over 108
+     * partitions, 187k/s at 63 MB against 171k/s at 105 MB peak RSS);
+     * fetch.max.bytes is what one response may add above the cap, per
+     * broker.  fetch.queue.backoff.ms (librdkafka 2.2.0, the fix of its
+     * issue 2879): a partition over the queue's thresholds is fetched
+     * again that long later, 1000 ms by default, a second of idling at
+     * each full queue (librdkafka 2.0.2 needed a thread of ours to wake
+     * its brokers instead).  10 ms: half a queue drains in a few ms at
+     * 100k+ events/s, at the cost of a wake-up per 10 ms while the queue
+     * is full.  The user's kafka.* wins over each. */
     static const char *const defaults[][2] = {
         {"queued.max.messages.kbytes", "8192"},
         {"fetch.max.bytes", "2097152"},
+        {"fetch.queue.backoff.ms", "10"},
         {"auto.commit.interval.ms", "1000"},
         {"enable.auto.commit", "true"},
     };
@@ -501,22 +424,8 @@ enum core_err ingest_new(const struct ingest_config *cfg,
             goto out;
         }
     }
-    /* librdkafka 2.2.0 has the fix of the flaw refill.c works around
-     * (CHANGELOG 2.2.0, issue 2879): a partition over the queue thresholds
-     * is fetched again fetch.queue.backoff.ms later, 1000 by default, the
-     * same second of idling.  10 ms: the broker thread looks again about
-     * when the refill thread's kick would have come (half a queue drained
-     * at 100k+ events/s is a few ms), at the cost of a wake-up per 10 ms
-     * while the queue is full.  The user's kafka.* still wins below. */
-    if (ingest_fetch_backoff_supported()) {
-        rc = core_kafka_set(conf, "fetch.queue.backoff.ms", "10",
-                            "Kafka consumer", errstr, errstr_size);
-        if (rc != CORE_OK) {
-            goto out;
-        }
-    }
-    rc = core_kafka_apply(conf, CORE_KAFKA_CONSUMER, &user, errstr,
-                          errstr_size);
+    rc =
+        core_kafka_apply(conf, CORE_KAFKA_CONSUMER, &user, errstr, errstr_size);
     /* not overridable: offsets are stored by the watermark only */
     if (rc == CORE_OK) {
         rc = core_kafka_set(conf, "enable.auto.offset.store", "false",
@@ -533,9 +442,6 @@ enum core_err ingest_new(const struct ingest_config *cfg,
     if (rc != CORE_OK) {
         goto out;
     }
-    ing->queue_max_bytes = conf_int(conf, "queued.max.messages.kbytes") * 1024;
-    ing->queue_max_msgs = conf_int(conf, "queued.min.messages");
-    ing->avg_len = 512;
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, ing);
     ing->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
@@ -546,9 +452,6 @@ enum core_err ingest_new(const struct ingest_config *cfg,
         goto out;
     }
     conf = NULL; /* owned by rk now */
-    if (!ingest_fetch_backoff_supported()) {
-        ing->refill = ingest_refill_new(ing->rk);
-    }
     rd_kafka_poll_set_consumer(ing->rk);
     ing->queue = rd_kafka_queue_get_consumer(ing->rk);
 
@@ -599,8 +502,6 @@ void ingest_destroy(struct ingest *ing)
     if (ing->rk != NULL) {
         ing->cb.drain = NULL;    /* nothing left to drive during close */
         ing->cb.given_up = NULL; /* nor to drop from */
-        ingest_refill_destroy(ing->refill);
-        ing->refill = NULL;
         rd_kafka_consumer_close(ing->rk);
         if (ing->queue != NULL) {
             rd_kafka_queue_destroy(ing->queue);
@@ -696,7 +597,6 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
             mark_end(ing, p);
         }
         fill_msg(&msgs[out], p, h, m->offset, ticket);
-        ing->avg_len += ((double)m->len - ing->avg_len) / 64.0;
         rd_kafka_message_destroy(m);
         ing->consumed++;
         out++;
@@ -704,7 +604,6 @@ int ingest_poll(struct ingest *ing, struct ingest_msg *msgs, int max,
     if (ing->error[0] != '\0') {
         return -1;
     }
-    refill(ing, (size_t)n);
     return out;
 }
 
@@ -842,5 +741,4 @@ void ingest_get_stats(const struct ingest *ing, struct ingest_stats *st)
     st->assigned = assigned;
     st->paused = ing->paused;
     st->lag = -1;
-    st->fetch_kicks = ing->refill ? ingest_refill_kicks(ing->refill) : 0;
 }

@@ -144,8 +144,7 @@ struct ingest_stats {
     uint64_t settled;
     unsigned assigned;
     int paused;
-    int64_t lag;          /* sum over assigned partitions, -1 when unknown */
-    uint64_t fetch_kicks; /* broker wake-ups after a full queue (refill.c) */
+    int64_t lag; /* sum over assigned partitions, -1 when unknown */
 };
 
 void ingest_get_stats(const struct ingest *ing, struct ingest_stats *st);

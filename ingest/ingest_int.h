@@ -8,8 +8,6 @@
  *                  offsets, Kafka-free (watermark.h)
  *   end_offsets.c  the end offset of each partition at its assignment and
  *                  whether it has been reached (--exit-at-end, caught up)
- *   refill.c       when to wake the broker threads after a full queue,
- *                  whom, and the thread that does it
  */
 #ifndef INGEST_INT_H
 #define INGEST_INT_H
@@ -64,53 +62,5 @@ int64_t ingest_end_remaining(const struct ingest_end *end, int64_t next_offset,
 void ingest_read_ends(rd_kafka_t *rk,
                       const rd_kafka_topic_partition_list_t *parts,
                       struct ingest_end *const *ends);
-
-/* ---- refill.c ---- */
-
-struct ingest_refill;
-
-/* 1 when the linked librdkafka (2.2.0 or later) has fetch.queue.backoff.ms:
- * ingest_new then sets it and starts no refill thread; 0 with 2.0.2/2.1. */
-int ingest_fetch_backoff_supported(void);
-
-/* Starts the wake-up thread for rk (which must outlive it).  Never fails:
- * if no thread can be started, kicks are dropped. */
-struct ingest_refill *ingest_refill_new(rd_kafka_t *rk);
-
-/*
- * The refill policy, after a poll that took consumed messages and left
- * queue_len in the consumer queue (avg_len bytes each on average, against
- * the queue's caps max_bytes and max_msgs): returns 1 when the brokers are
- * to be kicked now.  Kafka-free; called from the consumer's thread only.
- */
-int ingest_refill_due(struct ingest_refill *rf, size_t queue_len,
-                      size_t consumed, double avg_len, int64_t max_bytes,
-                      int64_t max_msgs);
-
-/* A partition whose leader a kick may wake. */
-struct ingest_refill_target {
-    const char *topic;
-    int32_t partition;
-    int32_t leader;      /* broker id, -1 unknown: never woken */
-    int64_t next_offset; /* after the last consumed message, -1 none */
-};
-
-/* Kicks the leaders of the targets with data left: one partition of each
- * leader, at most 64 leaders.  Never blocks. */
-void ingest_refill_wake(struct ingest_refill *rf,
-                        const struct ingest_refill_target *targets, size_t n);
-
-/* Fills leaders[i] with the broker id leading parts->elems[i], -1 when
- * unknown, from one metadata request per topic (up to 5 s each). */
-void ingest_refill_leaders(rd_kafka_t *rk,
-                           const rd_kafka_topic_partition_list_t *parts,
-                           int32_t *leaders);
-
-/* Kicks sent so far. */
-uint64_t ingest_refill_kicks(struct ingest_refill *rf);
-
-/* Stops the thread, waiting for a kick in progress (at most 1 s); accepts
- * NULL. */
-void ingest_refill_destroy(struct ingest_refill *rf);
 
 #endif

@@ -13,7 +13,7 @@ KAFKA_DEV_SRC := deploy/dev/kafka-dev.c deploy/dev/kafka_dev_util.c \
 	deploy/dev/kafka_dev_json.c deploy/dev/kafka_dev_load.c
 
 $(BUILD)/kafka-dev: $(call obj,$(KAFKA_DEV_SRC))
-	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(call pkg_libs,rdkafka)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(RDKAFKA_LIBS)
 
 # Start/stop kafka-dev and moesif-dev on loopback; state in DEV_DIR
 # (default build/dev).  dev-down needs nothing built, so it works even

@@ -22,8 +22,8 @@
  * stage (kafka-dev.c says why).
  *
  * The mock broker's limits are constants below, each naming where in
- * librdkafka 2.0.2 it comes from; none of them can be tuned through the
- * public mock API of that version.  The partition cap is the dangerous one
+ * librdkafka (2.8.0, deps/librdkafka.mk; unchanged since 2.0.2) it comes
+ * from; none but the group delay can be tuned through its public mock API.  The partition cap is the dangerous one
  * (older batches are dropped without a word), so `plan` says beforehand
  * whether data fits, and the `check` command says afterwards whether any
  * partition lost its oldest data.
@@ -41,7 +41,7 @@
 /*
  * Bytes of record batches a mock partition keeps: rd_kafka_mock_msgset_new()
  * drops the oldest batches while the log is over this size (librdkafka
- * 2.0.2 src/rdkafka_mock.c, rd_kafka_mock_partition_init(): max_size =
+ * 2.8.0 src/rdkafka_mock.c, rd_kafka_mock_partition_init(): max_size =
  * 1024 * 1024 * 5).  Nothing is logged and the low watermark moves up.
  */
 #define KD_PARTITION_CAP_BYTES (5L * 1024 * 1024)
@@ -59,9 +59,11 @@
 
 /*
  * Delay before the first assignment of an empty consumer group, hard-coded
- * in rdkafka_mock_cgrp.c rd_kafka_mock_cgrp_rebalance() ("same as
- * group.initial.rebalance.delay.ms on the broker").  Newer librdkafka has
- * rd_kafka_mock_group_initial_rebalance_delay_ms(); 2.0.2 does not.
+ * as the mock's default (rdkafka_mock.c, defaults.
+ * group_initial_rebalance_delay_ms, "same as group.initial.rebalance.delay.ms
+ * on the broker").  rd_kafka_mock_group_initial_rebalance_delay_ms() could
+ * change it since 2.8.0 came in; kafka-dev keeps the broker's default,
+ * which the tests' timings and deploy/dev/README.md assume.
  */
 #define KD_INITIAL_REBALANCE_DELAY_MS 3000
 

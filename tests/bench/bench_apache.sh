@@ -19,7 +19,14 @@
 #      ago); the ratios are what compare, each against its own broker's
 #      kcat.
 #
-# Env: BUILD, USERPIPE, BENCH_EVENTS (1000000), BENCH_SEED (7).
+#   4. with BENCH_BASELINE=<another userpipe binary> (e.g. one built from
+#      an older commit), step 2 runs that binary too, each of its 3 runs
+#      right after the new binary's run of the same number so both share
+#      the machine's moments, and prints both medians and new/baseline
+#      ratios (issue 19: librdkafka 2.8.0 against 2.0.2).
+#
+# Env: BUILD, USERPIPE, BENCH_EVENTS (1000000), BENCH_SEED (7),
+# BENCH_BASELINE (unset: no baseline runs).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -46,6 +53,13 @@ DEV_TOPICS="users:$PARTS users.dlq:1 userpipe-schema:1" dev_start || die "Apache
 dev_at_exit "rm -rf '$W'"
 cp "$USERPIPE" "$W/userpipe"
 UP=$W/userpipe
+BASE=
+if [ -n "${BENCH_BASELINE:-}" ]; then
+    [ -x "$BENCH_BASELINE" ] || die "BENCH_BASELINE=$BENCH_BASELINE is not an executable"
+    cp "$BENCH_BASELINE" "$W/userpipe-baseline"
+    BASE=$W/userpipe-baseline
+    say "baseline:          $("$BASE" --version) beside $("$UP" --version)"
+fi
 VALID=$("$UP" transform --rejects /dev/null <"$W/events.ndjson" | wc -l)
 t=$(now_ms)
 LOAD_NO_CAP_CHECK=1 produce_file users "$W/events.ndjson" || die "loading the events failed"
@@ -66,33 +80,57 @@ done
 KCAT=$(tr ' ' '\n' <<<"$rates" | grep . | median)
 say "kcat raw rate:     $KCAT events/s (median)"
 
-: >"$W/runs"
-for i in 1 2 3; do
-    group="bench-apache-$i-$$"
+# run_one BIN RUNS-FILE LABEL: one backfill by BIN, its figures appended
+run_one() {
+    local bin=$1 runs=$2 label=$3 group wall user sys rss_kb up com a e secs rate us mb
+    group="bench-apache-$label-$i-$$"
     write_config "$W/run.properties" "$group"
     curl -sf -X POST "$MOESIF_URL/_dev/reset" >/dev/null || die "moesif-dev refused the reset"
     /usr/bin/time -f '%e %U %S %M' -o "$W/time" env MOESIF_APPLICATION_ID="$APP_ID" \
-        "$UP" run -c "$W/run.properties" --from-beginning --exit-at-end 2>"$W/run.log" ||
-        { tail -n 5 "$W/run.log" >&2; die "run $i: userpipe exited non-zero"; }
+        "$bin" run -c "$W/run.properties" --from-beginning --exit-at-end 2>"$W/run.log" ||
+        { tail -n 5 "$W/run.log" >&2; die "$label run $i: userpipe exited non-zero"; }
     read -r wall user sys rss_kb <"$W/time"
     up=$(moesif_stat upserts)
-    [ "$up" -eq "$VALID" ] || die "run $i: moesif-dev counted $up upserts, $VALID events are valid"
+    [ "$up" -eq "$VALID" ] || die "$label run $i: moesif-dev counted $up upserts, $VALID events are valid"
     com=$(group_committed_total "$group" users)
-    [ "$com" -eq "$N" ] || die "run $i: group $group committed $com of $N"
+    [ "$com" -eq "$N" ] || die "$label run $i: group $group committed $com of $N"
     a=$(grep -m1 'msg="partition assigned"' "$W/run.log" | sed 's/^time=\([^ ]*\).*/\1/')
     e=$(grep '^time=' "$W/run.log" | tail -n 1 | sed 's/^time=\([^ ]*\).*/\1/')
     secs=$(awk -v a="$(log_ms "$a")" -v e="$(log_ms "$e")" 'BEGIN { printf "%.2f", (e - a) / 1000 }')
     rate=$(awk -v v="$VALID" -v s="$secs" 'BEGIN { printf "%.0f", v / s }')
     us=$(awk -v u="$user" -v s="$sys" -v v="$VALID" 'BEGIN { printf "%.2f", (u + s) * 1e6 / v }')
     mb=$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')
-    echo "$rate $us $mb" >>"$W/runs"
-    say "run $i:             $rate events/s ($secs s from the first assignment to exit, wall $wall s), $us us CPU per event, peak RSS $mb MB; upserts $up = valid, committed $com = $N"
+    echo "$rate $us $mb" >>"$runs"
+    say "$(printf '%-18s' "$label run $i:") $rate events/s ($secs s from the first assignment to exit, wall $wall s), $us us CPU per event, peak RSS $mb MB; upserts $up = valid, committed $com = $N"
+}
+
+: >"$W/runs"
+: >"$W/runs-baseline"
+for i in 1 2 3; do
+    run_one "$UP" "$W/runs" run
+    if [ -n "$BASE" ]; then
+        run_one "$BASE" "$W/runs-baseline" baseline
+    fi
 done
 RATE=$(cut -d' ' -f1 "$W/runs" | median)
 US=$(cut -d' ' -f2 "$W/runs" | median)
 RSS=$(cut -d' ' -f3 "$W/runs" | sort -n | tail -n 1)
 RATIO=$(awk -v r="$RATE" -v k="$KCAT" 'BEGIN { printf "%.3f", r / k }')
 say "events/s:          $RATE (median of 3); ratio to kcat $RATIO ($RATE / $KCAT)"
+if [ -n "$BASE" ]; then
+    B_RATE=$(cut -d' ' -f1 "$W/runs-baseline" | median)
+    B_US=$(cut -d' ' -f2 "$W/runs-baseline" | median)
+    B_RSS=$(cut -d' ' -f3 "$W/runs-baseline" | sort -n | tail -n 1)
+    say ""
+    say "== this binary against the baseline, same broker, same run (medians of 3, interleaved)"
+    printf '%-40s %10s %9s %8s\n' binary "events/s" "CPU us/ev" "RSS MB"
+    printf '%-40s %10s %9s %8s\n' "baseline: $("$BASE" --version)" "$B_RATE" "$B_US" "$B_RSS"
+    printf '%-40s %10s %9s %8s\n' "$("$UP" --version)" "$RATE" "$US" "$RSS"
+    printf '%-40s %10s %9s %8s\n' "new / baseline" \
+        "$(awk -v a="$RATE" -v b="$B_RATE" 'BEGIN { printf "%.3f", a / b }')" \
+        "$(awk -v a="$US" -v b="$B_US" 'BEGIN { printf "%.3f", a / b }')" \
+        "$(awk -v a="$RSS" -v b="$B_RSS" 'BEGIN { printf "%.3f", a / b }')"
+fi
 say ""
 say "== both brokers (ratio: userpipe / kcat on the same broker, same run)"
 printf '%-26s %9s %10s %10s %7s %9s %8s\n' broker events "kcat ev/s" "userpipe" ratio "CPU us/ev" "RSS MB"

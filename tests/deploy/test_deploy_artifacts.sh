@@ -549,7 +549,9 @@ check(not miss, "docker: the build stage installs build-essential and the -dev p
 check(any(i == "RUN" and re.search(r"\bmake\b", a) for i, a in build["instr"]),
       "docker: the build stage runs make", "docker: the build stage never runs make")
 rt = installs(final)
-need_rt = {"librdkafka1", "libyajl2", "libcurl4", "libdeflate0", "zlib1g", "ca-certificates"}
+need_rt = {"libssl3", "libsasl2-2", "libyajl2", "libcurl4", "libdeflate0", "zlib1g", "ca-certificates"}
+# librdkafka is linked statically (deps/librdkafka.mk): Debian's 2.0.2 must not come along
+check("librdkafka1" not in rt, "docker: no librdkafka1 in the runtime stage (librdkafka is in the binary)", "docker: the runtime stage installs librdkafka1, which the binary does not load")
 check(need_rt <= rt, "docker: the runtime stage installs %s" % " ".join(sorted(rt)),
       "docker: the runtime stage lacks %s" % " ".join(sorted(need_rt - rt)))
 dev = sorted(p for p in rt if p.endswith("-dev") or p in ("build-essential", "gcc", "make", "pkg-config"))

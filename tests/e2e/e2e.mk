@@ -24,7 +24,7 @@ E2E_TESTS := \
 	tests/e2e/test_schema_shared.sh \
 	tests/e2e/test_run_observability.sh \
 	tests/e2e/test_dlq_redrive.sh \
-	tests/e2e/test_run_refill.sh \
+	tests/e2e/test_run_fetch_backoff.sh \
 	tests/e2e/test_run_live_backfill.sh \
 	tests/e2e/test_run_rebalance_retry.sh
 E2E_DEV_ONLY := \

@@ -28,7 +28,7 @@ committed=$(group_committed_total e2e-basic users)
 [ "$committed" -eq "$total" ] || fail "committed offsets sum to $committed, want $total"
 grep -q "$APP_ID" "$DEV_TMP/run.log" && fail "the application id appears in the log"
 # issue 11: the requests name the build, userpipe/<the version of --version>
-version=$("$USERPIPE" --version | sed -n 's/^userpipe \([^ ]*\)$/\1/p')
+version=$("$USERPIPE" --version | sed -n 's/^userpipe \([^ ]*\) (librdkafka .*)$/\1/p')
 [ -n "$version" ] || fail "userpipe --version printed no version"
 agent=$(curl -s "$MOESIF_URL/_dev/stats" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["user_agent"])')
