@@ -618,7 +618,8 @@ static int lane_merge(struct sink_batcher *bat, struct sink_lane *lane,
     /* the body it would make: a chain batch still needs its ']' */
     body = b == lane->heldq ? slot + 2
                             : b->len - ev->len + slot + (b->sealed ? 0 : 1);
-    if (slot > ev->len && b->n > 1 && body > bat->max_bytes) {
+    if (slot > mlen && slot > ev->len &&
+        (slot + 2 > bat->max_bytes || (b->n > 1 && body > bat->max_bytes))) {
         body -= slot - mlen; /* no slack where there is no room */
         slot = mlen;
     }

@@ -170,6 +170,12 @@ for w in hot10s hot50s hot10n hot50n today; do
         RATIO[$w.$lat]=$R_RATIO
     done
 done
+if part hot && [ -n "$OLD" ]; then
+    # the old binary on the 10% hot user at 0 ms: one round trip per hot
+    # update (at 50 ms it would take 1,000 s)
+    run old hot10s 0
+    row "hot10s (old)" "0ms" "$R_RATE" "$R_LIMIT" "$R_RATIO" "$R_OPE" "$R_REQ" "$R_MERGED" "$R_US" "$R_RSS"
+fi
 part hot && say "(hot10s/hot50s: one user with 10%/50% of the events, one session token; hot10n/hot50n: a new token each update, $N_NEW events; limit = $LANES lanes x 200 events / latency)"
 
 part today && say "" && say "== today's workloads at 0 ms, $([ -n "$OLD" ] && echo "old ($OLD) and new binaries alternated, 2 runs each" || echo "new binary (BENCH_OLD_USERPIPE unset: no ratio)")"
