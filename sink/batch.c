@@ -482,13 +482,14 @@ static struct sink_event *batch_append(struct sink_lane *lane,
     }
     memcpy(batch->buf + batch->len, json, len);
     ev = &batch->evs[batch->n++];
-    memset(ev, 0, sizeof(*ev));
     ev->ticket = ticket;
     ev->hash = hash;
     ev->off = batch->len;
     ev->len = len;
     ev->first_len = len;
     ev->raw_bytes = len;
+    ev->more = NULL;
+    ev->n_more = ev->cap_more = 0;
     batch->len += len;
     batch->event_bytes += len;
     lane->chain_bytes += len;
