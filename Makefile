@@ -9,7 +9,9 @@
 #   make bench      benchmarks (ratios against baselines measured in the same run)
 #   make asan|ubsan the whole test suite under a sanitizer (asan is ASan and
 #                   UBSan in one build; .ci/run runs it, not ubsan)
-#   make fuzz       libFuzzer over the transform, bounded (FUZZ_SECONDS)
+#   make fuzz       libFuzzer over the transform and the per-event path,
+#                   FUZZ_SECONDS each
+#   make image-test build the container image and run it on the dev stack
 #   make format | format-check | clean
 
 VARIANT ?= release
@@ -27,7 +29,7 @@ DEB_PKGS := build-essential pkg-config dpkg-dev libssl-dev libsasl2-dev \
 	libzstd-dev liblz4-dev libyajl-dev \
 	libcurl4-openssl-dev libcmocka-dev libmicrohttpd-dev libdeflate-dev \
 	zlib1g-dev kcat python3 python3-kafka python3-jsonschema python3-yaml \
-	curl procps time bsdutils systemd strace
+	curl procps time bsdutils systemd strace openssl tinyproxy
 FUZZ_DEB_PKGS := clang libclang-rt-14-dev
 
 WARN := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Wall -Wextra \
@@ -78,7 +80,8 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 # every fragment by name (issue 14: the wildcard named folders that hold
 # none, and would silently skip a fragment gone missing)
-include deps/librdkafka.mk tests/deploy.mk tests/metrics.mk tests/tests.mk \
+include deps/librdkafka.mk tests/deploy.mk tests/deploy/image.mk \
+	tests/metrics.mk tests/tests.mk \
 	tests/bench/bench.mk tests/bench/pipeline.mk tests/e2e/e2e.mk \
 	tests/kafka/kafka.mk deploy/dev/kafka.mk deploy/dev/moesif.mk \
 	deploy/dev/kafka/kafka.mk sink/sink.mk ingest/ingest.mk \
@@ -150,23 +153,38 @@ clean:
 
 -include $(shell find build -name '*.d' -type f 2>/dev/null)
 
-# libFuzzer over the transform: build with clang, run FUZZ_SECONDS; a
-# crashing input is written to build/fuzz/ (crash-*, leak-*, timeout-*).
+# libFuzzer: build with clang, run each target FUZZ_SECONDS; a crashing
+# input is written to build/fuzz/ (<target>-crash-*, -leak-*, -timeout-*).
+#   fuzz_transform    the transform alone, a schema kept across inputs
+#   fuzz_event_path   the per-event path of `userpipe run` (issue 20): the
+#                     transform with new keys deferred, claims read back
+#                     into an in-process schema (races, schema.max_keys),
+#                     and the batcher's request bodies
 # fuzz-deps installs clang and libclang-rt-14-dev (libFuzzer and the
 # sanitizer runtimes of Debian 12's clang 14).
 FUZZ_SECONDS ?= 60
-# only what the transform needs: no Kafka, no HTTP in the fuzzer
-FUZZ_SRC = core/alloc.c core/codes.c core/hash.c core/log.c schemas/schema.c \
-	schemas/schema_file.c $(TRANSFORM_SRC) tests/fuzz/fuzz_transform.c
+FUZZ_TARGETS := fuzz_transform fuzz_event_path
+# only what the per-event path needs: no Kafka, no HTTP in the fuzzers
+FUZZ_COMMON_SRC = core/alloc.c core/codes.c core/hash.c core/log.c \
+	schemas/schema.c schemas/schema_file.c $(TRANSFORM_SRC)
+FUZZ_EXTRA_fuzz_transform :=
+FUZZ_EXTRA_fuzz_event_path := sink/batch.c
 fuzz: fuzz-deps
-	@mkdir -p build/fuzz build/fuzz/corpus
-	clang $(filter-out -Werror,$(WARN)) -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=all $(shell pkg-config --cflags yajl) \
-		-o build/fuzz/fuzz_transform $(FUZZ_SRC) $(shell pkg-config --libs yajl)
-	cp -n tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
-	build/fuzz/fuzz_transform -max_total_time=$(FUZZ_SECONDS) -max_len=4200 \
-		-timeout=5 -rss_limit_mb=1024 -print_final_stats=1 \
-		-artifact_prefix=build/fuzz/ build/fuzz/corpus
+	@mkdir -p build/fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus-$$t; \
+		case $$t in fuzz_event_path) extra="$(FUZZ_EXTRA_fuzz_event_path)" ;; *) extra= ;; esac; \
+		echo "clang ... -o build/fuzz/$$t"; \
+		clang $(filter-out -Werror,$(WARN)) -g -O1 -fsanitize=fuzzer,address,undefined \
+			-fno-sanitize-recover=all $(shell pkg-config --cflags yajl) \
+			-o build/fuzz/$$t $(FUZZ_COMMON_SRC) $$extra tests/fuzz/$$t.c \
+			$(shell pkg-config --libs yajl); \
+		cp -n tests/fuzz/corpus/* build/fuzz/corpus-$$t/ 2>/dev/null || true; \
+		echo "== $$t: $(FUZZ_SECONDS) s"; \
+		build/fuzz/$$t -max_total_time=$(FUZZ_SECONDS) -max_len=4200 \
+			-timeout=5 -rss_limit_mb=1024 -print_final_stats=1 \
+			-artifact_prefix=build/fuzz/$$t- build/fuzz/corpus-$$t; \
+	done
 
 # README.md's configuration reference, generated from cmd/config.c's table.
 docs: all

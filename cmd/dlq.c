@@ -8,6 +8,12 @@
  * (<kafka.group.id>.redrive), so a record is redriven once.  --dry-run runs
  * them through the transform against the shared schema as it is now and
  * says how many would pass, without producing or committing anything.
+ *
+ * A record whose value was cut to fit the dead-letter topic (header
+ * userpipe.value.truncated=1, sink/dlq.c) holds only a prefix of its
+ * event: it is never redriven nor tried by a dry run.  Each is named
+ * (source topic, partition, offset, original size: the whole event is
+ * there while the source's retention lasts) and counted apart.
  */
 /* strptime */
 #define _XOPEN_SOURCE 700
@@ -44,6 +50,8 @@ struct dlq_run {
     size_t ntopics;
     uint64_t by_age[4]; /* <1h, <1d, <7d, older */
     uint64_t pass, still[CORE_REJECT__COUNT];
+    uint64_t truncated; /* chosen, cut to fit: left */
+    int redrive;        /* names each record left (a dry run too) */
 };
 
 static void usage(FILE *f)
@@ -157,6 +165,18 @@ static int on_record(void *opaque, const struct sink_dlq_record *rec,
         return 0;
     }
     d->selected++;
+    if (rec->truncated) {
+        d->truncated++;
+        if (d->redrive) {
+            fprintf(stderr,
+                    "userpipe dlq: left a record cut to fit the dead-letter "
+                    "topic (%zu of %zu bytes): its whole event is at %s "
+                    "partition %d offset %lld while the topic keeps it\n",
+                    rec->len, rec->orig_len, rec->source_topic,
+                    (int)rec->source_partition, (long long)rec->source_offset);
+        }
+        return 0;
+    }
     if (d->tf != NULL) {
         const char *out;
         size_t out_len;
@@ -207,6 +227,7 @@ int cmd_dlq(int argc, char **argv)
     }
     verb = argv[1];
     redrive = strcmp(verb, "redrive") == 0;
+    d.redrive = redrive;
     if (!redrive && strcmp(verb, "stats") != 0) {
         fprintf(stderr,
                 "userpipe dlq: unknown verb '%s'; see 'userpipe dlq "
@@ -359,10 +380,15 @@ int cmd_dlq(int argc, char **argv)
                "1 hour to 1 day", (unsigned long long)d.by_age[1],
                "1 to 7 days", (unsigned long long)d.by_age[2], "older",
                (unsigned long long)d.by_age[3]);
+        printf("cut to fit (not redrivable): %llu\n",
+               (unsigned long long)d.truncated);
     } else if (d.dry_run) {
         printf("dry run: %llu of %llu records chosen; %llu would pass now",
                (unsigned long long)d.selected, (unsigned long long)d.total,
                (unsigned long long)d.pass);
+        if (d.truncated > 0) {
+            printf(", %llu cut to fit (left)", (unsigned long long)d.truncated);
+        }
         for (int i = 1; i < CORE_REJECT__COUNT; i++) {
             if (d.still[i] > 0) {
                 printf(", %llu still %s", (unsigned long long)d.still[i],
@@ -375,6 +401,13 @@ int cmd_dlq(int argc, char **argv)
                "source topics; group %s committed\n",
                (unsigned long long)redriven, (unsigned long long)d.selected,
                (unsigned long long)d.total, group);
+        if (d.truncated > 0) {
+            printf(
+                "%llu chosen records were cut to fit the dead-letter "
+                "topic and cannot be redriven (each named on stderr): produce "
+                "them again from their source offsets\n",
+                (unsigned long long)d.truncated);
+        }
     }
 out:
     for (size_t i = 0; i < d.ntopics; i++) {

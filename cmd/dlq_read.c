@@ -234,7 +234,9 @@ enum core_err dlq_read(const struct dlq_read_config *cfg, dlq_read_fn fn,
         memset(&rec, 0, sizeof(rec));
         rec.key = m->key;
         rec.key_len = m->key_len;
-        rec.value = m->payload ? m->payload : "";
+        /* NULL stays NULL: a dead-lettered tombstone is redriven as one
+         * (and judged as one) */
+        rec.value = m->payload;
         rec.len = m->len;
         rec.code = header(h, "userpipe.error.code", code, sizeof(code));
         rec.path = header(h, "userpipe.error.path", path, sizeof(path));
@@ -246,8 +248,17 @@ enum core_err dlq_read(const struct dlq_read_config *cfg, dlq_read_fn fn,
             header(h, "userpipe.source.offset", so, sizeof(so)), NULL, 10);
         rec.source_timestamp_ms = strtoll(
             header(h, "userpipe.source.timestamp", sts, sizeof(sts)), NULL, 10);
+        {
+            char t[8], size[24];
+            rec.truncated =
+                strcmp(header(h, SINK_DLQ_H_TRUNCATED, t, sizeof(t)), "1") == 0;
+            rec.orig_len = (size_t)strtoull(
+                header(h, SINK_DLQ_H_SIZE, size, sizeof(size)), NULL, 10);
+        }
         ts = rd_kafka_message_timestamp(m, &tstype);
-        if (fn(opaque, &rec, ts) && rd.prod != NULL) {
+        /* a record cut to fit holds part of its value: never sent back,
+         * whatever fn says (cmd/dlq.c counts and names them) */
+        if (fn(opaque, &rec, ts) && rd.prod != NULL && !rec.truncated) {
             rd_kafka_resp_err_t err;
             if (rec.source_topic[0] == '\0') {
                 core_log(CORE_LOG_WARN, "dlq",

@@ -4,6 +4,7 @@
  * needs, so `userpipe transform` runs with no Kafka and no HTTP.
  */
 #include "commands.h"
+#include "config.h"
 #include "../core/core.h"
 #include "../core/kafka.h"
 #include "../core/version.h"
@@ -38,6 +39,9 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
+    /* before any command reads a secret: no core file, no ptrace by the
+     * same user (debug.core_dumps turns it back on; README "Secrets") */
+    config_dumpable(0);
     if (argc < 2) {
         usage(stderr);
         return 2;

@@ -47,6 +47,7 @@ struct metrics_snapshot {
     uint64_t latency_count;
     size_t schema_keys;
     size_t parked;     /* events waiting for schema claims */
+    double parked_oldest_s; /* how long the oldest has waited; 0: none */
     unsigned assigned; /* partitions assigned */
     unsigned paused;   /* partitions paused */
     int held;          /* consumption held back by the sink now */

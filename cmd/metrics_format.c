@@ -247,6 +247,14 @@ static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
     family_u64(b, "events_waiting_for_schema", "gauge",
                "Events parked until their schema claims are read back.",
                snap->parked);
+    format_double(num, sizeof(num), snap->parked_oldest_s);
+    family(b, "events_waiting_for_schema_oldest_seconds", "gauge",
+           "How long the oldest event parked for schema claims has waited "
+           "(0: none); its keys are claimed again past "
+           "schema.claim_timeout_ms, it is rejected as claim_timeout past "
+           "twice that.");
+    body_printf(b, "userpipe_events_waiting_for_schema_oldest_seconds %s\n",
+                num);
     family_u64(b, "partitions_assigned", "gauge",
                "Partitions assigned to this consumer.", snap->assigned);
     family_u64(b, "partitions_paused", "gauge",

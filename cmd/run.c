@@ -70,13 +70,25 @@ static void usage(FILE *f)
           "  -h, --help           this text\n"
           "\n"
           "The application id may come from the environment variable\n"
-          "MOESIF_APPLICATION_ID; it never appears in logs.\n"
+          "MOESIF_APPLICATION_ID; it never appears in logs.  Any value "
+          "may be a\n"
+          "secret reference, ${env:NAME} or ${file:/path} (README "
+          "\"Secrets\").\n"
+          "The process is not dumpable (no core file; "
+          "debug.core_dumps=true\n"
+          "turns it back on for debugging).\n"
           "SIGTERM/SIGINT: stop consuming, flush, commit, exit 0.\n"
           "exit status: 0 done, 1 a fatal error (a message says what to "
           "fix), 2 bad\n"
           "usage or configuration, 3 Moesif refused the configuration "
           "(401, 402,\n"
-          "403, 404, 405, 406, 410: the application id or the base URL).\n",
+          "403, 404, 405, 406, 410: the application id or the base URL; "
+          "or every event\n"
+          "of sink.reject_all_batches batches refused one by one), or the "
+          "road to it\n"
+          "is wrong (a certificate that does not verify, a client "
+          "certificate\n"
+          "refused, a proxy refusing the tunnel).\n",
           f);
 }
 
@@ -108,6 +120,10 @@ static void produce_reject(struct run *r, const struct ingest_msg *m,
     rec.source_partition = m->partition;
     rec.source_offset = m->offset;
     rec.source_timestamp_ms = m->timestamp_ms;
+    rec.headers = m->headers;
+    rec.headers_len = m->headers_len;
+    rec.truncated = 0;
+    rec.orig_len = 0;
     rec.code = code;
     rec.path = path;
     rec.message = message;
@@ -223,16 +239,51 @@ static void given_up(void *opaque)
              n);
 }
 
-/* Claims every key the last transformed event lacks. */
-static void claim_new_keys(struct run *r)
+/* Claims every key the last transformed event lacks; again: even those
+ * this instance claimed already (their claims did not come back). */
+static void claim_new_keys(struct run *r, int again)
 {
     for (size_t i = 0; i < transform_new_keys(r->tf); i++) {
         const char *k;
         size_t len;
         enum schema_type t;
         transform_new_key(r->tf, i, &k, &len, &t);
-        schema_claims_claim(r->claims, k, len, t);
+        if (again) {
+            schema_claims_claim_again(r->claims, k, len, t);
+        } else {
+            schema_claims_claim(r->claims, k, len, t);
+        }
     }
+}
+
+/* The reject of an event whose new keys got no type within twice
+ * schema.claim_timeout_ms (the last transform_event named them). */
+static void claim_timeout_reject(struct run *r, struct core_reject *rej,
+                                 uint64_t waited_ms)
+{
+    const char *k = "";
+    size_t len = 0;
+    enum schema_type t;
+
+    if (transform_new_keys(r->tf) > 0) {
+        transform_new_key(r->tf, 0, &k, &len, &t);
+    }
+    rej->code = CORE_REJECT_CLAIM_TIMEOUT;
+    snprintf(rej->path, sizeof(rej->path), "%s%.*s",
+             r->cfg.transform.scope == TRANSFORM_SCOPE_PATH ? "metadata." : "",
+             (int)(len > 400 ? 400 : len), k);
+    if (r->cfg.transform.scope != TRANSFORM_SCOPE_PATH) {
+        /* by name the key may be at any depth: the path names the key */
+        snprintf(rej->path, sizeof(rej->path), "%.*s",
+                 (int)(len > 400 ? 400 : len), k);
+    }
+    snprintf(rej->message, sizeof(rej->message),
+             "%zu new metadata key(s) got no type from the schema topic '%s' "
+             "within %llu ms (claimed, and claimed again after "
+             "schema.claim_timeout_ms): the topic is unreachable or its "
+             "claims are lost; redrive this event once it is back",
+             transform_new_keys(r->tf), r->cfg.schema_topic,
+             (unsigned long long)waited_ms);
 }
 
 static void reject(struct run *r, const struct ingest_msg *m,
@@ -262,6 +313,12 @@ static void handle(struct run *r, const struct ingest_msg *m)
     enum core_err rc;
     uint64_t h;
 
+    if (m->value == NULL && r->cfg.tombstones == CONFIG_TOMBSTONES_SKIP) {
+        /* source.tombstones=skip: nothing to send, committed in order */
+        r->tombstones_skipped++;
+        settle(r, m->ticket);
+        return;
+    }
     rc = transform_event(r->tf, m->value, m->len, &out, &out_len, &rej);
     if (rc == CORE_ERR_REJECT) {
         reject(r, m, &rej);
@@ -271,13 +328,15 @@ static void handle(struct run *r, const struct ingest_msg *m)
     /* hashed once, for the parked queue and the sink */
     h = core_hash64(uid, uid_len);
     if (rc == CORE_ERR_RETRY) {
-        claim_new_keys(r);
+        int64_t now = core_now_ms();
+        claim_new_keys(r, 0);
         if (parked_count(r->parked) == 0) {
             /* the head, just tried: unpark waits for the schema to grow */
             r->unpark_keys = schema_count(r->sch);
             r->unpark_ticket = m->ticket;
+            r->unpark_due_ms = now + (int64_t)r->cfg.claim_timeout_ms;
         }
-        parked_push(r->parked, m->ticket, h, m->len, core_now_ms());
+        parked_push(r->parked, m->ticket, h, m->len, now);
         return;
     }
     if (parked_has_user(r->parked, h)) {
@@ -290,16 +349,27 @@ static void handle(struct run *r, const struct ingest_msg *m)
 
 /* Transforms parked events again, in order, as far as their keys are
  * known now.  The head waits for keys: it is tried again only once the
- * schema has more keys than when it last failed, or it is a new head (the
- * last one's partition was given up), not on every turn of the loop. */
+ * schema has more keys than when it last failed, it is a new head (the
+ * last one's partition was given up), or its wait reached a deadline,
+ * not on every turn of the loop.
+ *
+ * The wait is bounded (issue 20: a claim that never came back wedged the
+ * partition): schema.claim_timeout_ms after it was parked, the head's
+ * missing keys are claimed again (a claim lost with a topic deleted and
+ * created again); past twice that, the event is rejected as claim_timeout
+ * and the events behind it move on.  Each event's bound counts from its
+ * own parking, so a queue behind a dead schema topic drains in one
+ * timeout, not one per event. */
 static void unpark(struct run *r)
 {
     uint64_t ticket;
     int64_t parked_ms;
+    int64_t timeout_ms = (int64_t)r->cfg.claim_timeout_ms;
 
     if (schema_count(r->sch) == r->unpark_keys &&
         parked_head(r->parked, &ticket, &parked_ms) &&
-        ticket == r->unpark_ticket && ticket_alive(r, ticket)) {
+        ticket == r->unpark_ticket && core_now_ms() < r->unpark_due_ms &&
+        ticket_alive(r, ticket)) {
         return;
     }
     while (!r->fatal && parked_head(r->parked, &ticket, &parked_ms)) {
@@ -315,13 +385,34 @@ static void unpark(struct run *r)
             continue;
         }
         rc = transform_event(r->tf, m.value, m.len, &out, &out_len, &rej);
-        if (rc == CORE_ERR_RETRY) {
-            claim_new_keys(r); /* no-op for keys already claimed */
+        waited = (uint64_t)(core_now_ms() - parked_ms);
+        if (rc == CORE_ERR_RETRY && (int64_t)waited < 2 * timeout_ms) {
+            int again = (int64_t)waited >= timeout_ms &&
+                        r->reclaimed_ticket1 != ticket + 1;
+            if (again) {
+                core_log(CORE_LOG_WARN, "schema",
+                         "msg=\"claims not read back in time: claiming "
+                         "again\" topic=%s partition=%d offset=%lld "
+                         "keys=%zu waited_ms=%llu schema_topic=%s",
+                         m.topic, m.partition, (long long)m.offset,
+                         transform_new_keys(r->tf), (unsigned long long)waited,
+                         r->cfg.schema_topic);
+                r->reclaimed_ticket1 = ticket + 1;
+                r->reclaims++;
+            }
+            /* no-op for keys already claimed, unless again */
+            claim_new_keys(r, again);
             r->unpark_keys = schema_count(r->sch);
             r->unpark_ticket = ticket;
+            r->unpark_due_ms =
+                parked_ms +
+                ((int64_t)waited < timeout_ms ? timeout_ms : 2 * timeout_ms);
             return;
         }
-        waited = (uint64_t)(core_now_ms() - parked_ms);
+        if (rc == CORE_ERR_RETRY) {
+            claim_timeout_reject(r, &rej, waited);
+            rc = CORE_ERR_REJECT;
+        }
         r->waits++;
         r->wait_ms_total += waited;
         if (waited > r->wait_ms_max) {
@@ -460,6 +551,7 @@ int cmd_run(int argc, char **argv)
     size_t noverrides = 0;
     int from_beginning = 0, exit_at_end = 0;
     char errstr[768];
+    char url[256], proxy_shown[256];
     int status = 0;
     struct ingest_config icfg;
     struct ingest_callbacks icb;
@@ -499,6 +591,16 @@ int cmd_run(int argc, char **argv)
     }
     core_log_threshold = r.cfg.log_level;
     r.exit_at_end = exit_at_end;
+    if (r.cfg.core_dumps) {
+        config_dumpable(1);
+    }
+    if (config_base_url_cleartext(&r.cfg)) {
+        core_log(CORE_LOG_WARN, "run",
+                 "msg=\"moesif.base_url is plain http:// to a host that is "
+                 "not loopback: the application id and every event cross "
+                 "the network unencrypted\" moesif=\"%s\"",
+                 core_url_redact(r.cfg.base_url, url, sizeof(url)));
+    }
 
     /* every client is configured (and kafka.* checked by librdkafka)
      * before anything touches the network */
@@ -517,6 +619,7 @@ int cmd_run(int argc, char **argv)
         dcfg.kafka_values = (const char *const *)r.cfg.kafka_values;
         dcfg.kafka_count = r.cfg.kafka_count;
         dcfg.topic = r.cfg.dlq_topic;
+        dcfg.source_topics = r.cfg.source_topics;
         dcb.done = settle;
         dcb.opaque = &r;
         rc = sink_dlq_new(&dcfg, &dcb, &r.dlq, errstr, sizeof(errstr));
@@ -558,9 +661,14 @@ int cmd_run(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     core_log(CORE_LOG_INFO, "run",
-             "msg=\"started\" topics=\"%s\" moesif=\"%s\" from_beginning=%d "
-             "exit_at_end=%d",
-             r.cfg.source_topics, r.cfg.base_url, from_beginning, exit_at_end);
+             "msg=\"started\" topics=\"%s\" moesif=\"%s\" proxy=\"%s\" "
+             "from_beginning=%d exit_at_end=%d",
+             r.cfg.source_topics,
+             core_url_redact(r.cfg.base_url, url, sizeof(url)),
+             r.cfg.proxy != NULL ? core_url_redact(r.cfg.proxy, proxy_shown,
+                                                   sizeof(proxy_shown))
+                                 : "(environment)",
+             from_beginning, exit_at_end);
 
     for (;;) {
         int n, busy;

@@ -56,6 +56,11 @@ struct run {
      * keys (unpark) */
     size_t unpark_keys;
     uint64_t unpark_ticket;
+    int64_t unpark_due_ms;     /* and is tried again by then regardless */
+    uint64_t reclaimed_ticket1; /* 1 + the head whose keys were claimed
+                                 * again (tickets start at 0) */
+    uint64_t reclaims;         /* heads whose keys were claimed again */
+    uint64_t tombstones_skipped; /* source.tombstones=skip */
     uint64_t accepted, rejected, refused;
     uint64_t rejects_by_code[CORE_REJECT__COUNT];
 };

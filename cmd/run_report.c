@@ -61,6 +61,14 @@ static void publish(struct run *r)
     m->latency_count = ss.requests;
     m->schema_keys = schema_count(r->sch);
     m->parked = parked_count(r->parked);
+    {
+        uint64_t ticket;
+        int64_t parked_ms;
+        if (parked_head(r->parked, &ticket, &parked_ms)) {
+            /* the FIFO's head is its oldest */
+            m->parked_oldest_s = (double)(core_now_ms() - parked_ms) / 1000.0;
+        }
+    }
     m->moesif_reachable = ss.reachable || ss.requests == 0;
     n = ingest_partitions(r->ing, info, METRICS_MAX_PARTITIONS);
     for (size_t i = 0; i < n; i++) {
@@ -191,12 +199,14 @@ void run_report_summary(struct run *r, int64_t started_ms)
              "msg=\"stopped\" seconds=%.1f accepted=%llu rejected=%llu "
              "sent=%llu objects=%llu merged=%llu kept_apart=%llu "
              "batches=%llu requests=%llu retries=%llu "
-             "rejects_by_code=\"%s\" schema_keys=%zu claims_made=%llu "
+             "rejects_by_code=\"%s\" dlq_truncated=%llu schema_keys=%zu "
+             "claims_made=%llu "
              "claim_waits=%llu claim_wait_ms_avg=%.1f claim_wait_ms_max=%llu "
              "batch_events_avg=%.1f batch_events_p10=%zu "
              "sealed_full=%llu sealed_linger=%llu sealed_chain=%llu "
              "sealed_flush=%llu backlog_batches=%llu "
-             "backlog_batch_events_avg=%.1f backlog_batch_events_p10=%zu",
+             "backlog_batch_events_avg=%.1f backlog_batch_events_p10=%zu "
+             "claims_again=%llu tombstones_skipped=%llu",
              secs, (unsigned long long)r->accepted,
              (unsigned long long)(r->rejected + r->refused),
              (unsigned long long)ss.events_ok,
@@ -204,8 +214,10 @@ void run_report_summary(struct run *r, int64_t started_ms)
              (unsigned long long)(ss.apart_token + ss.apart_shape +
                                   ss.apart_size + ss.apart_other),
              (unsigned long long)ss.batches_ok, (unsigned long long)ss.requests,
-             (unsigned long long)ss.retries, codes, schema_count(r->sch),
-             (unsigned long long)cs.made, (unsigned long long)r->waits,
+             (unsigned long long)ss.retries, codes,
+             (unsigned long long)sink_dlq_truncated(r->dlq),
+             schema_count(r->sch), (unsigned long long)cs.made,
+             (unsigned long long)r->waits,
              r->waits ? (double)r->wait_ms_total / (double)r->waits : 0.0,
              (unsigned long long)r->wait_ms_max,
              sealed ? (double)ss.sealed_events / (double)sealed : 0.0,
@@ -218,7 +230,9 @@ void run_report_summary(struct run *r, int64_t started_ms)
              ss.backlog_batches
                  ? (double)ss.backlog_events / (double)ss.backlog_batches
                  : 0.0,
-             sink_batch_events_quantile(r->snk, 0.1, 1));
+             sink_batch_events_quantile(r->snk, 0.1, 1),
+             (unsigned long long)r->reclaims,
+             (unsigned long long)r->tombstones_skipped);
 }
 
 /* The closing line on a terminal (--exit-at-end): the progress line's last

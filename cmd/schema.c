@@ -22,8 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
-/* How long start-up may take to read the schema topic to its end, or to
- * see the seed's claims come back. */
+/* How long start-up may take to see the seed's claims come back (the
+ * read of the topic itself is bounded by schema.sync_timeout_ms of no
+ * progress). */
 #define SCHEMA_SYNC_MS 30000
 
 /* Waits until this instance's claims are read back. */
@@ -75,9 +76,11 @@ enum core_err open_schema(const struct config *cfg, struct schema *sch,
     ccfg.topic = cfg->schema_topic;
     ccfg.instance = instance;
     ccfg.scope = cfg->transform.scope == TRANSFORM_SCOPE_PATH ? "path" : "name";
+    ccfg.max_keys = cfg->transform.max_schema_keys;
     rc = schema_claims_new(&ccfg, sch, &sc, errstr, errstr_size);
     if (rc == CORE_OK) {
-        rc = schema_claims_sync(sc, SCHEMA_SYNC_MS, errstr, errstr_size);
+        rc = schema_claims_sync(sc, (int)cfg->sync_timeout_ms, errstr,
+                                errstr_size);
     }
     if (rc == CORE_OK && cfg->schema_file != NULL) {
         /* the seed's types are claimed like any other, so the topic's

@@ -19,6 +19,11 @@ static const char *const reject_names[CORE_REJECT__COUNT] = {
     [CORE_REJECT_TOO_LARGE] = "too_large",
     [CORE_REJECT_TOO_DEEP] = "too_deep",
     [CORE_REJECT_API_REJECTED] = "api_rejected",
+    [CORE_REJECT_EMPTY_MESSAGE] = "empty_message",
+    [CORE_REJECT_TOMBSTONE] = "tombstone",
+    [CORE_REJECT_INVALID_KEY] = "invalid_key",
+    [CORE_REJECT_SCHEMA_FULL] = "schema_full",
+    [CORE_REJECT_CLAIM_TIMEOUT] = "claim_timeout",
 };
 
 const char *core_reject_name(enum core_reject_code code)

@@ -65,6 +65,12 @@ enum core_reject_code {
     CORE_REJECT_TOO_LARGE,
     CORE_REJECT_TOO_DEEP,
     CORE_REJECT_API_REJECTED,
+    /* issue 20: appended, so the numbers above never change */
+    CORE_REJECT_EMPTY_MESSAGE, /* a message whose value has no bytes */
+    CORE_REJECT_TOMBSTONE,     /* a message with a NULL value */
+    CORE_REJECT_INVALID_KEY,   /* a key holding U+0000 */
+    CORE_REJECT_SCHEMA_FULL,   /* new keys beyond schema.max_keys */
+    CORE_REJECT_CLAIM_TIMEOUT, /* new keys that got no type in time */
     CORE_REJECT__COUNT
 };
 
@@ -125,8 +131,15 @@ void core_log_write(enum core_log_level level, const char *component,
         }                                                                      \
     } while (0)
 
+/* The librdkafka properties (no "kafka." prefix) that hold secrets,
+ * NULL-terminated, and whether name is one: never logged or echoed. */
+extern const char *const core_kafka_secrets[];
+int core_kafka_secret(const char *name);
+
 /* Writes one of librdkafka's log lines (syslog level 0-7, facility, text)
- * as ours; every librdkafka client's log callback forwards here. */
+ * as ours; every librdkafka client's log callback forwards here.  A line
+ * of librdkafka's configuration dump (kafka.debug=conf) that shows one of
+ * core_kafka_secrets has its value replaced by [redacted]. */
 void core_log_kafka(int syslog_level, const char *component,
                     const char *facility, const char *text);
 
@@ -136,5 +149,14 @@ extern const char *const core_log_level_names[];
 
 /* Parses one of core_log_level_names; returns -1 when unknown. */
 int core_log_level_parse(const char *name);
+
+/*
+ * Copies url into out[0..out_size) with its userinfo ("user:password@"
+ * before the host) replaced by "***@", for a log line or an error
+ * sentence (issue 22: moesif.base_url and moesif.proxy may carry
+ * credentials).  A text without "://" is copied as it is; truncated to
+ * fit, always NUL-terminated.  Returns out.
+ */
+const char *core_url_redact(const char *url, char *out, size_t out_size);
 
 #endif

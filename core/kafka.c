@@ -12,13 +12,128 @@
  */
 #include "kafka.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* set after the user's kafka.*, on every client */
 static const char *const forced[][2] = {
     {"allow.auto.create.topics", "false"},
 };
+
+/*
+ * The kafka.* settings userpipe refuses (kafka.h says why, one line each).
+ * A row refuses its property when the user's value is not `only` (one of
+ * its '|'-separated values, case-insensitive; NULL: any value is refused),
+ * or when it contains `never` (case-insensitive).  auto.commit.interval.ms
+ * is refused at 0 only, in core_kafka_refuse.
+ */
+static const struct {
+    const char *name;
+    const char *only;  /* the values accepted, '|'-separated; NULL: none */
+    const char *never; /* refused when the value contains it */
+    const char *why;
+} refused[] = {
+    {"enable.auto.commit", "true", NULL,
+     "userpipe stores an offset only once Moesif or the dead-letter topic "
+     "has its event and relies on librdkafka's auto commit to commit what "
+     "it stored; without it offsets are committed only at a rebalance and "
+     "at exit: remove the line"},
+    {"enable.auto.offset.store", NULL, NULL,
+     "userpipe stores offsets itself, only once an event is delivered or "
+     "dead-lettered (its at-least-once watermark): remove the line"},
+    {"enable.partition.eof", NULL, NULL,
+     "userpipe sets it itself (--exit-at-end needs it): remove the line"},
+    {"group.protocol", "classic", NULL,
+     "userpipe settles revoked partitions with the classic protocol's "
+     "eager rebalance; the consumer protocol (KIP-848) is not supported: "
+     "remove the line or set it to classic"},
+    {"partition.assignment.strategy", NULL, "cooperative",
+     "cooperative assignment is not supported; userpipe settles revoked "
+     "partitions with the eager protocol (use range or roundrobin)"},
+    {"allow.auto.create.topics", "false", NULL,
+     "no client of userpipe creates a topic as a side effect (the topics it "
+     "needs are created with the partitions they need): remove the line"},
+    {"enable.idempotence", "true", NULL,
+     "the dead-letter producer is idempotent so a retried record is written "
+     "once, in order: remove the line"},
+    {"acks", "all|-1", NULL,
+     "a dead-letter record releases its event's offset only once every "
+     "in-sync replica has it: remove the line"},
+    {"request.required.acks", "all|-1", NULL,
+     "a dead-letter record releases its event's offset only once every "
+     "in-sync replica has it: remove the line"},
+    {"message.timeout.ms", "0", NULL,
+     "the dead-letter producer retries a record until the brokers have it "
+     "(0, no time limit), since its event's offset waits for it: remove "
+     "the line"},
+    {"transactional.id", NULL, NULL,
+     "no client of userpipe is transactional: remove the line"},
+};
+
+/* Whether value is one of the '|'-separated alternatives of only. */
+static int one_of(const char *value, const char *only)
+{
+    size_t n = strlen(value);
+
+    while (only != NULL && *only != '\0') {
+        const char *bar = strchr(only, '|');
+        size_t len = bar != NULL ? (size_t)(bar - only) : strlen(only);
+        if (len == n && strncasecmp(value, only, n) == 0) {
+            return 1;
+        }
+        only = bar != NULL ? bar + 1 : NULL;
+    }
+    return 0;
+}
+
+/* Whether hay contains needle, case-insensitive. */
+static int contains(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+
+    for (; *hay != '\0'; hay++) {
+        if (strncasecmp(hay, needle, n) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+enum core_err core_kafka_refuse(const struct core_kafka_props *user,
+                                char *errstr, size_t errstr_size)
+{
+    for (size_t i = 0; user != NULL && i < user->count; i++) {
+        const char *k = user->keys[i], *v = user->values[i];
+
+        if (strcmp(k, "auto.commit.interval.ms") == 0 &&
+            strspn(v, "0") == strlen(v) && v[0] != '\0') {
+            snprintf(errstr, errstr_size,
+                     "configuration key 'kafka.auto.commit.interval.ms': 0 "
+                     "disables the auto commit that commits the offsets "
+                     "userpipe stores; give it a number of milliseconds "
+                     "(librdkafka's default is 5000) or remove the line");
+            return CORE_ERR_USAGE;
+        }
+        for (size_t j = 0; j < sizeof(refused) / sizeof(refused[0]); j++) {
+            if (strcmp(k, refused[j].name) != 0) {
+                continue;
+            }
+            if (refused[j].never != NULL ? contains(v, refused[j].never)
+                                         : !one_of(v, refused[j].only)) {
+                snprintf(errstr, errstr_size,
+                         "configuration key 'kafka.%s'%s%.64s%s is refused: "
+                         "%s",
+                         k, refused[j].only != NULL ? " = '" : "",
+                         refused[j].only != NULL ? v : "",
+                         refused[j].only != NULL ? "'" : "", refused[j].why);
+                return CORE_ERR_USAGE;
+            }
+        }
+    }
+    return CORE_OK;
+}
 
 int core_kafka_consumer_only(const char *name)
 {
@@ -181,4 +296,56 @@ int core_kafka_replication(int brokers)
 const char *core_kafka_version(void)
 {
     return rd_kafka_version_str();
+}
+
+size_t core_kafka_headers_pack(const rd_kafka_headers_t *h, char *out)
+{
+    size_t n = 0;
+    const char *name;
+    const void *value;
+    size_t size;
+
+    for (size_t i = 0;
+         h != NULL && rd_kafka_header_get_all(h, i, &name, &value, &size) ==
+                          RD_KAFKA_RESP_ERR_NO_ERROR;
+         i++) {
+        uint32_t lens[2];
+        lens[0] = (uint32_t)strlen(name);
+        lens[1] = value != NULL ? (uint32_t)size : UINT32_MAX;
+        if (out != NULL) {
+            memcpy(out + n, lens, sizeof(lens));
+            memcpy(out + n + sizeof(lens), name, lens[0]);
+            if (value != NULL) {
+                memcpy(out + n + sizeof(lens) + lens[0], value, size);
+            }
+        }
+        n += sizeof(lens) + lens[0] + (value != NULL ? size : 0);
+    }
+    return n;
+}
+
+size_t core_kafka_headers_unpack(const char *p, size_t len,
+                                 rd_kafka_headers_t *h, size_t *bytes)
+{
+    size_t n = 0, pos = 0, b = 0;
+
+    while (pos + 2 * sizeof(uint32_t) <= len) {
+        uint32_t lens[2];
+        const char *name;
+        size_t vlen;
+
+        memcpy(lens, p + pos, sizeof(lens));
+        name = p + pos + sizeof(lens);
+        vlen = lens[1] == UINT32_MAX ? 0 : lens[1];
+        rd_kafka_header_add(h, name, (ssize_t)lens[0],
+                            lens[1] == UINT32_MAX ? NULL : name + lens[0],
+                            (ssize_t)vlen);
+        pos += sizeof(lens) + lens[0] + vlen;
+        b += lens[0] + vlen;
+        n++;
+    }
+    if (bytes != NULL) {
+        *bytes = b;
+    }
+    return n;
 }

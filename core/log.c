@@ -4,7 +4,8 @@
  * Format: time=... level=... component=... msg="..." followed by any
  * key=value fields the caller put in the message.  One write(2)-sized
  * fprintf per line so lines from librdkafka's forwarded logs and ours do
- * not interleave mid-line.  Never pass the application id or a payload.
+ * not interleave mid-line.  Never pass the application id or a payload;
+ * a URL goes through core_url_redact first (it may hold a password).
  */
 #include "core.h"
 
@@ -27,6 +28,36 @@ int core_log_level_parse(const char *name)
         }
     }
     return -1;
+}
+
+const char *core_url_redact(const char *url, char *out, size_t out_size)
+{
+    const char *scheme = strstr(url, "://");
+    const char *host, *end, *at = NULL;
+
+    if (out_size == 0) {
+        return out;
+    }
+    if (scheme == NULL) {
+        snprintf(out, out_size, "%s", url);
+        return out;
+    }
+    host = scheme + 3;
+    /* the authority ends at the first '/', '?' or '#' (RFC 3986, 3.2);
+     * its userinfo at the last '@' before that, since a password may
+     * itself hold an unescaped '@' */
+    end = host + strcspn(host, "/?#");
+    for (const char *p = host; p < end; p++) {
+        if (*p == '@') {
+            at = p;
+        }
+    }
+    if (at == NULL) {
+        snprintf(out, out_size, "%s", url);
+    } else {
+        snprintf(out, out_size, "%.*s***%s", (int)(host - url), url, at);
+    }
+    return out;
 }
 
 void core_log_write(enum core_log_level level, const char *component,
@@ -54,6 +85,31 @@ void core_log_write(enum core_log_level level, const char *component,
     fprintf(stderr, "%s\n", line);
 }
 
+/* The librdkafka properties that hold secrets (issue 22): those its
+ * configuration table marks _RK_SENSITIVE (rdkafka_conf.c, 2.8.0), and
+ * sasl.oauthbearer.client.secret, which 2.8.0 does not mark and so shows
+ * in its debug dump of the configuration (found by
+ * tests/e2e/test_run_secrets.sh).  Any later one is added here. */
+const char *const core_kafka_secrets[] = {
+    "sasl.password",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.config",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+    NULL,
+};
+
+int core_kafka_secret(const char *name)
+{
+    for (size_t i = 0; core_kafka_secrets[i] != NULL; i++) {
+        if (strcmp(name, core_kafka_secrets[i]) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 void core_log_kafka(int syslog_level, const char *component,
                     const char *facility, const char *text)
 {
@@ -62,5 +118,27 @@ void core_log_kafka(int syslog_level, const char *component,
                             : syslog_level == 4 ? CORE_LOG_WARN
                             : syslog_level <= 6 ? CORE_LOG_INFO
                                                 : CORE_LOG_DEBUG;
+    const char *eq = strstr(text, " = ");
+
+    /* debug=conf dumps every property as "  name = value", after a
+     * "[thrd:app]: " prefix: a secret's value is replaced as librdkafka
+     * does for the ones it marks */
+    if (eq != NULL && strcmp(facility, "CONF") == 0) {
+        const char *name = eq;
+        char prop[128];
+
+        while (name > text && name[-1] != ' ') {
+            name--;
+        }
+        if ((size_t)(eq - name) < sizeof(prop)) {
+            memcpy(prop, name, (size_t)(eq - name));
+            prop[eq - name] = '\0';
+            if (core_kafka_secret(prop)) {
+                core_log(l, component, "msg=\"%.*s = [redacted]\" facility=%s",
+                         (int)(eq - text), text, facility);
+                return;
+            }
+        }
+    }
     core_log(l, component, "msg=\"%s\" facility=%s", text, facility);
 }

@@ -130,12 +130,26 @@ static void store_offsets(struct ingest *ing)
 static struct ingest_held *hold(const rd_kafka_message_t *m)
 {
     size_t klen = m->key != NULL ? m->key_len : 0;
-    struct ingest_held *h = core_malloc(sizeof(*h) + klen + m->len);
+    rd_kafka_headers_t *hdrs = NULL;
+    size_t hlen = 0;
+    struct ingest_held *h;
     rd_kafka_timestamp_type_t tstype;
+
+    /* the message's own headers, for its dead-letter record (issue 20);
+     * most messages have none and cost nothing */
+    if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+        hlen = core_kafka_headers_pack(hdrs, NULL);
+    }
+    h = core_malloc(sizeof(*h) + klen + m->len + hlen);
+    h->hdr_len = hlen;
+    if (hlen > 0) {
+        core_kafka_headers_pack(hdrs, h->bytes + klen + m->len);
+    }
 
     h->timestamp_ms = rd_kafka_message_timestamp(m, &tstype);
     h->key_len = m->key != NULL ? m->key_len : SIZE_MAX;
     h->len = m->len;
+    h->tombstone = m->payload == NULL;
     if (klen > 0) {
         memcpy(h->bytes, m->key, klen);
     }
@@ -153,12 +167,14 @@ static void fill_msg(struct ingest_msg *out, const struct part *p,
 
     out->key = h->key_len == SIZE_MAX ? NULL : h->bytes;
     out->key_len = klen;
-    out->value = h->bytes + klen;
+    out->value = h->tombstone ? NULL : h->bytes + klen;
     out->len = h->len;
     out->topic = p->topic;
     out->partition = p->partition;
     out->offset = offset;
     out->timestamp_ms = h->timestamp_ms;
+    out->headers = h->hdr_len > 0 ? h->bytes + klen + h->len : NULL;
+    out->headers_len = h->hdr_len;
     out->ticket = ticket;
 }
 
@@ -399,17 +415,9 @@ enum core_err ingest_new(const struct ingest_config *cfg,
         rc = CORE_ERR_USAGE;
         goto out;
     }
-    if (user_value(cfg, "partition.assignment.strategy") != NULL &&
-        strstr(user_value(cfg, "partition.assignment.strategy"),
-               "cooperative") != NULL) {
-        snprintf(errstr, errstr_size,
-                 "configuration key 'kafka.partition.assignment.strategy': "
-                 "cooperative assignment is not supported; userpipe settles "
-                 "revoked partitions with the eager protocol (use range or "
-                 "roundrobin)");
-        rc = CORE_ERR_USAGE;
-        goto out;
-    }
+    /* the kafka.* settings userpipe owns (cooperative assignment among
+     * them) were refused by config_load (core_kafka_refuse); what is
+     * forced below wins over any that reach here anyway */
     if (user_value(cfg, "group.id") == NULL) {
         snprintf(errstr, errstr_size,
                  "configuration key 'kafka.group.id' is required: the "

@@ -35,12 +35,16 @@ struct ingest_config {
 struct ingest_msg {
     const char *key; /* NULL when the message has no key */
     size_t key_len;
-    const char *value;
+    const char *value; /* NULL for a tombstone (a NULL value, len 0) */
     size_t len;
     const char *topic;
     int32_t partition;
     int64_t offset;
     int64_t timestamp_ms; /* -1 when unknown */
+    /* the message's own Kafka headers, packed (core/kafka.h's
+     * core_kafka_headers_pack); NULL and 0 when it has none */
+    const char *headers;
+    size_t headers_len;
     uint64_t ticket;
 };
 

@@ -20,7 +20,9 @@ struct ingest_held {
     int64_t timestamp_ms;
     size_t key_len; /* SIZE_MAX: no key */
     size_t len;
-    char bytes[]; /* the key, then the value */
+    size_t hdr_len; /* packed headers (core_kafka_headers_pack), 0 none */
+    int tombstone;  /* the value is NULL (len 0), not empty */
+    char bytes[];   /* the key, then the value, then the headers */
 };
 
 struct ingest_wm_ring; /* one partition's ring, watermark.c */

@@ -45,14 +45,45 @@ struct schema_claims {
     int64_t next_offset; /* of the reader */
     struct schema_claims_stats st;
     int scope_warned;
+    int full_warned;
+    int synced;      /* read to its end once */
+    size_t max_keys; /* the schema's cap: claims beyond it are ignored */
+    int32_t leader;  /* of the topic's partition at start, -1 unknown */
+    char *bootstrap; /* for the sentence of a misconfigured topic */
     char error[512];
 };
+
+static int topic_gone(rd_kafka_resp_err_t err)
+{
+    return err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+           err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+           err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
+}
+
+/* The sentence of a schema topic deleted under a running instance (issue
+ * 20, measured on Apache Kafka 4: the next claim fails within 2 s with
+ * "Local: Unknown partition", the reader with "Unknown topic or
+ * partition").  Stopping is the one safe answer: the instances can no
+ * longer agree on a new key, and a topic created again starts empty. */
+static void set_gone(struct schema_claims *sc, rd_kafka_resp_err_t err)
+{
+    snprintf(sc->error, sizeof(sc->error),
+             "the schema topic '%s' no longer exists (%s): it was deleted "
+             "under a running instance; restore it (userpipe schema import "
+             "of an export), or restart userpipe, which creates it empty "
+             "and learns the types again",
+             sc->topic, rd_kafka_err2str(err));
+}
 
 static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct schema_claims *sc = opaque;
     (void)rk;
     if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR && sc->error[0] == '\0') {
+        if (topic_gone(m->err)) {
+            set_gone(sc, m->err);
+            return;
+        }
         snprintf(sc->error, sizeof(sc->error),
                  "cannot write a claim to the schema topic '%s': %s", sc->topic,
                  rd_kafka_err2str(m->err));
@@ -68,8 +99,8 @@ static rd_kafka_conf_t *base_conf(const struct schema_claims_config *cfg,
     struct core_kafka_props user = {cfg->kafka_keys, cfg->kafka_values,
                                     cfg->kafka_count};
 
-    if (core_kafka_apply(conf, CORE_KAFKA_SCHEMA, &user, errstr,
-                         errstr_size) != CORE_OK) {
+    if (core_kafka_apply(conf, CORE_KAFKA_SCHEMA, &user, errstr, errstr_size) !=
+        CORE_OK) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
@@ -100,6 +131,9 @@ static rd_kafka_resp_err_t topic_partitions(struct schema_claims *sc,
             err = RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
         } else if (md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             *parts = md->topics[0].partition_cnt;
+            if (md->topics[0].partition_cnt > 0) {
+                sc->leader = md->topics[0].partitions[0].leader;
+            }
         } else if (md->topics[0].err !=
                    RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
             err = md->topics[0].err;
@@ -179,6 +213,108 @@ out:
     return err;
 }
 
+/*
+ * The topic's configuration (issue 20): claims are keyed by metadata key,
+ * so compaction keeps the last claim of a key, the loser, and a finite
+ * retention forgets winners; either way a new instance would learn other
+ * types than the running ones.  Refused with the command that fixes it.
+ * A broker that cannot describe configs (librdkafka's mock cluster behind
+ * kafka-dev) or refuses it (no DescribeConfigs ACL) leaves it unchecked,
+ * with a warning: the check protects, it must not stop a working set-up.
+ */
+static enum core_err check_topic_config(struct schema_claims *sc, char *errstr,
+                                        size_t errstr_size)
+{
+    rd_kafka_ConfigResource_t *cr =
+        rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, sc->topic);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(sc->prod);
+    rd_kafka_AdminOptions_t *opt =
+        rd_kafka_AdminOptions_new(sc->prod, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_event_t *ev;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    const char *why = "no answer within 15 s";
+    const char *policy = NULL, *ret_ms = NULL, *ret_bytes = NULL;
+    enum core_err rc = CORE_OK;
+    char fix[256] = "";
+
+    if (sc->leader >= 0) {
+        /* any broker answers DescribeConfigs of a topic; the partition's
+         * leader is one the producer knows (the mock cluster times out
+         * waiting for its controller, after 10 s, and tells the leader's
+         * client at once that it does not support the request) */
+        char e[128];
+        rd_kafka_AdminOptions_set_broker(opt, sc->leader, e, sizeof(e));
+    }
+    rd_kafka_AdminOptions_set_request_timeout(opt, 10000, NULL, 0);
+    rd_kafka_DescribeConfigs(sc->prod, &cr, 1, opt, q);
+    ev = rd_kafka_queue_poll(q, 15000);
+    if (ev != NULL) {
+        const rd_kafka_DescribeConfigs_result_t *res =
+            rd_kafka_event_DescribeConfigs_result(ev);
+        const rd_kafka_ConfigResource_t **rs = NULL;
+        size_t n = 0;
+
+        err = rd_kafka_event_error(ev);
+        why = rd_kafka_event_error_string(ev);
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR && res != NULL) {
+            rs = rd_kafka_DescribeConfigs_result_resources(res, &n);
+            err = n == 1 ? rd_kafka_ConfigResource_error(rs[0])
+                         : RD_KAFKA_RESP_ERR__BAD_MSG;
+            why = n == 1 && rd_kafka_ConfigResource_error_string(rs[0])
+                      ? rd_kafka_ConfigResource_error_string(rs[0])
+                      : rd_kafka_err2str(err);
+        }
+        if (err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            const rd_kafka_ConfigEntry_t **ce =
+                rd_kafka_ConfigResource_configs(rs[0], &n);
+            for (size_t i = 0; i < n; i++) {
+                const char *name = rd_kafka_ConfigEntry_name(ce[i]);
+                const char *v = rd_kafka_ConfigEntry_value(ce[i]);
+                if (strcmp(name, "cleanup.policy") == 0) {
+                    policy = v;
+                } else if (strcmp(name, "retention.ms") == 0) {
+                    ret_ms = v;
+                } else if (strcmp(name, "retention.bytes") == 0) {
+                    ret_bytes = v;
+                }
+            }
+            if (policy != NULL && strcmp(policy, "delete") != 0) {
+                snprintf(fix, sizeof(fix), "cleanup.policy=%s", policy);
+            } else if (ret_ms != NULL && strcmp(ret_ms, "-1") != 0) {
+                snprintf(fix, sizeof(fix), "retention.ms=%s", ret_ms);
+            } else if (ret_bytes != NULL && strcmp(ret_bytes, "-1") != 0) {
+                snprintf(fix, sizeof(fix), "retention.bytes=%s", ret_bytes);
+            }
+        }
+    }
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        core_log(CORE_LOG_WARN, "schema",
+                 "msg=\"cannot check the schema topic's configuration "
+                 "(cleanup.policy delete and unlimited retention are "
+                 "needed; DescribeConfigs on the topic lets userpipe "
+                 "check it)\" topic=%s error=\"%s\"",
+                 sc->topic, why ? why : rd_kafka_err2str(err));
+    } else if (fix[0] != '\0') {
+        snprintf(errstr, errstr_size,
+                 "the schema topic '%s' has %s: claims are keyed by "
+                 "metadata key, so compaction would keep the losing claim "
+                 "of a key and a finite retention forget the winning one, "
+                 "and a new instance would learn other types; fix it with "
+                 "kafka-configs.sh --bootstrap-server %s --alter "
+                 "--entity-type topics --entity-name %s --add-config "
+                 "cleanup.policy=delete,retention.ms=-1,retention.bytes=-1",
+                 sc->topic, fix, sc->bootstrap, sc->topic);
+        rc = CORE_ERR_USAGE;
+    }
+    if (ev != NULL) {
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_ConfigResource_destroy(cr);
+    return rc;
+}
+
 /* Checks the topic has one partition; creates it when it is missing. */
 static enum core_err check_topic(struct schema_claims *sc, char *errstr,
                                  size_t errstr_size)
@@ -229,7 +365,7 @@ static enum core_err check_topic(struct schema_claims *sc, char *errstr,
                  sc->topic, parts);
         return CORE_ERR_USAGE;
     }
-    return CORE_OK;
+    return check_topic_config(sc, errstr, errstr_size);
 }
 
 enum core_err schema_claims_new(const struct schema_claims_config *cfg,
@@ -248,6 +384,15 @@ enum core_err schema_claims_new(const struct schema_claims_config *cfg,
     sc->topic = core_strdup(cfg->topic);
     sc->instance = core_strdup(cfg->instance);
     sc->scope = core_strdup(cfg->scope);
+    sc->max_keys = cfg->max_keys;
+    sc->leader = -1;
+    sc->bootstrap = core_strdup("BOOTSTRAP");
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        if (strcmp(cfg->kafka_keys[i], "bootstrap.servers") == 0) {
+            free(sc->bootstrap);
+            sc->bootstrap = core_strdup(cfg->kafka_values[i]);
+        }
+    }
 
     pconf = base_conf(cfg, errstr, errstr_size);
     cconf = base_conf(cfg, errstr, errstr_size);
@@ -324,6 +469,7 @@ void schema_claims_destroy(struct schema_claims *sc)
     free(sc->topic);
     free(sc->instance);
     free(sc->scope);
+    free(sc->bootstrap);
     free(sc);
 }
 
@@ -332,6 +478,19 @@ static const char *str_at(yajl_val root, const char *name)
     const char *path[] = {name, NULL};
     yajl_val v = yajl_tree_get(root, path, yajl_t_string);
     return v != NULL ? YAJL_GET_STRING(v) : NULL;
+}
+
+/* Counts a claim ignored, warning the first time for this reason. */
+static void ignore_warn_once(struct schema_claims *sc, int *warned,
+                             const char *msg, const char *field,
+                             const char *value)
+{
+    if (!*warned) {
+        core_log(CORE_LOG_WARN, "schema", "msg=\"%s\" topic=%s %s=%s", msg,
+                 sc->topic, field, value);
+        *warned = 1;
+    }
+    sc->st.ignored++;
 }
 
 /* Applies one claim record. */
@@ -353,6 +512,14 @@ static void apply(struct schema_claims *sc, const rd_kafka_message_t *m)
     type = root ? str_at(root, "type") : NULL;
     scope = root ? str_at(root, "scope") : NULL;
     t = type ? schema_type_parse(type, strlen(type)) : SCHEMA_TYPE_NONE;
+    if (key != NULL && m->key != NULL &&
+        (m->key_len != strlen(key) || memcmp(m->key, key, m->key_len) != 0)) {
+        /* the record's key is the claim's key, byte for byte; a key
+         * holding NUL ends the C string early (issue 20: it gave the
+         * type to its prefix).  Transforms refuse such keys; a claim of
+         * one, from an older userpipe, names no key we could apply */
+        key = NULL;
+    }
     if (key == NULL || t == SCHEMA_TYPE_NONE) {
         core_log(CORE_LOG_WARN, "schema",
                  "msg=\"ignoring a malformed claim\" topic=%s offset=%lld",
@@ -360,18 +527,29 @@ static void apply(struct schema_claims *sc, const rd_kafka_message_t *m)
         goto out;
     }
     if (scope != NULL && strcmp(scope, sc->scope) != 0) {
-        if (!sc->scope_warned) {
-            core_log(CORE_LOG_WARN, "schema",
-                     "msg=\"ignoring claims of another schema scope: every "
-                     "instance sharing a schema topic needs the same "
-                     "transform.schema_scope\" topic=%s scope=%s",
-                     sc->topic, scope);
-            sc->scope_warned = 1;
-        }
-        sc->st.ignored++;
+        ignore_warn_once(sc, &sc->scope_warned,
+                         "ignoring claims of another schema scope: every "
+                         "instance sharing a schema topic needs the same "
+                         "transform.schema_scope",
+                         "scope", scope);
         goto out;
     }
     before = schema_count(sc->sch);
+    if (before >= sc->max_keys &&
+        schema_get(sc->sch, key, strlen(key), core_hash64(key, strlen(key))) ==
+            SCHEMA_TYPE_NONE) {
+        /* the cap holds whatever the topic has (instances with a larger
+         * schema.max_keys, claims of a race at the cap): every instance
+         * with the same cap ignores the same claims, in topic order */
+        char n[32];
+        snprintf(n, sizeof(n), "%zu", before);
+        ignore_warn_once(sc, &sc->full_warned,
+                         "the schema is full: claims of new keys are ignored "
+                         "and events with new keys rejected as schema_full "
+                         "(schema.max_keys)",
+                         "keys", n);
+        goto out;
+    }
     schema_put(sc->sch, key, strlen(key), core_hash64(key, strlen(key)), t);
     if (schema_count(sc->sch) == before) {
         sc->st.ignored++; /* a later claim: the first one won */
@@ -412,6 +590,10 @@ static enum core_err read_some(struct schema_claims *sc, int timeout_ms)
         }
         if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
             apply(sc, m);
+        } else if (sc->synced && topic_gone(m->err) && sc->error[0] == '\0') {
+            /* after the first sync only: a topic just created may be
+             * unknown to a broker for a moment */
+            set_gone(sc, m->err);
         } else if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             core_log(CORE_LOG_WARN, "schema",
                      "msg=\"schema topic read error\" error=\"%s\"",
@@ -437,20 +619,29 @@ enum core_err schema_claims_sync(struct schema_claims *sc, int timeout_ms,
                  rd_kafka_err2str(err));
         return CORE_ERR_RETRY;
     }
+    /* the limit is on a stall, not on the whole read, so it scales with
+     * the topic (issue 20: a fixed 30 s for every claim ever made failed
+     * every restart once the topic was large enough) */
     t0 = core_now_ms();
     while (sc->next_offset < hi) {
+        int64_t at = sc->next_offset;
         if (read_some(sc, 100) != CORE_OK) {
             snprintf(errstr, errstr_size, "%s", sc->error);
             return CORE_ERR_STOP;
         }
-        if (core_now_ms() - t0 > timeout_ms) {
+        if (sc->next_offset != at) {
+            t0 = core_now_ms();
+        } else if (core_now_ms() - t0 > timeout_ms) {
             snprintf(errstr, errstr_size,
                      "reading the schema topic '%s' to its end (offset "
-                     "%lld) took longer than %d ms",
-                     sc->topic, (long long)hi, timeout_ms);
+                     "%lld) made no progress for %d ms at offset %lld "
+                     "(schema.sync_timeout_ms)",
+                     sc->topic, (long long)hi, timeout_ms,
+                     (long long)sc->next_offset);
             return CORE_ERR_RETRY;
         }
     }
+    sc->synced = 1;
     return CORE_OK;
 }
 
@@ -471,8 +662,23 @@ static void gen_str(yajl_gen g, const char *s, size_t len)
     yajl_gen_string(g, (const unsigned char *)s, len);
 }
 
+static void claim(struct schema_claims *sc, const char *key, size_t len,
+                  enum schema_type type, int again);
+
 void schema_claims_claim(struct schema_claims *sc, const char *key, size_t len,
                          enum schema_type type)
+{
+    claim(sc, key, len, type, 0);
+}
+
+void schema_claims_claim_again(struct schema_claims *sc, const char *key,
+                               size_t len, enum schema_type type)
+{
+    claim(sc, key, len, type, 1);
+}
+
+static void claim(struct schema_claims *sc, const char *key, size_t len,
+                  enum schema_type type, int again)
 {
     uint64_t h = core_hash64(key, len);
     yajl_gen g;
@@ -483,7 +689,13 @@ void schema_claims_claim(struct schema_claims *sc, const char *key, size_t len,
     rd_kafka_resp_err_t err;
 
     if (schema_get(sc->sch, key, len, h) != SCHEMA_TYPE_NONE ||
-        schema_get(sc->mine, key, len, h) != SCHEMA_TYPE_NONE) {
+        (!again && schema_get(sc->mine, key, len, h) != SCHEMA_TYPE_NONE)) {
+        return;
+    }
+    if (schema_count(sc->sch) + sc->in_flight >= sc->max_keys) {
+        /* the claims on their way fill the schema: this one would be
+         * ignored; its event waits for them, then is schema_full or
+         * claims again */
         return;
     }
     now_iso(at, sizeof(at));

@@ -98,14 +98,18 @@ struct schema_claims_config {
     const char *topic;    /* e.g. "userpipe-schema" */
     const char *instance; /* who claims, written in each claim */
     const char *scope;    /* "name" or "path", written in each claim */
+    size_t max_keys;      /* the schema's cap (transform.max_schema_keys) */
 };
 
 struct schema_claims;
 
 /*
  * Connects the producer and the reader of the claims topic and checks the
- * topic has exactly one partition (creating it where the broker allows).
- * Returns CORE_OK, or CORE_ERR_USAGE with errstr saying what to fix.
+ * topic has exactly one partition (creating it where the broker allows),
+ * cleanup.policy delete and unlimited retention (where the broker answers
+ * DescribeConfigs).  Returns CORE_OK, or CORE_ERR_USAGE with errstr saying
+ * what to fix (for the topic's configuration, the kafka-configs.sh
+ * command).
  */
 CORE_WUR enum core_err schema_claims_new(const struct schema_claims_config *cfg,
                                          struct schema *sch,
@@ -116,15 +120,24 @@ CORE_WUR enum core_err schema_claims_new(const struct schema_claims_config *cfg,
 void schema_claims_destroy(struct schema_claims *sc);
 
 /* Reads the topic up to the end it has now, applying every claim; blocks
- * up to timeout_ms.  CORE_ERR_RETRY with errstr on a time-out. */
+ * as long as claims keep coming, up to timeout_ms without one (the limit
+ * scales with the topic).  CORE_ERR_RETRY with errstr on a stall. */
 CORE_WUR enum core_err schema_claims_sync(struct schema_claims *sc,
                                           int timeout_ms, char *errstr,
                                           size_t errstr_size);
 
-/* Claims key as type, unless the schema has a type for it or a claim of
- * this instance for it is on its way.  Never blocks. */
+/* Claims key as type, unless the schema has a type for it, a claim of
+ * this instance for it is on its way, or the claims on their way would
+ * fill the schema (max_keys).  Claims beyond max_keys in the topic are
+ * ignored when read.  Never blocks. */
 void schema_claims_claim(struct schema_claims *sc, const char *key, size_t len,
                          enum schema_type type);
+
+/* As schema_claims_claim, even when a claim of this instance is on its
+ * way: for a claim that did not come back in time (schema.claim_timeout_ms;
+ * the topic deleted and created again loses it). */
+void schema_claims_claim_again(struct schema_claims *sc, const char *key,
+                               size_t len, enum schema_type type);
 
 /* Serves deliveries and applies the claims read since the last call;
  * never blocks.  CORE_ERR_STOP once the topic cannot be written or read

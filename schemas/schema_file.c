@@ -17,6 +17,23 @@
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
+/* Whether text holds the JSON escape \u0000 (its backslash not itself
+ * escaped). */
+static int holds_nul_escape(const char *text)
+{
+    for (const char *p = strstr(text, "\\u0000"); p != NULL;
+         p = strstr(p + 1, "\\u0000")) {
+        const char *q = p;
+        while (q > text && q[-1] == '\\') {
+            q--;
+        }
+        if ((p - q) % 2 == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static enum core_err read_whole(const char *path, char **out, size_t *out_len,
                                 char *errstr, size_t errstr_size)
 {
@@ -83,6 +100,15 @@ enum core_err schema_load_file(struct schema *sch, const char *path,
         snprintf(errstr, errstr_size,
                  "schema file '%s' holds a NUL byte: it must be a JSON "
                  "object of key to type name",
+                 path);
+        rc = CORE_ERR_USAGE;
+        goto out;
+    }
+    if (holds_nul_escape(text)) {
+        /* the tree's keys are C strings: "a\u0000b" would seed "a" */
+        snprintf(errstr, errstr_size,
+                 "schema file '%s' holds \\u0000: no key may hold U+0000 "
+                 "(events with one are rejected as invalid_key)",
                  path);
         rc = CORE_ERR_USAGE;
         goto out;

@@ -179,6 +179,7 @@ static struct sink_batch *batch_get(struct sink_batcher *bat)
     batch->sealed = 0;
     batch->held = 0;
     batch->no_merge = 0;
+    batch->family = 0;
     return batch;
 }
 
@@ -729,6 +730,8 @@ void sink_lane_split(struct sink_batcher *bat, struct sink_lane *lane,
     /* the halves carry the failures so far: the backoff goes on from
      * there, and sink.retry_max counts for them as for the whole */
     a->attempts = b->attempts = batch->attempts;
+    /* and the bisection they belong to (sink.c's reject breaker) */
+    a->family = b->family = batch->family;
     batch->n = 0; /* its events, merged tickets and all, are the halves' */
     if (batch->held) {
         /* the halves hold the same users, and are due now */

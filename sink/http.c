@@ -17,7 +17,17 @@
  *   curl_slist_free_all directly;
  * - a lane's request body is borrowed from the sink until its completion
  *   is returned (CURLOPT_POSTFIELDS does not copy);
- * - the sink waits only in poll: start never blocks.
+ * - the sink waits only in poll: start never blocks;
+ * - egress (issue 22): the CA, client certificate and proxy of the
+ *   configuration are set on every easy handle when it is made; with
+ *   moesif.proxy set, that proxy is used for every host (CURLOPT_NOPROXY
+ *   "" overrides NO_PROXY) through a CONNECT tunnel, and without it
+ *   libcurl reads its environment variables (https_proxy, HTTPS_PROXY,
+ *   http_proxy, NO_PROXY) as curl(1) does;
+ * - a TLS failure that no retry can mend (a certificate that does not
+ *   verify, our own certificate refused) is told apart here, from
+ *   libcurl's code and error text (sink_http_classify), and the policy
+ *   table stops on it.
  */
 #include "sink_int.h"
 #include "../core/version.h"
@@ -49,6 +59,9 @@ struct http {
     CURLM *multi;
     struct http_lane *lanes;
     unsigned n_lanes;
+    /* moesif.proxy, redacted, for the detail of a connection error; empty
+     * without one */
+    char proxy_shown[200];
 };
 
 /* Keeps the first SINK_BODY_SNIPPET_MAX bytes of the answer, drops the
@@ -101,10 +114,43 @@ static void http_destroy(void *tp)
     free(h);
 }
 
-enum core_err sink_http_new(unsigned n_lanes, void **out, char *errstr,
-                            size_t errstr_size)
+/* Sets the egress options of cfg on one easy handle.  libcurl copies
+ * every string (CURLOPT_* strings, since 7.17). */
+static void set_egress(CURL *easy, const struct sink_config *cfg)
+{
+    if (cfg->ca_file != NULL) {
+        curl_easy_setopt(easy, CURLOPT_CAINFO, cfg->ca_file);
+    }
+    if (cfg->ca_path != NULL) {
+        curl_easy_setopt(easy, CURLOPT_CAPATH, cfg->ca_path);
+    }
+    if (cfg->client_cert != NULL) {
+        curl_easy_setopt(easy, CURLOPT_SSLCERT, cfg->client_cert);
+        curl_easy_setopt(easy, CURLOPT_SSLCERTTYPE, "PEM");
+    }
+    if (cfg->client_key != NULL) {
+        curl_easy_setopt(easy, CURLOPT_SSLKEY, cfg->client_key);
+        curl_easy_setopt(easy, CURLOPT_SSLKEYTYPE, "PEM");
+    }
+    if (cfg->client_key_password != NULL) {
+        curl_easy_setopt(easy, CURLOPT_KEYPASSWD, cfg->client_key_password);
+    }
+    if (cfg->proxy != NULL) {
+        curl_easy_setopt(easy, CURLOPT_PROXY, cfg->proxy);
+        /* a tunnel for http:// too: the proxy sees the host, never a
+         * request line, a header or a body */
+        curl_easy_setopt(easy, CURLOPT_HTTPPROXYTUNNEL, 1L);
+        /* the key is the operator's word for this process: NO_PROXY of
+         * the environment does not bypass it */
+        curl_easy_setopt(easy, CURLOPT_NOPROXY, "");
+    }
+}
+
+enum core_err sink_http_new(const struct sink_config *cfg, void **out,
+                            char *errstr, size_t errstr_size)
 {
     struct http *h = core_calloc(1, sizeof(*h));
+    unsigned n_lanes = cfg->max_in_flight;
     enum core_err rc = CORE_OK;
 
     *out = NULL;
@@ -115,6 +161,9 @@ enum core_err sink_http_new(unsigned n_lanes, void **out, char *errstr,
         snprintf(errstr, errstr_size, "libcurl could not make a multi handle");
         rc = CORE_ERR_USAGE;
         goto out;
+    }
+    if (cfg->proxy != NULL) {
+        core_url_redact(cfg->proxy, h->proxy_shown, sizeof(h->proxy_shown));
     }
     /* one cached connection per lane is all that is ever reused */
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)n_lanes);
@@ -142,6 +191,7 @@ enum core_err sink_http_new(unsigned n_lanes, void **out, char *errstr,
         curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
         /* redirects are a configuration error for the policy table */
         curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L);
+        set_egress(easy, cfg);
     }
 out:
     if (rc != CORE_OK) {
@@ -196,16 +246,70 @@ static enum core_err http_start(void *tp, unsigned lane,
     return CORE_OK;
 }
 
-static enum sink_tp_error classify(CURLcode res)
+/* Whether errbuf holds one of needles. */
+static int has_any(const char *errbuf, const char *const *needles)
 {
+    for (size_t i = 0; needles[i] != NULL; i++) {
+        if (strstr(errbuf, needles[i]) != NULL) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+enum sink_tp_error sink_http_classify(int curl_code, const char *errbuf)
+{
+    /* OpenSSL's text of a TLS alert the server sent ("tlsv13 alert
+     * certificate required", "tlsv1 alert unknown ca", "sslv3 alert bad
+     * certificate", "sslv3 alert handshake failure", "tlsv1 alert protocol
+     * version"), and of a server that does not speak TLS at all; an alert
+     * about the server's own trouble ("internal error") is not here */
+    static const char *const refused[] = {"alert certificate",
+                                          "alert bad certificate",
+                                          "alert unknown ca",
+                                          "alert unsupported certificate",
+                                          "alert access denied",
+                                          "alert handshake failure",
+                                          "alert protocol version",
+                                          "alert insufficient security",
+                                          "alert decrypt error",
+                                          "wrong version number",
+                                          "packet length too long",
+                                          "certificate required",
+                                          NULL};
+    CURLcode res = (CURLcode)curl_code;
+
     switch (res) {
+    case CURLE_OK:
+        return SINK_TP_OK;
     case CURLE_OPERATION_TIMEDOUT:
         return SINK_TP_TIMEOUT;
+    case CURLE_PEER_FAILED_VERIFICATION: /* = CURLE_SSL_CACERT since 7.62 */
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return SINK_TP_TLS_VERIFY;
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED:
+    case CURLE_SSL_ENGINE_INITFAILED:
+        return SINK_TP_TLS_LOCAL;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+        /* the handshake's own failures are final; a connection reset or
+         * closed mid-handshake (SSL_ERROR_SYSCALL, "unexpected eof") is a
+         * broken connection like any other, retried */
+        if (errbuf != NULL && has_any(errbuf, refused)) {
+            return SINK_TP_TLS_PEER;
+        }
+        return SINK_TP_CONNECT;
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_CONNECT:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
     case CURLE_PARTIAL_FILE:
         return SINK_TP_CONNECT;
@@ -217,7 +321,7 @@ static enum sink_tp_error classify(CURLcode res)
     }
 }
 
-static void complete(struct http_lane *hl, CURLcode res,
+static void complete(const struct http *h, struct http_lane *hl, CURLcode res,
                      struct sink_completion *c)
 {
     long status = 0;
@@ -230,11 +334,33 @@ static void complete(struct http_lane *hl, CURLcode res,
     c->body_len = hl->body_len;
     memcpy(c->body, hl->body, hl->body_len);
     if (res != CURLE_OK) {
-        c->err = classify(res);
+        long connect_code = 0;
+        const char *text =
+            hl->errbuf[0] != '\0' ? hl->errbuf : curl_easy_strerror(res);
+
+        c->err = sink_http_classify(res, hl->errbuf);
+        /* the proxy's own answer to CONNECT: 407 (401 from tinyproxy
+         * 1.11) wants credentials, any other 4xx refuses the destination;
+         * both are the proxy's configuration (a 5xx, the proxy failing to
+         * reach Moesif, stays a connection error) */
+        if (curl_easy_getinfo(hl->easy, CURLINFO_HTTP_CONNECTCODE,
+                              &connect_code) == CURLE_OK &&
+            connect_code >= 400 && connect_code < 500) {
+            c->err = connect_code == 407 || connect_code == 401
+                         ? SINK_TP_PROXY_AUTH
+                         : SINK_TP_PROXY_DENIED;
+        }
         /* libcurl's error buffer names host and port at most, never
-         * headers: safe to log */
-        snprintf(c->detail, sizeof(c->detail), "%s",
-                 hl->errbuf[0] != '\0' ? hl->errbuf : curl_easy_strerror(res));
+         * headers or a URL's userinfo: safe to log.  A connection error
+         * with moesif.proxy set is first the proxy's: say which */
+        if (h->proxy_shown[0] != '\0' && c->err != SINK_TP_TLS_VERIFY &&
+            c->err != SINK_TP_TLS_PEER && c->err != SINK_TP_TLS_LOCAL) {
+            snprintf(c->detail, sizeof(c->detail),
+                     "%.150s, through moesif.proxy %.80s", text,
+                     h->proxy_shown);
+        } else {
+            snprintf(c->detail, sizeof(c->detail), "%s", text);
+        }
         return;
     }
     curl_easy_getinfo(hl->easy, CURLINFO_RESPONSE_CODE, &status);
@@ -277,7 +403,7 @@ static size_t drain(struct http *h, struct sink_completion *out, size_t max)
         }
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
         hl = (struct http_lane *)(void *)priv;
-        complete(hl, msg->data.result, &out[n++]);
+        complete(h, hl, msg->data.result, &out[n++]);
         /* msg is invalid once its handle is removed: read it first */
         curl_multi_remove_handle(h->multi, hl->easy);
         hl->busy = 0;

@@ -22,7 +22,12 @@
  * - 3xx stops: libcurl does not follow redirects here (a redirected POST
  *   may lose its body), so moesif.base_url is not the final address;
  * - 1xx as a final answer, and statuses outside 100-599, are a broken
- *   intermediary's: retried like a broken connection.
+ *   intermediary's: retried like a broken connection;
+ * - TLS: a certificate that does not verify, TLS material of ours libcurl
+ *   cannot load, or a server refusing our handshake with an alert stop
+ *   (issue 20 item 5); the proxy refusing CONNECT with 407 or another
+ *   4xx stops; an unreachable proxy is a connection error, retried like
+ *   an unreachable Moesif (an outage, not a configuration).
  *
  * Invariant: the table is total.  Rows are tried in order; the last HTTP
  * row matches every status, and every transport error has a row.
@@ -46,6 +51,34 @@ static const struct sink_policy_row policy[] = {
      "libcurl cannot send to moesif.base_url (a malformed address or an "
      "unsupported scheme): set it to an http:// or https:// "
      "address " BASE_URL_DEFAULT},
+    /* TLS failures (issue 20 item 5): no retry can make a certificate
+     * verify, so they stop like a wrong configuration instead of being
+     * retried for ever; a connection reset mid-handshake is SINK_TP_CONNECT
+     * (http.c tells them apart) */
+    {SINK_TP_TLS_VERIFY, 0, 0, SINK_STOP,
+     "the TLS certificate of the server at moesif.base_url does not "
+     "verify: when a private CA signs it (a gateway or TLS-inspecting "
+     "proxy in front of Moesif), set moesif.ca_file (or moesif.ca_path) "
+     "to that CA's certificate, and check that the certificate names the "
+     "host of moesif.base_url"},
+    {SINK_TP_TLS_LOCAL, 0, 0, SINK_STOP,
+     "libcurl cannot use this configuration's TLS files: check that "
+     "moesif.ca_file holds PEM CA certificates, and that moesif.client_cert "
+     "and moesif.client_key are a PEM certificate and its key "
+     "(moesif.client_key_password for an encrypted key)"},
+    {SINK_TP_TLS_PEER, 0, 0, SINK_STOP,
+     "the server at moesif.base_url refused the TLS handshake: when it "
+     "wants a client certificate, set moesif.client_cert and "
+     "moesif.client_key to one signed by a CA it trusts; when it speaks "
+     "plain HTTP, use http://; its own CA goes in moesif.ca_file"},
+    {SINK_TP_PROXY_AUTH, 0, 0, SINK_STOP,
+     "the proxy of moesif.proxy refuses its credentials: give the right "
+     "ones in the URL, http://user:password@host:port, the password "
+     "best as a ${file:...} or ${env:...} reference"},
+    {SINK_TP_PROXY_DENIED, 0, 0, SINK_STOP,
+     "the proxy of moesif.proxy refuses the tunnel to moesif.base_url's "
+     "host: allow that host and port on the proxy, or set moesif.proxy to "
+     "one that does"},
 
     /* HTTP statuses, specific rows before ranges */
     {SINK_TP_OK, 200, 299, SINK_DONE, NULL},

@@ -62,6 +62,38 @@
 
 #define SINK_PATH "/v1/users/batch"
 
+/*
+ * The reject breaker (issue 20, item 4).  A 400/422 is bisected down to the
+ * refused events, which go to the dead-letter topic; but when every event
+ * of a batch is refused one by one, the answer is likely about the request
+ * (a proxy or WAF answering 400 to everything, a changed API), and going
+ * on would empty the stream into the dead-letter topic.  So a bisection is
+ * followed as a family (the batch first answered 400/422 and its halves,
+ * sink_batch.family): its refused events are reported only once it is
+ * complete (no batch of the family is left in its lane).  A family of two
+ * or more events, every one refused, adds one to a streak that any
+ * accepted event resets; at cfg.reject_all_batches the sink stops (exit 3 for
+ * the caller, sink_refused) without reporting that family's events: at most
+ * reject_all_batches - 1 whole batches were dead-lettered, and nothing
+ * past them is settled.  At most 2 x lanes families are followed at once;
+ * a bisection beyond that reports its events at once and does not count.
+ */
+struct sink_refusal {
+    uint64_t ticket;
+    long status;
+    size_t body_len;
+    char body[SINK_BODY_SNIPPET_MAX];
+};
+
+struct sink_family {
+    uint64_t id; /* 0: a free slot */
+    unsigned lane;
+    size_t accepted;              /* its objects answered 2xx */
+    struct sink_refusal *refused; /* one per event (merged ones each) */
+    size_t nrefused, cap;
+    size_t objects_refused; /* the objects Moesif refused */
+};
+
 struct sink {
     struct sink_config cfg; /* strings point to the copies below */
     char *base_url;
@@ -87,7 +119,11 @@ struct sink {
     uint64_t backlog_ms; /* the last sink_note_backlog, 0 never */
     sink_keep_fn keep;   /* sink_drop's filter, for batches in flight */
     void *keep_ctx;
-    char error[768];
+    struct sink_family *fam; /* the reject breaker's families */
+    size_t nfam;
+    uint64_t fam_seq;
+    unsigned reject_streak; /* families all refused, nothing accepted */
+    char error[1280];       /* the breaker's holds a 512-byte body */
     struct sink_stats st;
 };
 
@@ -105,6 +141,7 @@ void sink_config_init(struct sink_config *cfg)
     cfg->retry_backoff_max_ms = SINK_BACKOFF_MAX_MS_DEF;
     cfg->retry_max = 0;
     cfg->max_pending_bytes = SINK_PENDING_BYTES_DEF;
+    cfg->reject_all_batches = SINK_REJECT_ALL_DEF;
 }
 
 /* The config was validated by cmd/config.c against sink.h's ranges; what
@@ -133,7 +170,7 @@ enum core_err sink_new(const struct sink_config *cfg,
 
     *out = NULL;
     assert_config(cfg);
-    rc = sink_http_new(cfg->max_in_flight, &tp, errstr, errstr_size);
+    rc = sink_http_new(cfg, &tp, errstr, errstr_size);
     if (rc != CORE_OK) {
         return rc;
     }
@@ -197,6 +234,8 @@ enum core_err sink_new_transport(const struct sink_config *cfg,
                       cfg->batch_max_bytes,
                       cfg->max_pending_bytes / cfg->max_in_flight);
     snk->comp = core_calloc(cfg->max_in_flight, sizeof(*snk->comp));
+    snk->nfam = 2 * (size_t)cfg->max_in_flight;
+    snk->fam = core_calloc(snk->nfam, sizeof(*snk->fam));
     snk->now_ms = ops->now_ms(tp);
     clock_gettime(CLOCK_REALTIME, &ts);
     snk->rng = ((uint64_t)ts.tv_sec * 1000000007u) ^ (uint64_t)ts.tv_nsec ^
@@ -224,11 +263,16 @@ void sink_destroy(struct sink *snk)
     }
     sink_batcher_release(&snk->bat);
     sink_gzip_release(&snk->gz);
+    for (size_t i = 0; snk->fam != NULL && i < snk->nfam; i++) {
+        free(snk->fam[i].refused);
+    }
+    free(snk->fam);
     free(snk->comp);
     core_free_secret(snk->app_header);
-    free(snk->url);
+    /* the base URL may carry a password (user:password@host) */
+    core_free_secret(snk->url);
     core_free_secret(snk->application_id);
-    free(snk->base_url);
+    core_free_secret(snk->base_url);
     free(snk);
 }
 
@@ -292,6 +336,9 @@ static uint64_t linger_due(const struct sink *snk, const struct sink_batch *b)
     return from + linger < cap ? from + linger : cap;
 }
 
+static struct sink_family *family_of(struct sink *snk, uint64_t id);
+static void family_check(struct sink *snk, struct sink_family *e, int counted);
+
 size_t sink_drop(struct sink *snk, sink_keep_fn keep, void *ctx)
 {
     size_t events = 0, bytes = 0;
@@ -311,6 +358,12 @@ size_t sink_drop(struct sink *snk, sink_keep_fn keep, void *ctx)
     snk->pending_events -= events;
     snk->pending_bytes -= bytes;
     snk->st.events_dropped += events;
+    /* families whose batches were all given up are complete */
+    for (size_t i = 0; i < snk->nfam; i++) {
+        if (snk->fam[i].id != 0) {
+            family_check(snk, &snk->fam[i], 0);
+        }
+    }
     return events;
 }
 
@@ -334,9 +387,15 @@ static int cur_drop(struct sink *snk, struct sink_lane *lane)
         return 0;
     }
     lane->cur = NULL;
-    sink_batch_recycle(&snk->bat, batch);
-    if (was_held) {
-        sink_lane_release(&snk->bat, lane, snk->now_ms);
+    {
+        struct sink_family *e = family_of(snk, batch->family);
+        sink_batch_recycle(&snk->bat, batch);
+        if (was_held) {
+            sink_lane_release(&snk->bat, lane, snk->now_ms);
+        }
+        if (e != NULL) {
+            family_check(snk, e, 0);
+        }
     }
     return 1;
 }
@@ -460,12 +519,130 @@ static void settled(struct sink *snk, struct sink_lane *lane,
     }
 }
 
+/* ---- the reject breaker (see struct sink_family) ----------------------- */
+
+static struct sink_family *family_of(struct sink *snk, uint64_t id)
+{
+    for (size_t i = 0; id != 0 && i < snk->nfam; i++) {
+        if (snk->fam[i].id == id) {
+            return &snk->fam[i];
+        }
+    }
+    return NULL;
+}
+
+/* A batch first answered 400/422 starts a family (when a slot is free). */
+static void family_start(struct sink *snk, unsigned lane,
+                         struct sink_batch *batch)
+{
+    if (batch->family != 0 || snk->cfg.reject_all_batches == 0) {
+        return;
+    }
+    for (size_t i = 0; i < snk->nfam; i++) {
+        if (snk->fam[i].id == 0) {
+            snk->fam[i].id = ++snk->fam_seq;
+            snk->fam[i].lane = lane;
+            snk->fam[i].accepted = 0;
+            snk->fam[i].nrefused = 0;
+            snk->fam[i].objects_refused = 0;
+            batch->family = snk->fam[i].id;
+            return;
+        }
+    }
+}
+
+static int lane_holds_family(const struct sink_lane *lane, uint64_t id)
+{
+    if (lane->cur != NULL && lane->cur->family == id) {
+        return 1;
+    }
+    for (const struct sink_batch *b = lane->head; b != NULL; b = b->next) {
+        if (b->family == id) {
+            return 1;
+        }
+    }
+    for (const struct sink_batch *b = lane->waiting; b != NULL; b = b->next) {
+        if (b->family == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* printable ASCII of a response body, quotes made ', for one log line */
+static void body_text(char *out, size_t size, const char *body, size_t len)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < len && n + 1 < size; i++) {
+        unsigned char c = (unsigned char)body[i];
+        out[n++] = c == '"' ? '\'' : c < 0x20 || c > 0x7e ? ' ' : (char)c;
+    }
+    out[n] = '\0';
+}
+
+static void breaker_stop(struct sink *snk, const struct sink_refusal *last)
+{
+    char text[SINK_BODY_SNIPPET_MAX + 1];
+
+    body_text(text, sizeof(text), last->body, last->body_len);
+    snk->stopped = 1;
+    snk->refused = 1;
+    snprintf(snk->error, sizeof(snk->error),
+             "Moesif (or what answers at moesif.base_url) refused every event "
+             "of %u batches in a row one by one, nothing accepted between; "
+             "the last answer: HTTP %ld '%s'. Such answers are about the "
+             "request (a proxy, a WAF, a changed API), not the events: "
+             "check moesif.base_url and what is in front of Moesif "
+             "(sink.reject_all_batches sets how many batches)",
+             snk->reject_streak, last->status, text);
+}
+
+/*
+ * After a batch of family e settled: when none of the family is left in
+ * its lane, the family is complete.  All refused: the streak grows, and at
+ * its bound the sink stops without reporting them; else the deferred
+ * refusals are reported, in order.  counted 0: complete it without
+ * touching the streak (events given up by sink_drop).
+ */
+static void family_check(struct sink *snk, struct sink_family *e, int counted)
+{
+    struct sink_lane *lane = &snk->bat.lanes[e->lane];
+
+    if (lane_holds_family(lane, e->id)) {
+        return;
+    }
+    /* a batch of one refused event says nothing of the request: it
+     * neither counts nor resets (a trickle of single bad events must not
+     * stop the run) */
+    if (counted && e->accepted == 0 && e->objects_refused >= 2) {
+        snk->reject_streak++;
+        if (snk->reject_streak >= snk->cfg.reject_all_batches) {
+            breaker_stop(snk, &e->refused[e->nrefused - 1]);
+            e->id = 0;
+            return;
+        }
+    }
+    e->id = 0;
+    for (size_t i = 0; i < e->nrefused && !snk->stopped; i++) {
+        const struct sink_refusal *f = &e->refused[i];
+        snk->cb.refused(snk->cb.opaque, f->ticket, f->status, f->body,
+                        f->body_len);
+    }
+    e->nrefused = 0;
+    e->objects_refused = 0;
+}
+
 static void settle_done(struct sink *snk, struct sink_lane *lane)
 {
     struct sink_batch *batch = cur_take(snk, lane);
 
+    struct sink_family *e = family_of(snk, batch->family);
+    size_t n = batch->n;
+
     snk->st.batches_ok++;
     snk->st.objects_ok += batch->n;
+    snk->reject_streak = 0; /* something was accepted */
     for (size_t i = 0; i < batch->n; i++) {
         const struct sink_event *ev = &batch->evs[i];
         snk->cb.done(snk->cb.opaque, ev->ticket);
@@ -475,28 +652,58 @@ static void settle_done(struct sink *snk, struct sink_lane *lane)
         snk->st.events_ok += sink_event_count(ev);
     }
     settled(snk, lane, batch);
+    if (e != NULL) {
+        e->accepted += n;
+        family_check(snk, e, 1);
+    }
 }
 
 static void settle_refused(struct sink *snk, struct sink_lane *lane,
                            const struct sink_completion *c)
 {
     struct sink_batch *batch = cur_take(snk, lane);
+    struct sink_family *e = family_of(snk, batch->family);
     const struct sink_event *ev = &batch->evs[0];
+    size_t n = sink_event_count(ev);
+    /* a merged object refused: each of its events, with the answer (the
+     * dead-letter record holds each one's own bytes); their tickets are
+     * copied, the batch is recycled first */
+    uint64_t *tickets = core_malloc(n * sizeof(*tickets));
 
     assert(batch->n == 1);
-    /* a merged object refused: each of its events, with the answer (the
-     * dead-letter record holds each one's own bytes) */
-    snk->st.events_refused += sink_event_count(ev);
-    core_log(CORE_LOG_DEBUG, "sink",
-             "msg=\"event refused\" status=%ld events=%zu", c->status,
-             sink_event_count(ev));
-    snk->cb.refused(snk->cb.opaque, ev->ticket, c->status, c->body,
-                    c->body_len);
+    tickets[0] = ev->ticket;
     for (uint32_t k = 0; k < ev->n_more; k++) {
-        snk->cb.refused(snk->cb.opaque, ev->more[k].ticket, c->status, c->body,
-                        c->body_len);
+        tickets[1 + k] = ev->more[k].ticket;
     }
+    snk->st.events_refused += n;
+    core_log(CORE_LOG_DEBUG, "sink",
+             "msg=\"event refused\" status=%ld events=%zu", c->status, n);
     settled(snk, lane, batch);
+    if (e == NULL) {
+        for (size_t i = 0; i < n; i++) {
+            snk->cb.refused(snk->cb.opaque, tickets[i], c->status, c->body,
+                            c->body_len);
+        }
+        free(tickets);
+        return;
+    }
+    /* reported once its family is complete (the reject breaker) */
+    for (size_t i = 0; i < n; i++) {
+        if (e->nrefused == e->cap) {
+            e->cap = e->cap ? 2 * e->cap : 8;
+            e->refused = core_realloc(e->refused, e->cap * sizeof(*e->refused));
+        }
+        e->refused[e->nrefused].ticket = tickets[i];
+        e->refused[e->nrefused].status = c->status;
+        e->refused[e->nrefused].body_len = c->body_len;
+        memcpy(e->refused[e->nrefused].body, c->body, c->body_len);
+        e->nrefused++;
+    }
+    /* one object, however many events merged in it: the breaker counts
+     * what Moesif answered, objects */
+    e->objects_refused++;
+    free(tickets);
+    family_check(snk, e, 1);
 }
 
 static void settle_split(struct sink *snk, unsigned i, struct sink_lane *lane,
@@ -610,8 +817,14 @@ static void apply(struct sink *snk, unsigned i, const struct sink_completion *c)
     case SINK_RETRY:
         settle_retry(snk, i, lane, c);
         break;
-    case SINK_SPLIT:
     case SINK_BISECT:
+        /* a bisection is followed by the reject breaker */
+        if (lane->cur != NULL) {
+            family_start(snk, i, lane->cur);
+        }
+        settle_split(snk, i, lane, c);
+        break;
+    case SINK_SPLIT:
         /* the same move for both: 413 halves until the parts fit, 400/422
          * halves until the refused events stand alone; a single event so
          * answered is Moesif's refusal of that event */

@@ -58,6 +58,8 @@
 #define SINK_BACKOFF_MAX_MS_MIN 10 /* and at least the first delay */
 #define SINK_BACKOFF_MAX_MS_MAX 3600000
 #define SINK_RETRY_MAX_MAX 1000000000
+#define SINK_REJECT_ALL_DEF 3 /* issue 20: "a few batches in a row" */
+#define SINK_REJECT_ALL_MAX 1000000
 #define SINK_PENDING_BYTES_DEF 16777216 /* 16 MiB */
 #define SINK_PENDING_BYTES_MIN 1048576
 #define SINK_PENDING_BYTES_MAX 4294967296ULL /* 4 GiB */
@@ -76,9 +78,22 @@ struct sink_config {
     unsigned retry_backoff_max_ms; /* cap */
     unsigned retry_max;            /* retries per batch, 0 = without end */
     size_t max_pending_bytes;      /* events held before saturated */
+    /* batches in a row whose every event 400/422 bisection refused
+     * singly, nothing accepted between, that stop the sink (0: never) */
+    unsigned reject_all_batches;
+    /* egress (issue 22), each NULL when unset; files checked readable by
+     * cmd/config.c before the sink is made, handed to libcurl (which
+     * copies them) when the transport is made, never kept by the sink */
+    const char *ca_file;             /* CURLOPT_CAINFO: PEM bundle trusted */
+    const char *ca_path;             /* CURLOPT_CAPATH: c_rehash'd directory */
+    const char *client_cert;         /* CURLOPT_SSLCERT: PEM, mTLS */
+    const char *client_key;          /* CURLOPT_SSLKEY: PEM */
+    const char *client_key_password; /* CURLOPT_KEYPASSWD; a secret */
+    const char *proxy; /* CURLOPT_PROXY, HTTP CONNECT; NULL: libcurl reads
+                          https_proxy/HTTPS_PROXY, http_proxy, NO_PROXY */
 };
 
-/* The defaults above; base_url and application_id NULL. */
+/* The defaults above; base_url, application_id and egress NULL. */
 void sink_config_init(struct sink_config *cfg);
 
 struct sink_callbacks {
@@ -229,17 +244,41 @@ size_t sink_batch_events_quantile(const struct sink *snk, double q,
 
 /*
  * The dead-letter producer (sink/dlq.c): every reject goes to the
- * dead-letter topic with the original key and value byte for byte and the
- * headers of DESIGN.md section 4.  Idempotent, acks=all, retried by
- * librdkafka without end (message.timeout.ms=0): a record is either
- * delivered or the pipeline stops.
+ * dead-letter topic with the original key and value byte for byte, the
+ * headers of DESIGN.md section 4 and the source message's own headers.
+ * Idempotent, acks=all, retried by librdkafka without end
+ * (message.timeout.ms=0): a record is either delivered or the pipeline
+ * stops.  A record larger than the dead-letter topic takes
+ * (max.message.bytes, read at start) is cut to fit, with headers giving
+ * the value's original size and SHA-256 (SINK_DLQ_H_*); a record the
+ * brokers refuse for itself is cut harder and sent again; only a topic
+ * that refuses userpipe stops the pipeline.
  */
 struct sink_dlq_config {
     const char *const *kafka_keys; /* librdkafka properties, no prefix */
     const char *const *kafka_values;
     size_t kafka_count;
     const char *topic; /* NULL: "<source topic>.dlq" per record */
+    /* the source topics, comma-separated (source.topics): with topic
+     * NULL, their dead-letter topics are the ones sized at start */
+    const char *source_topics;
 };
+
+/* The headers of a record whose value was cut (README "Dead-letter
+ * topic"): "1"; the original value's size in bytes (decimal); the SHA-256
+ * of the whole original value (64 lower-case hex digits).  When even the
+ * source message's own headers did not fit, they are left off and
+ * SINK_DLQ_H_HEADERS_DROPPED says how many. */
+#define SINK_DLQ_H_TRUNCATED "userpipe.value.truncated"
+#define SINK_DLQ_H_SIZE "userpipe.value.size"
+#define SINK_DLQ_H_SHA256 "userpipe.value.sha256"
+#define SINK_DLQ_H_HEADERS_DROPPED "userpipe.headers.dropped"
+
+/* The limit used when the dead-letter topic's cannot be read (no
+ * DescribeConfigs permission, a broker without the API): librdkafka's
+ * own message.max.bytes default, under Kafka's broker default of
+ * 1,048,588. */
+#define SINK_DLQ_LIMIT_DEF 1000000
 
 struct sink_dlq_callbacks {
     /* The record is in the dead-letter topic (acks=all). */
@@ -260,6 +299,13 @@ struct sink_dlq_record {
     const char *code;            /* stable reject code */
     const char *path;            /* JSON path, may be empty */
     const char *message;         /* one sentence */
+    /* the source message's own headers, packed (core/kafka.h); NULL none */
+    const char *headers;
+    size_t headers_len;
+    /* set by the dlq reader (cmd/dlq_read.c) for a record whose value
+     * was cut: value is a prefix, the original is orig_len bytes */
+    int truncated;
+    size_t orig_len;
     uint64_t ticket;
 };
 
@@ -267,8 +313,12 @@ struct sink_dlq;
 
 /* Creates the idempotent producer.  With cfg->topic set, looks that topic
  * up and creates it when missing (one partition, replication min(3,
- * brokers)); blocks for that.  CORE_ERR_USAGE with errstr when it is
- * missing and cannot be created, or the configuration is refused. */
+ * brokers)); then reads the max.message.bytes of the dead-letter topics
+ * (the broker's message.max.bytes for one that does not exist yet,
+ * SINK_DLQ_LIMIT_DEF when neither can be read) and sizes the producer to
+ * the smallest; blocks for that (a few Admin requests, at most about 15 s
+ * each).  CORE_ERR_USAGE with errstr when the topic is missing and cannot
+ * be created, or the configuration is refused. */
 CORE_WUR enum core_err sink_dlq_new(const struct sink_dlq_config *cfg,
                                     const struct sink_dlq_callbacks *cb,
                                     struct sink_dlq **out, char *errstr,
@@ -288,8 +338,16 @@ CORE_WUR enum core_err sink_dlq_produce(struct sink_dlq *dlq,
  * CORE_ERR_STOP after a record failed for good (sink_dlq_error says why). */
 CORE_WUR enum core_err sink_dlq_poll(struct sink_dlq *dlq, int timeout_ms);
 
-/* Records queued and not yet acknowledged. */
+/* Records queued and not yet acknowledged (those waiting to be sent
+ * again, cut harder, included). */
 size_t sink_dlq_pending(const struct sink_dlq *dlq);
+
+/* The largest record (bytes, batch framing included) the producer sends:
+ * the smallest max.message.bytes of the dead-letter topics. */
+size_t sink_dlq_limit(const struct sink_dlq *dlq);
+
+/* Records cut to fit so far. */
+uint64_t sink_dlq_truncated(const struct sink_dlq *dlq);
 
 /* The key and value bytes of those records (the copies librdkafka holds):
  * the caller holds consumption back while they are many. */

@@ -8,13 +8,18 @@
 
 SINK_SRC += sink/sink.c sink/batch.c sink/merge.c sink/gzip.c sink/policy.c sink/http.c
 
+# dlq.c's SHA-256 of a value cut to fit the dead-letter topic (issue 20):
+# OpenSSL's libcrypto, which librdkafka links already
+USERPIPE_LIBS += $(call pkg_libs,libcrypto)
+
 SINK_TESTS := \
 	tests/sink/test_policy.c \
 	tests/sink/test_batch.c \
 	tests/sink/test_gzip.c \
 	tests/sink/test_sink.c \
 	tests/sink/test_sink_random.c \
-	tests/sink/test_sink_http.c
+	tests/sink/test_sink_http.c \
+	tests/sink/test_dlq.c
 
 SINK_TEST_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(SINK_TESTS)))
 

@@ -9,6 +9,8 @@
  *             and the backoff beside it
  *   http.c    the libcurl multi transport
  *   sink.c    sink.h's verbs: drives lanes, transport and policy
+ *   dlq.c     the dead-letter producer; its record sizing is here for
+ *             its tests (sink_dlq_room, sink_dlq_shape)
  *
  * The transport is a table of functions so tests can script answers
  * (2xx, 4xx, 5xx, time-outs) without a network, and drive a fake clock.
@@ -32,9 +34,20 @@ enum sink_tp_error {
     SINK_TP_TIMEOUT, /* no complete answer within the request's timeout */
     SINK_TP_CONNECT, /* could not resolve or connect, or the connection
                         broke before an answer */
-    SINK_TP_OTHER,   /* any other failure (TLS, protocol, local) */
-    SINK_TP_FATAL    /* the request cannot be made as configured (a URL or
+    SINK_TP_OTHER,   /* any other failure (protocol, local) */
+    SINK_TP_FATAL,   /* the request cannot be made as configured (a URL or
                         protocol libcurl refuses): retrying cannot help */
+    /* TLS failures that no retry can mend (issue 20 item 5, issue 22) */
+    SINK_TP_TLS_VERIFY,  /* the server's certificate does not verify against
+                            the trusted CAs (moesif.ca_file) */
+    SINK_TP_TLS_LOCAL,   /* our own TLS material is unusable: a CA file,
+                            client certificate or key libcurl cannot load */
+    SINK_TP_TLS_PEER,    /* the server refused the handshake with a TLS
+                            alert: our client certificate (missing, or not
+                            signed by a CA it trusts), a protocol or cipher
+                            it will not speak, plain HTTP on a TLS port */
+    SINK_TP_PROXY_AUTH,  /* moesif.proxy answered CONNECT with 407 */
+    SINK_TP_PROXY_DENIED /* moesif.proxy refused CONNECT with another 4xx */
 };
 
 struct sink_request {
@@ -92,11 +105,48 @@ CORE_WUR enum core_err sink_new_transport(const struct sink_config *cfg,
                                           void *tp, struct sink **out,
                                           char *errstr, size_t errstr_size);
 
-/* http.c: the libcurl transport, n_lanes easy handles on one multi handle.
- * Returns CORE_OK, or CORE_ERR_USAGE with errstr filled. */
-CORE_WUR enum core_err sink_http_new(unsigned n_lanes, void **out, char *errstr,
-                                     size_t errstr_size);
+/* http.c: the libcurl transport, cfg->max_in_flight easy handles on one
+ * multi handle, with cfg's egress settings (CA, client certificate,
+ * proxy).  Returns CORE_OK, or CORE_ERR_USAGE with errstr filled. */
+CORE_WUR enum core_err sink_http_new(const struct sink_config *cfg, void **out,
+                                     char *errstr, size_t errstr_size);
+
+/* http.c: what a libcurl result code (a CURLcode, as an int) means for
+ * the policy, given the text libcurl wrote in its error buffer: TLS
+ * failures are told apart from connections broken mid-handshake by that
+ * text (both can be CURLE_SSL_CONNECT_ERROR, or a CURLE_RECV_ERROR when
+ * TLS 1.3's server refuses a client certificate after the client's
+ * handshake).  Pure, for the tests. */
+enum sink_tp_error sink_http_classify(int curl_code, const char *errbuf);
 extern const struct sink_transport_ops sink_http_ops;
+
+/* ---- dlq.c ---------------------------------------------------------- */
+
+/*
+ * The value bytes a dead-letter record may carry to a topic whose
+ * max.message.bytes is limit, with a key of key_len bytes and nhdr headers
+ * whose names and values take hdr_bytes: negative when not even an empty
+ * value fits.  The framing counted is the broker's (a batch holding the
+ * record alone) with a margin (dlq.c).
+ */
+int64_t sink_dlq_room(size_t limit, size_t key_len, size_t hdr_bytes,
+                      size_t nhdr);
+
+/*
+ * Shapes a dead-letter record (value[0..len), a key of key_len bytes, its
+ * headers h, librdkafka's type: sink_int.h is included by sink/ and its
+ * tests only) to fit limit: whole when it fits; else the value is cut
+ * (SINK_DLQ_H_TRUNCATED, _SIZE, _SHA256 added, computed from value, which
+ * must then be the whole original; a record already cut keeps its
+ * headers), then the headers not named "userpipe.*" are removed
+ * (SINK_DLQ_H_HEADERS_DROPPED), then the key.  *value_len gets the bytes
+ * of value to send, *keep_key whether the key goes.  Returns 1 when the
+ * record is cut (or was).
+ */
+struct rd_kafka_headers_s;
+int sink_dlq_shape(struct rd_kafka_headers_s *h, const char *value, size_t len,
+                   size_t key_len, size_t limit, size_t *value_len,
+                   int *keep_key);
 
 /* ---- policy.c ------------------------------------------------------- */
 
@@ -231,6 +281,9 @@ struct sink_batch {
     int sealed;
     int held;     /* failed once: its users are held until it settles */
     int no_merge; /* a split half: none of its events absorbs another */
+    /* the 400/422 bisection it is part of (sink.c's reject breaker): the
+     * id of the batch first answered so, 0 when none */
+    uint64_t family;
 };
 
 /* Most open batches a lane keeps (batch.c's chain). */

@@ -9,7 +9,9 @@ TESTS_CMOCKA := \
 	tests/transform/test_transform.c \
 	tests/transform/test_jsontestsuite.c \
 	tests/schemas/test_schema.c \
+	tests/schemas/test_claims.c \
 	tests/core/test_hash.c \
+	tests/core/test_log.c \
 	tests/cmd/test_ndjson.c \
 	tests/cmd/test_config.c \
 	tests/cmd/test_parked.c
@@ -32,7 +34,8 @@ TESTS_BINS += $(BUILD)/tests/test_kafka
 
 UNIT_TESTS += $(TESTS_BINS)
 SCRIPT_TESTS += tests/cli/test_transform_cli.sh tests/cli/test_config_reference.sh \
-	tests/cli/test_version.sh tests/core/test_includes.sh
+	tests/cli/test_version.sh tests/core/test_includes.sh \
+	tests/cli/test_config_secrets.sh
 
 .PHONY: unit-tests
 unit-tests: $(TESTS_BINS)

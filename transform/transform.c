@@ -152,6 +152,7 @@ void transform_config_init(struct transform_config *cfg)
     cfg->unknown_fields = TRANSFORM_UNKNOWN_REJECT;
     cfg->max_event_bytes = TRANSFORM_MAX_EVENT_BYTES_DEF;
     cfg->max_depth = TRANSFORM_MAX_DEPTH_DEF;
+    cfg->max_schema_keys = TRANSFORM_MAX_SCHEMA_KEYS_DEF;
     cfg->defer_new_keys = 0;
 }
 
@@ -399,7 +400,18 @@ static void check_type(struct transform *tf, enum schema_type t)
     }
     had = schema_get(tf->sch, k, len, hash);
     if (had == SCHEMA_TYPE_NONE) {
+        size_t before = schema_count(tf->pending);
         had = schema_put(tf->pending, k, len, hash, t);
+        if (schema_count(tf->pending) > before &&
+            schema_count(tf->sch) + schema_count(tf->pending) >
+                tf->cfg.max_schema_keys) {
+            fail(tf, CORE_REJECT_SCHEMA_FULL,
+                 "metadata %s \"%.*s\" is new, and the schema holds %zu "
+                 "keys, its limit (schema.max_keys)",
+                 tf->cfg.scope == TRANSFORM_SCOPE_PATH ? "path" : "key",
+                 (int)(len > 200 ? 200 : len), k, schema_count(tf->sch));
+            return;
+        }
     }
     if (had != t) {
         fail(tf, CORE_REJECT_TYPE_CONFLICT,
@@ -868,6 +880,31 @@ static int key_is_new(struct transform *tf, struct frame *f, const char *key,
     return tf_keyset_add(&tf->ks, f->obj_id, key, len, hash);
 }
 
+/* Rejects the key key[0..len), which holds a NUL, as invalid_key; its
+ * path and sentence show each NUL as \u0000. */
+static void nul_key(struct transform *tf, const char *key, size_t len)
+{
+    char shown[CORE_REJECT_PATH_MAX];
+    size_t n = 0;
+
+    for (size_t i = 0; i < len && n + 7 < sizeof(shown); i++) {
+        if (key[i] == '\0') {
+            memcpy(shown + n, "\\u0000", 6);
+            n += 6;
+        } else {
+            shown[n++] = key[i];
+        }
+    }
+    tf->key = shown;
+    tf->key_len = n;
+    fail(tf, CORE_REJECT_INVALID_KEY,
+         "key \"%.*s\" holds U+0000 (NUL), which no key may hold",
+         (int)(n > 200 ? 200 : n), shown);
+    /* the path is built: labels of later containers need stable bytes */
+    tf->key = key;
+    tf->key_len = len;
+}
+
 static int cb_map_key(void *ctx, const unsigned char *ukey, size_t len)
 {
     struct transform *tf = ctx;
@@ -898,6 +935,15 @@ static int cb_map_key(void *ctx, const unsigned char *ukey, size_t len)
         /* keep labels right for a later too_deep path */
         tf->key = raw ? key : arena_copy(tf, key, len);
         tf->key_len = len;
+        skip(tf, end);
+        return 1;
+    }
+    if (!raw && memchr(key, '\0', len) != NULL) {
+        /* only an escape (\u0000) makes a NUL: raw control bytes are
+         * invalid JSON.  Refused in every key (issue 20): C strings of
+         * the schema's claims, the seed file and the dead-letter headers
+         * would end at it, giving the key a type under another name */
+        nul_key(tf, arena_copy(tf, key, len), len);
         skip(tf, end);
         return 1;
     }
@@ -1032,6 +1078,8 @@ enum core_err transform_new(const struct transform_config *cfg,
            cfg->max_event_bytes <= TRANSFORM_MAX_EVENT_BYTES_MAX);
     assert(cfg->max_depth >= TRANSFORM_MAX_DEPTH_MIN &&
            cfg->max_depth <= TRANSFORM_MAX_DEPTH_MAX);
+    assert(cfg->max_schema_keys >= TRANSFORM_MAX_SCHEMA_KEYS_MIN &&
+           cfg->max_schema_keys <= TRANSFORM_MAX_SCHEMA_KEYS_MAX);
     assert((unsigned)cfg->scope <= TRANSFORM_SCOPE_PATH &&
            (unsigned)cfg->unknown_fields <= TRANSFORM_UNKNOWN_METADATA);
     tf = core_calloc(1, sizeof(*tf));
@@ -1160,6 +1208,20 @@ enum core_err transform_event(struct transform *tf, const char *buf, size_t len,
     size_t at;
 
     tf->new_keys = 0;
+    if (buf == NULL || len == 0) {
+        /* judged before the parser, whose handle may have finished a
+         * value: an empty input then parsed as nothing, missing_user_id
+         * after a valid event and invalid_json otherwise (issue 20) */
+        int tomb = buf == NULL;
+        rej->code = tomb ? CORE_REJECT_TOMBSTONE : CORE_REJECT_EMPTY_MESSAGE;
+        rej->path[0] = '\0';
+        snprintf(rej->message, sizeof(rej->message), "%s",
+                 tomb ? "the message is a tombstone (its value is null): "
+                        "there is no event to send"
+                      : "the message is empty (a value of 0 bytes): there "
+                        "is no event to send");
+        return CORE_ERR_REJECT;
+    }
     if (len > tf->cfg.max_event_bytes) {
         rej->code = CORE_REJECT_TOO_LARGE;
         rej->path[0] = '\0';
@@ -1197,6 +1259,15 @@ enum core_err transform_event(struct transform *tf, const char *buf, size_t len,
         /* too_deep, already described */
     } else if (st != yajl_status_ok) {
         invalid_json(tf, buf, len, at);
+    } else if (tf->top_values == 0) {
+        /* only whitespace: a fresh handle says so (premature EOF), a
+         * reused one, having finished a value, parsed nothing */
+        tf->failed = 1;
+        rej->code = CORE_REJECT_INVALID_JSON;
+        rej->path[0] = '\0';
+        snprintf(rej->message, sizeof(rej->message),
+                 "the event is not valid JSON: it holds only whitespace");
+        st = yajl_status_error; /* and the handle is not reused */
     } else if (tf->extra_value) {
         tf->failed = 1;
         rej->code = CORE_REJECT_INVALID_JSON;

@@ -41,12 +41,22 @@ enum transform_unknown {
 #define TRANSFORM_MAX_DEPTH_DEF 64
 #define TRANSFORM_MAX_DEPTH_MIN 2
 #define TRANSFORM_MAX_DEPTH_MAX 1024
+/* Keys the schema may hold (issue 20): a key used as an id (one new key an
+ * event) would otherwise grow it, its topic and every start-up without
+ * end.  100,000 keys hold about 15 MB in each instance (entry, slot,
+ * origin strings, key bytes) and are read at start in a few seconds. */
+#define TRANSFORM_MAX_SCHEMA_KEYS_DEF 100000
+#define TRANSFORM_MAX_SCHEMA_KEYS_MIN 1
+#define TRANSFORM_MAX_SCHEMA_KEYS_MAX 10000000
 
 struct transform_config {
     enum transform_scope scope;
     enum transform_unknown unknown_fields;
     size_t max_event_bytes; /* larger events: too_large */
     unsigned max_depth;     /* containers, the event included */
+    /* an event whose new keys would take the schema past this many keys
+     * is rejected as schema_full (the keys it shares are fine) */
+    size_t max_schema_keys;
     /* 0: an accepted event's new keys join the schema at once (the
      * offline transform).  1: an event that is valid but holds keys the
      * schema lacks is not accepted: transform_event returns
@@ -78,6 +88,8 @@ void transform_destroy(struct transform *tf);
  * rewritten event (valid until the next call on tf), CORE_ERR_REJECT
  * with *rej filled, or, with defer_new_keys only, CORE_ERR_RETRY when the
  * event is valid but holds keys the schema lacks (nothing recorded).
+ * buf NULL is a Kafka tombstone (rejected as tombstone), len 0 an empty
+ * message (empty_message), whatever the events before them were.
  * Never blocks; never fails otherwise.
  */
 CORE_WUR enum core_err transform_event(struct transform *tf, const char *buf,

@@ -331,7 +331,7 @@ out:
 /*
  * "create-topic NAME:PARTS" on a real broker: the Admin API, replication
  * min(3, brokers) with min.insync.replicas 2 at three copies, as userpipe
- * itself creates topics (core/kafka.c).  TOPIC_ALREADY_EXISTS is an
+ * itself creates topics (core/kafka.c), and unlimited retention.  TOPIC_ALREADY_EXISTS is an
  * error here, as on the mock.
  */
 void kd_remote_create_topic(struct kd_server *srv, const char *spec,
@@ -371,6 +371,11 @@ void kd_remote_create_topic(struct kd_server *srv, const char *spec,
     if (repl >= 3) {
         rd_kafka_NewTopic_set_config(nt, "min.insync.replicas", "2");
     }
+    /* every dev topic keeps what it is given: the schema topic must (a
+     * finite retention is refused by userpipe, issue 20), and a test's
+     * topics live no longer than the test */
+    rd_kafka_NewTopic_set_config(nt, "retention.ms", "-1");
+    rd_kafka_NewTopic_set_config(nt, "retention.bytes", "-1");
     q = rd_kafka_queue_new(rk);
     rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
     ev = rd_kafka_queue_poll(q, 30000);

@@ -37,27 +37,35 @@ struct options {
     const char *record;
     unsigned threads;
     size_t max_body_bytes;
+    const char *tls_cert; /* paths; HTTPS when set */
+    const char *tls_key;
+    const char *tls_client_ca;
     struct mfaults_config faults;
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: moesif-dev --listen HOST:PORT --app-id ID "
-               "--url-file FILE [--record FILE]\n"
-               "         [--fail-429 FRAC] [--fail-500 FRAC] [--fail-503 FRAC] "
-               "[--retry-after S]\n"
-               "         [--latency-ms N] [--status CODE] "
-               "[--refuse-for-ms N --refuse-after-ms M]\n"
-               "         [--refuse-user ID] [--seed N] [--threads N] "
-               "[--max-body-mb N] [--log-level L]\n"
-               "A local server of Moesif's collector API for users "
-               "(deploy/dev/MOESIF-DEV.md).\n"
-               "Prints its base URL on stdout, writes it to --url-file, runs "
-               "until SIGTERM/SIGINT.\n"
-               "--refuse-user ID answers 400, storing nothing, every /v1 "
-               "request holding a user\n"
-               "with user_id ID (POST /_dev/faults refuse_user=ID sets it, "
-               "refuse_user= clears it).\n");
+    fprintf(f,
+            "usage: moesif-dev --listen HOST:PORT --app-id ID "
+            "--url-file FILE [--record FILE]\n"
+            "         [--fail-429 FRAC] [--fail-500 FRAC] [--fail-503 FRAC] "
+            "[--retry-after S]\n"
+            "         [--latency-ms N] [--status CODE] "
+            "[--refuse-for-ms N --refuse-after-ms M]\n"
+            "         [--refuse-user ID] [--seed N] [--threads N] "
+            "[--max-body-mb N] [--log-level L]\n"
+            "         [--tls-cert PEM --tls-key PEM [--tls-client-ca PEM]]\n"
+            "A local server of Moesif's collector API for users "
+            "(deploy/dev/MOESIF-DEV.md).\n"
+            "Prints its base URL on stdout, writes it to --url-file, runs "
+            "until SIGTERM/SIGINT.\n"
+            "--refuse-user ID answers 400, storing nothing, every /v1 "
+            "request holding a user\n"
+            "with user_id ID (POST /_dev/faults refuse_user=ID sets it, "
+            "refuse_user= clears it).\n"
+            "--tls-cert/--tls-key serve HTTPS (the URL printed is https://); "
+            "--tls-client-ca\nrequires a client certificate signed by that "
+            "CA, refusing the handshake without.\n");
 }
 
 static int parse_listen(struct options *o, const char *v)
@@ -124,6 +132,12 @@ static int parse_args(struct options *o, int argc, char **argv)
             o->app_id = value;
         } else if (strcmp(name, "url-file") == 0) {
             o->url_file = value;
+        } else if (strcmp(name, "tls-cert") == 0) {
+            o->tls_cert = value;
+        } else if (strcmp(name, "tls-key") == 0) {
+            o->tls_key = value;
+        } else if (strcmp(name, "tls-client-ca") == 0) {
+            o->tls_client_ca = value;
         } else if (strcmp(name, "record") == 0) {
             o->record = value;
         } else if (strcmp(name, "threads") == 0) {
@@ -159,6 +173,12 @@ static int parse_args(struct options *o, int argc, char **argv)
             return -1;
         }
     }
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL) ||
+        (o->tls_client_ca != NULL && o->tls_cert == NULL)) {
+        fprintf(stderr, "moesif-dev: --tls-cert and --tls-key go together, "
+                        "and --tls-client-ca needs them\n");
+        return -1;
+    }
     if (o->app_id == NULL || o->app_id[0] == '\0') {
         fprintf(stderr, "moesif-dev: --app-id is required: the application "
                         "id clients must send\n");
@@ -189,6 +209,34 @@ static int write_url_file(const char *path, const char *url)
     return 0;
 }
 
+/* The whole file at path, NUL-terminated (for libmicrohttpd's PEM
+ * options), or NULL with a message on stderr. */
+static char *read_pem(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+        fseek(f, 0, SEEK_SET) != 0) {
+        fprintf(stderr, "moesif-dev: cannot read '%s'\n", path);
+        if (f != NULL) {
+            fclose(f);
+        }
+        return NULL;
+    }
+    buf = core_malloc((size_t)n + 1);
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        fprintf(stderr, "moesif-dev: cannot read '%s'\n", path);
+        fclose(f);
+        free(buf);
+        return NULL;
+    }
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -204,6 +252,7 @@ int main(int argc, char **argv)
     struct mdelay *dly = NULL;
     struct mserver *srv = NULL;
     struct mserver_config scfg;
+    char *pem_cert = NULL, *pem_key = NULL, *pem_ca = NULL;
     FILE *record = NULL;
     char errstr[512];
     char url[128];
@@ -243,6 +292,19 @@ int main(int argc, char **argv)
     st = mstore_new(record);
     flt = mfaults_new(&o.faults);
     dly = mdelay_new();
+    memset(&scfg, 0, sizeof(scfg));
+    if (o.tls_cert != NULL) {
+        pem_cert = read_pem(o.tls_cert);
+        pem_key = read_pem(o.tls_key);
+        pem_ca = o.tls_client_ca != NULL ? read_pem(o.tls_client_ca) : NULL;
+        if (pem_cert == NULL || pem_key == NULL ||
+            (o.tls_client_ca != NULL && pem_ca == NULL)) {
+            goto out;
+        }
+        scfg.tls_cert = pem_cert;
+        scfg.tls_key = pem_key;
+        scfg.tls_client_ca = pem_ca;
+    }
     scfg.app_id = o.app_id;
     scfg.max_body_bytes = o.max_body_bytes;
     scfg.threads = o.threads;
@@ -252,7 +314,8 @@ int main(int argc, char **argv)
         core_log(CORE_LOG_ERROR, "moesif-dev", "msg=\"%s\"", errstr);
         goto out;
     }
-    snprintf(url, sizeof(url), "http://%s:%u", o.host, port);
+    snprintf(url, sizeof(url), "%s://%s:%u",
+             o.tls_cert != NULL ? "https" : "http", o.host, port);
     if (o.url_file != NULL && write_url_file(o.url_file, url) != 0) {
         core_log(CORE_LOG_ERROR, "moesif-dev",
                  "msg=\"cannot write the url file\" path=\"%s\"", o.url_file);
@@ -303,5 +366,8 @@ out:
     if (record != NULL) {
         fclose(record);
     }
+    free(pem_cert);
+    free(pem_key);
+    free(pem_ca);
     return exit_code;
 }

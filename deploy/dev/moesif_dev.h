@@ -363,6 +363,13 @@ struct mserver_config {
     const char *app_id;    /* borrowed */
     size_t max_body_bytes; /* on the wire and after gunzip; 413 beyond */
     unsigned threads;      /* worker threads (one more does the sockets) */
+    /* HTTPS (issue 22), PEM text, borrowed; NULL: plain HTTP.  With
+     * tls_client_ca, a client certificate signed by it is required: the
+     * handshake fails with a TLS alert without one (as a gateway that
+     * wants mTLS does) */
+    const char *tls_cert;
+    const char *tls_key;
+    const char *tls_client_ca;
 };
 
 struct mserver;

@@ -21,6 +21,7 @@
 #include "moesif_dev.h"
 
 #include <arpa/inet.h>
+#include <gnutls/gnutls.h>
 #include <libdeflate.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -64,6 +65,7 @@ struct mconn {
     bool injected;   /* status came from the fault settings */
     bool gzip;
     bool too_large;
+    bool tls_client_ok; /* --tls-client-ca: verified on this connection */
     struct mverdict verdict;
     size_t wire_len; /* body bytes received */
     struct mbuf body;
@@ -647,6 +649,41 @@ static void run_job(void *arg, struct mjob *job)
     MHD_resume_connection(mc->conn);
 }
 
+/*
+ * --tls-client-ca: whether the connection's client certificate verifies
+ * against the trust list (MHD_OPTION_HTTPS_MEM_TRUST).  libmicrohttpd
+ * only asks for one (GNUTLS_CERT_REQUEST) and leaves the check to the
+ * handler; a failed check in the handshake itself (GNUTLS_CERT_REQUIRE)
+ * ends in a close with the client's last flight unread, a TCP reset
+ * that loses the alert.  So the check is here, once the request is
+ * read whole: a fatal alert (certificate required, or bad certificate),
+ * then the close (MHD_NO), which the client sees as a TLS alert on its
+ * read, as from a gateway that wants mTLS.
+ */
+static bool client_cert_ok(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t ts;
+    unsigned list_size = 0, st = 0;
+
+    if (ci == NULL || ci->tls_session == NULL) {
+        return false;
+    }
+    ts = (gnutls_session_t)ci->tls_session;
+    if (gnutls_certificate_get_peers(ts, &list_size) == NULL ||
+        list_size == 0) {
+        gnutls_alert_send(ts, GNUTLS_AL_FATAL, GNUTLS_A_CERTIFICATE_REQUIRED);
+        return false;
+    }
+    if (gnutls_certificate_verify_peers2(ts, &st) != GNUTLS_E_SUCCESS ||
+        st != 0) {
+        gnutls_alert_send(ts, GNUTLS_AL_FATAL, GNUTLS_A_UNKNOWN_CA);
+        return false;
+    }
+    return true;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
                                   const char *url, const char *method,
                                   const char *version, const char *upload_data,
@@ -675,6 +712,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
         take(mc, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
+    }
+    if (srv->cfg.tls_client_ca != NULL && !mc->tls_client_ok) {
+        if (!client_cert_ok(conn)) {
+            return MHD_NO; /* the alert is sent: close */
+        }
+        mc->tls_client_ok = true;
     }
     if (mc->resp != NULL) { /* back from its latency */
         resp = mc->resp;
@@ -770,6 +813,9 @@ enum core_err mserver_start(struct mserver *srv, const char *host,
 {
     struct sockaddr_in sin;
     const union MHD_DaemonInfo *di;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
+                     MHD_USE_ERROR_LOG;
     struct MHD_OptionItem ops[] = {
         {MHD_OPTION_SOCK_ADDR, 0, &sin},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv},
@@ -777,7 +823,25 @@ enum core_err mserver_start(struct mserver *srv, const char *host,
          * buffer; a gzipped batch of 200 users is about 20 KiB */
         {MHD_OPTION_CONNECTION_MEMORY_LIMIT, 128 * 1024, NULL},
         {MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024, NULL},
+        /* HTTPS: these three are filled below, or stay END */
+        {MHD_OPTION_END, 0, NULL},
+        {MHD_OPTION_END, 0, NULL},
+        {MHD_OPTION_END, 0, NULL},
         {MHD_OPTION_END, 0, NULL}};
+    size_t nops = 4;
+
+    if (srv->cfg.tls_cert != NULL) {
+        /* libmicrohttpd's TLS is GnuTLS's (Debian builds it with it) */
+        flags |= MHD_USE_TLS;
+        ops[nops++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+                                              (void *)srv->cfg.tls_cert};
+        ops[nops++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+                                              (void *)srv->cfg.tls_key};
+        if (srv->cfg.tls_client_ca != NULL) {
+            ops[nops++] = (struct MHD_OptionItem){
+                MHD_OPTION_HTTPS_MEM_TRUST, 0, (void *)srv->cfg.tls_client_ca};
+        }
+    }
     memset(&sin, 0, sizeof(sin));
     sin.sin_family = AF_INET;
     sin.sin_port = htons((uint16_t)port);
@@ -789,11 +853,8 @@ enum core_err mserver_start(struct mserver *srv, const char *host,
     }
     mpool_open(srv->pool);
     mdelay_open(srv->dly);
-    srv->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-                                  MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
-                                  MHD_USE_ERROR_LOG,
-                              (uint16_t)port, NULL, NULL, on_request, srv,
-                              MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+    srv->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request,
+                              srv, MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
     if (srv->d == NULL) {
         snprintf(errstr, errstr_size, "cannot listen on '%s:%u' (port in use?)",
                  host, port);

@@ -46,6 +46,9 @@ void snapshot_fill(struct metrics_snapshot *s)
     s->latency_count = 12;
     s->schema_keys = 42;
     s->parked = 7;
+    s->parked_oldest_s = 61.5;
+    s->rejected_by_code[CORE_REJECT_TOMBSTONE] = 2;
+    s->rejected_by_code[CORE_REJECT_CLAIM_TIMEOUT] = 1;
     s->assigned = 3;
     s->paused = 1;
     s->held = 1;
@@ -63,6 +66,7 @@ void snapshot_largest(struct metrics_snapshot *s)
     memset(s, 0xff, sizeof(*s));
     s->latency_sum_s = -2.2250738585072014e-308;
     s->held_s = -2.2250738585072014e-308;
+    s->parked_oldest_s = -2.2250738585072014e-308;
     s->nparts = METRICS_MAX_PARTITIONS;
     for (size_t i = 0; i < s->nparts; i++) {
         /* each of these two becomes two bytes */

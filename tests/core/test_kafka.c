@@ -191,6 +191,59 @@ static void test_core_kafka_apply__unknown_key_named(void **state)
     rd_kafka_conf_destroy(conf);
 }
 
+/* Issue 20, item 8: every setting userpipe owns is refused with a
+ * sentence naming its key; the values it would set itself, and the
+ * tuning it allows, pass. */
+static void test_core_kafka_refuse__owned_settings_named(void **state)
+{
+    static const char *const bad[][2] = {
+        {"enable.auto.commit", "false"},
+        {"enable.auto.commit", "0"},
+        {"auto.commit.interval.ms", "0"},
+        {"enable.auto.offset.store", "false"},
+        {"enable.auto.offset.store", "true"},
+        {"enable.partition.eof", "true"},
+        {"group.protocol", "consumer"},
+        {"partition.assignment.strategy", "range,Cooperative-Sticky"},
+        {"allow.auto.create.topics", "true"},
+        {"enable.idempotence", "false"},
+        {"acks", "1"},
+        {"request.required.acks", "0"},
+        {"message.timeout.ms", "30000"},
+        {"transactional.id", "tx"},
+    };
+    static const char *const good[][2] = {
+        {"enable.auto.commit", "TRUE"},
+        {"auto.commit.interval.ms", "200"},
+        {"group.protocol", "classic"},
+        {"partition.assignment.strategy", "range,roundrobin"},
+        {"allow.auto.create.topics", "false"},
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"acks", "-1"},
+        {"message.timeout.ms", "0"},
+        {"isolation.level", "read_uncommitted"},
+        {"bootstrap.servers", "a:9092"},
+    };
+    char e[512], want[128];
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *k[] = {"bootstrap.servers", bad[i][0]};
+        const char *v[] = {"a:9092", bad[i][1]};
+        struct core_kafka_props user = {k, v, 2};
+        e[0] = '\0';
+        assert_int_equal(core_kafka_refuse(&user, e, sizeof(e)),
+                         CORE_ERR_USAGE);
+        snprintf(want, sizeof(want), "configuration key 'kafka.%s'", bad[i][0]);
+        assert_non_null(strstr(e, want));
+    }
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        struct core_kafka_props user = {&good[i][0], &good[i][1], 1};
+        assert_int_equal(core_kafka_refuse(&user, e, sizeof(e)), CORE_OK);
+    }
+}
+
 static void test_core_kafka_replication__min_of_three_and_brokers(void **state)
 {
     (void)state;
@@ -217,7 +270,7 @@ static void test_ingest_new__consumer_never_auto_creates(void **state)
 
 static void test_sink_dlq_new__producer_never_auto_creates(void **state)
 {
-    struct sink_dlq_config cfg = {keys, values, 3, "users.dlq"};
+    struct sink_dlq_config cfg = {keys, values, 3, "users.dlq", NULL};
     struct sink_dlq_callbacks cb = {NULL, NULL};
     struct sink_dlq *dlq = NULL;
     char e[512];
@@ -226,14 +279,17 @@ static void test_sink_dlq_new__producer_never_auto_creates(void **state)
     memset(&seen, 0, sizeof(seen));
     assert_int_equal(sink_dlq_new(&cfg, &cb, &dlq, e, sizeof(e)), CORE_OK);
     sink_dlq_destroy(dlq, 1000);
-    expect_no_auto_create(1);
+    /* the first client checks the topic and reads its limit, the second
+     * is the producer sized to it (sink/dlq.c) */
+    expect_no_auto_create(2);
     assert_int_equal(seen.type[0], RD_KAFKA_PRODUCER);
+    assert_int_equal(seen.type[1], RD_KAFKA_PRODUCER);
 }
 
 static void test_schema_claims_new__both_clients_never_auto_create(void **state)
 {
     struct schema_claims_config cfg = {keys,   values, 3, "userpipe-schema",
-                                       "test", "name"};
+                                       "test", "name", 1000};
     struct schema *sch = schema_new();
     struct schema_claims *sc = NULL;
     char e[512];
@@ -276,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_core_kafka_reaches__one_rule_per_client),
         cmocka_unit_test(test_core_kafka_apply__user_then_forced),
         cmocka_unit_test(test_core_kafka_apply__unknown_key_named),
+        cmocka_unit_test(test_core_kafka_refuse__owned_settings_named),
         cmocka_unit_test(test_core_kafka_replication__min_of_three_and_brokers),
         cmocka_unit_test(test_ingest_new__consumer_never_auto_creates),
         cmocka_unit_test(test_sink_dlq_new__producer_never_auto_creates),

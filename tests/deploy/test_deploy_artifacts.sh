@@ -16,12 +16,18 @@
 #           executable (MemoryDenyWriteExecute=).  And the slowest stop (Moesif
 #           refusing connections) fits the stop budget.
 #  samples  the sample properties files (systemd, Kubernetes ConfigMap) are
-#           accepted by `userpipe run` itself on the dev stack.
-#  docker   the Dockerfile, statically (no container engine here): two
-#           debian:12-slim stages, the build stage installs the Makefile's
-#           -dev packages, the runtime stage's packages provide every library
-#           the binary links (apt-cache closure), a numeric non-root USER, the
-#           ENTRYPOINT, STOPSIGNAL, no secret.
+#           accepted by `userpipe run` itself on the dev stack; they hold
+#           secrets by reference only (issue 22): each ${file:} of the
+#           systemd sample names a LoadCredential= of the unit (the sample
+#           runs with those credentials in a folder of the test's), each
+#           ${env:}/${file:} of the ConfigMap an env entry or a read-only,
+#           readable mount of the example Secret's key; LimitCORE=0.
+#  docker   the Dockerfile, statically (`make image-test` builds and runs
+#           it: tests/deploy/test_image.sh): two debian:12-slim stages, the
+#           build stage installs the Makefile's -dev packages, the runtime
+#           stage's packages provide every library the binary links
+#           (apt-cache closure), a numeric non-root USER, the ENTRYPOINT,
+#           STOPSIGNAL, no secret, and the Dockerfile names make image-test.
 #  k8s      the manifests with python3-yaml: replicas, probes, security
 #           context, resources, the Secret reference, the ConfigMap mount at
 #           the image's config path, the PodDisruptionBudget.
@@ -141,6 +147,7 @@ else
     else
         fail "unit: no SystemCallFilter=@system-service"
     fi
+    expect_unit LimitCORE '0' "no core file: it would hold the secrets"
     expect_unit Restart on-failure ""
     expect_unit KillSignal 'SIGTERM|TERM|15' "userpipe stops cleanly on SIGTERM"
     if unit_values RestartPreventExitStatus | tr ' ' '\n' | grep -qx 2; then
@@ -275,9 +282,9 @@ else
 
     # -- the sample properties, through userpipe's own loader: the stack's
     # addresses replace the example hosts; every other key is the file's
-    check_sample() { # FILE LABEL
+    check_sample() { # FILE LABEL [SED-SCRIPT]
         local f=$1 label=$2 log=$T/sample.log pid rc
-        cp "$f" "$T/sample.properties"
+        sed -e "${3:-}" "$f" >"$T/sample.properties"
         if [ $METRICS_KNOWN = 0 ] && grep -q '^[[:space:]]*metrics\.listen' "$f"; then
             sed -i '/^[[:space:]]*metrics\.listen/d' "$T/sample.properties"
             note "$label: metrics.listen left out (unknown to this binary)"
@@ -300,7 +307,25 @@ else
             fail "$label: \`userpipe run\` did not start (exit $rc): $(grep -v 'level=' "$log" | tail -2)"
         fi
     }
-    check_sample "$PROPS" "deploy/systemd/userpipe.properties"
+    # the unit's credentials (LoadCredential=, commented out or not) in
+    # a folder standing for /run/credentials/userpipe.service; each
+    # ${file:} reference of the properties (commented out or not) must
+    # name one of them (issue 22)
+    creddir=/run/credentials/userpipe.service
+    creds=$T/creds
+    mkdir -p "$creds"
+    for name in $(sed -n 's/^#\{0,1\}LoadCredential=\([^:]*\):.*/\1/p' "$UNIT"); do
+        printf '%s\n' "$APP_ID" >"$creds/$name"
+    done
+    nrefs=0
+    for ref in $(grep -oE "\\\$\{file:$creddir/[^}]+\}" "$PROPS" | sed "s|.*$creddir/||; s|}\$||"); do
+        nrefs=$((nrefs + 1))
+        [ -f "$creds/$ref" ] ||
+            fail "systemd: userpipe.properties reads the credential '$ref', which the unit has no LoadCredential= for"
+    done
+    [ $nrefs -gt 0 ] && ok "systemd: the properties' $nrefs \${file:$creddir/...} references name credentials the unit loads" ||
+        fail "systemd: userpipe.properties names no credential (\${file:$creddir/...}): a secret would sit in the file"
+    check_sample "$PROPS" "deploy/systemd/userpipe.properties" "s|$creddir/|$creds/|g"
     if /usr/bin/python3 -c 'import yaml' 2>/dev/null; then
         /usr/bin/python3 -c 'import sys, yaml; sys.stdout.write(yaml.safe_load(open(sys.argv[1]))["data"]["userpipe.properties"])' \
             "$K8S/configmap.yaml" >"$T/k8s.properties" 2>/dev/null &&
@@ -591,8 +616,8 @@ for i, a in instr:
         secretish.append("%s %s" % (i, a))
 check(not secretish, "docker: no secret or configuration baked into the image (no ENV/ARG of an id or password, no .env/.properties/.key copied)",
       "docker: secret-looking lines: %s" % secretish)
-check(re.search(r"(?i)not\s+built", raw), "docker: the Dockerfile says it was not built here",
-      "docker: the Dockerfile does not say it was never built here")
+check("make image-test" in raw, "docker: the Dockerfile names make image-test, which builds and runs it",
+      "docker: the Dockerfile does not name make image-test, the test that builds and runs it")
 
 # ---- Kubernetes ----
 def props_of(text):
@@ -683,8 +708,36 @@ if os.environ["HAVE_YAML"] == "1":
     check(listen.split(":")[-1] == "9464" and listen.rsplit(":", 1)[0] in ("0.0.0.0", "::", "[::]"),
           "k8s: the ConfigMap's metrics.listen %s is reachable by the kubelet on the probes' port" % listen,
           "k8s: the ConfigMap's metrics.listen is %r: the kubelet probes the pod IP on 9464 (the default 127.0.0.1 is unreachable)" % listen)
-    check("moesif.application_id" not in props, "k8s: no application id in the ConfigMap", "k8s: moesif.application_id in the ConfigMap: use the Secret")
+    refonly = re.compile(r"^\$\{(env|file):[^}]+\}$")
+    check(refonly.match(props.get("moesif.application_id", "${env:MOESIF_APPLICATION_ID}")),
+          "k8s: no application id in the ConfigMap (%s)" % props.get("moesif.application_id", "from MOESIF_APPLICATION_ID"),
+          "k8s: moesif.application_id in the ConfigMap: use the Secret, by reference")
     env = {e.get("name"): e for e in c.get("env", [])}
+    # issue 22: every reference of the ConfigMap, commented out or not,
+    # names what the Deployment provides: ${env:NAME} an env entry,
+    # ${file:PATH} a key of the example Secret mounted at dirname(PATH),
+    # readable by the pod's user (others, or fsGroup and group)
+    for name in re.findall(r"\$\{env:([^}]+)\}", cmtext):
+        check(name in env, "k8s: ${env:%s} is an env entry of the container" % name,
+              "k8s: the ConfigMap reads ${env:%s}, which the container's env lacks" % name)
+    mounts = {m.get("mountPath", "").rstrip("/"): m for m in c.get("volumeMounts", [])}
+    vols_by_name = {v.get("name"): v for v in pod.get("volumes", [])}
+    sec_keys = set(sec.get("stringData", {}) or {}) | set(sec.get("data", {}) or {})
+    file_refs = re.findall(r"\$\{file:([^}]+)\}", cmtext)
+    check(file_refs, "k8s: the ConfigMap reads %d secret(s) from files" % len(file_refs),
+          "k8s: the ConfigMap shows no ${file:...} reference (a Secret mounted as a file)")
+    for path in file_refs:
+        d, base = os.path.dirname(path), os.path.basename(path)
+        m = mounts.get(d)
+        v = vols_by_name.get(m.get("name")) if m else None
+        s = (v or {}).get("secret") or {}
+        items = {i.get("path"): i.get("key") for i in s.get("items", [])} or {k: k for k in sec_keys}
+        mode = s.get("defaultMode", 0o644)
+        readable = mode & 0o004 or (mode & 0o040 and psc.get("fsGroup") is not None)
+        check(s.get("secretName") == sec.get("metadata", {}).get("name") and items.get(base) in sec_keys
+              and m.get("readOnly") is True and readable,
+              "k8s: ${file:%s} is the Secret's key %s, mounted read-only (mode %o)" % (path, items.get(base), mode),
+              "k8s: ${file:%s}: no read-only, readable mount of the Secret's key there (mount %r, volume %r)" % (path, m, v))
     ref = env.get("MOESIF_APPLICATION_ID", {}).get("valueFrom", {}).get("secretKeyRef", {})
     sdata = dict(sec.get("stringData", {}) or {})
     sdata.update(sec.get("data", {}) or {})

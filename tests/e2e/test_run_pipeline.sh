@@ -10,28 +10,10 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-rec=$(mktemp)
-dev_at_exit rm -f "$rec"
-DEV_TOPICS="users:1 users.dlq:1 userpipe-schema:1" MOESIF_DEV_ARGS="--record $rec" dev_start
-produce_file users "$SAMPLE"
-total=$(topic_count users)
-[ "$total" -eq "$(grep -c . "$SAMPLE")" ] || fail "loaded $total events"
-
-cfg=$DEV_TMP/run.properties
-write_config "$cfg" e2e-basic
-run_userpipe "$DEV_TMP/run.log" -c "$cfg" --from-beginning --exit-at-end ||
+sample_stack e2e-basic
+run_userpipe "$DEV_TMP/run.log" -c "$CFG" --from-beginning --exit-at-end ||
     { cat "$DEV_TMP/run.log" >&2; fail "userpipe run exited $?"; }
-
-check_delivery "$rec" || { tail -20 "$DEV_TMP/run.log" >&2; fail "delivery differs"; }
-
-committed=$(group_committed_total e2e-basic users)
-[ "$committed" -eq "$total" ] || fail "committed offsets sum to $committed, want $total"
-grep -q "$APP_ID" "$DEV_TMP/run.log" && fail "the application id appears in the log"
 # issue 11: the requests name the build, userpipe/<the version of --version>
-version=$("$USERPIPE" --version | sed -n 's/^userpipe \([^ ]*\) (librdkafka .*)$/\1/p')
-[ -n "$version" ] || fail "userpipe --version printed no version"
-agent=$(curl -s "$MOESIF_URL/_dev/stats" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["user_agent"])')
-[ "$agent" = "userpipe/$version" ] || fail "User-Agent '$agent', want 'userpipe/$version'"
+check_sample_run e2e-basic "$DEV_TMP/run.log"
 grep -q 'msg="stopped"' "$DEV_TMP/run.log" || fail "no closing summary line"
-echo "ok: $total events, committed $committed"
+echo "ok: $TOTAL events, committed $COMMITTED"

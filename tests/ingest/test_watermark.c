@@ -49,6 +49,7 @@ static struct ingest_held *held_new(int64_t offset)
     h->timestamp_ms = -1;
     h->key_len = SIZE_MAX;
     h->len = (size_t)len;
+    h->hdr_len = 0;
     memcpy(h->bytes, v, (size_t)len);
     return h;
 }

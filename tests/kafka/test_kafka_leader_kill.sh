@@ -36,7 +36,7 @@ DEV_TOPICS=" " MOESIF_DEV_ARGS="--record $rec --latency-ms 30" dev_start
 VICTIM=$(kadmin coordinator "$GROUP") || fail "no coordinator for $GROUP"
 # (the dead-letter records stamped by the broker: the first one after the
 # kill says when the producer recovered, to the millisecond)
-kadmin create "$VICTIM" users:3 users.dlq:1:message.timestamp.type=LogAppendTime userpipe-schema:1 || fail "cannot create the topics"
+kadmin create "$VICTIM" users:3 users.dlq:1:message.timestamp.type=LogAppendTime userpipe-schema:1:retention.ms=-1,retention.bytes=-1 || fail "cannot create the topics"
 wait_for "broker $VICTIM to lead every partition" 30 led_by "$VICTIM" $TOPICS
 fault_run "$GROUP"
 com0=$(group_committed_total $GROUP users)

@@ -30,7 +30,7 @@ rec=$(mktemp)
 dev_at_exit rm -f "$rec"
 fault_input "$N" 17
 DEV_TOPICS=" " MOESIF_DEV_ARGS="--record $rec --latency-ms 30" dev_start
-kadmin create 1 users:3 users.dlq:1:message.timestamp.type=LogAppendTime userpipe-schema:1 ||
+kadmin create 1 users:3 users.dlq:1:message.timestamp.type=LogAppendTime userpipe-schema:1:retention.ms=-1,retention.bytes=-1 ||
     fail "cannot create the topics"
 fault_run "$GROUP"
 rss0=$(rss_kb "$pid")

@@ -537,6 +537,32 @@ static void test_schema_load_file__not_json(void **state)
     expect_usage_error("emptyfile.json", "", (size_t)-1, NULL);
     expect_usage_error("trailing.json", "{} {}", (size_t)-1, NULL);
     expect_usage_error("nul.json", "{\"a\":\"string\"}\0", 15, NULL);
+    /* issue 20: a key holding U+0000 would seed its prefix */
+    expect_usage_error("nulkey.json", "{\"a\\u0000b\":\"number\"}", (size_t)-1,
+                       "U+0000");
+}
+
+/* An escaped backslash before u0000 is no NUL: the key is a\u0000b. */
+static void test_schema_load_file__escaped_backslash_is_no_nul(void **state)
+{
+    struct schema *sch = schema_new();
+    char path[] = "/tmp/userpipe-test-schema-XXXXXX";
+    char errstr[256];
+    int fd = mkstemp(path);
+    static const char text[] = "{\"a\\\\u0000b\":\"number\"}";
+
+    (void)state;
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, sizeof(text) - 1), sizeof(text) - 1);
+    close(fd);
+    assert_int_equal(schema_load_file(sch, path, errstr, sizeof(errstr)),
+                     CORE_OK);
+    assert_int_equal(schema_count(sch), 1);
+    assert_int_equal(
+        schema_get(sch, "a\\u0000b", 8, core_hash64("a\\u0000b", 8)),
+        SCHEMA_TYPE_NUMBER);
+    unlink(path);
+    schema_destroy(sch);
 }
 
 static void test_schema_load_file__not_an_object(void **state)
@@ -639,6 +665,7 @@ int main(void)
         cmocka_unit_test(test_schema_load_file__empty_object),
         cmocka_unit_test(test_schema_load_file__same_type_twice_ok),
         cmocka_unit_test(test_schema_load_file__not_json),
+        cmocka_unit_test(test_schema_load_file__escaped_backslash_is_no_nul),
         cmocka_unit_test(test_schema_load_file__not_an_object),
         cmocka_unit_test(test_schema_load_file__bad_type_name),
         cmocka_unit_test(test_schema_load_file__conflicting_duplicate),

@@ -2,7 +2,10 @@
  * test_policy.c: tests of sink/policy.c, the table from HTTP status or
  * transport error to DONE, RETRY, SPLIT, BISECT or STOP, status by status
  * (every code of DESIGN.md section 4, and the ones it is silent on), and
- * the backoff beside it: bounds, jitter range, Retry-After.
+ * the backoff beside it: bounds, jitter range, Retry-After.  And
+ * sink_http_classify, libcurl's result as the transport error the table
+ * reads: TLS failures stop, a connection broken mid-handshake retries
+ * (issue 20 item 5).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,6 +15,7 @@
 
 #include "../../sink/sink_int.h"
 
+#include <curl/curl.h>
 #include <limits.h>
 #include <string.h>
 
@@ -328,6 +332,98 @@ static void test_sink_backoff_ms__retry_after_capped_at_an_hour(void **state)
                      SINK_RETRY_AFTER_MAX_MS);
 }
 
+/* A certificate or TLS handshake failure stops (exit 3) with a sentence
+ * naming moesif.ca_file; a reset mid-handshake is retried (issue 20
+ * item 5: it was retried for ever). */
+static void test_sink_http_classify__tls_failures_stop(void **state)
+{
+    static const struct {
+        int code;
+        const char *errbuf;
+        enum sink_tp_error want;
+    } cases[] = {
+        {CURLE_PEER_FAILED_VERIFICATION,
+         "SSL certificate problem: unable to get local issuer certificate",
+         SINK_TP_TLS_VERIFY},
+        {CURLE_PEER_FAILED_VERIFICATION,
+         "SSL: no alternative certificate subject name matches target host "
+         "name 'h'",
+         SINK_TP_TLS_VERIFY},
+        {CURLE_SSL_CACERT_BADFILE, "error setting certificate file: /x",
+         SINK_TP_TLS_LOCAL},
+        {CURLE_SSL_CERTPROBLEM, "could not load PEM client certificate",
+         SINK_TP_TLS_LOCAL},
+        {CURLE_SSL_CONNECT_ERROR,
+         "OpenSSL/3.0.22: error:0A000410:SSL routines::sslv3 alert handshake "
+         "failure",
+         SINK_TP_TLS_PEER},
+        {CURLE_SSL_CONNECT_ERROR,
+         "error:0A00010B:SSL routines::wrong version number", SINK_TP_TLS_PEER},
+        {CURLE_RECV_ERROR,
+         "OpenSSL SSL_read: OpenSSL/3.0.22: error:0A00045C:SSL "
+         "routines::tlsv13 alert certificate required, errno 0",
+         SINK_TP_TLS_PEER},
+        {CURLE_RECV_ERROR,
+         "OpenSSL SSL_read: error:0A000418:SSL routines::tlsv1 alert unknown "
+         "ca, errno 0",
+         SINK_TP_TLS_PEER},
+        /* the connection's failures, not the handshake's: retried */
+        {CURLE_SSL_CONNECT_ERROR,
+         "OpenSSL SSL_connect: SSL_ERROR_SYSCALL in connection to h:443",
+         SINK_TP_CONNECT},
+        {CURLE_SSL_CONNECT_ERROR,
+         "OpenSSL SSL_connect: Connection reset by peer in connection to "
+         "h:443",
+         SINK_TP_CONNECT},
+        {CURLE_SSL_CONNECT_ERROR, "", SINK_TP_CONNECT},
+        {CURLE_RECV_ERROR, "Recv failure: Connection reset by peer",
+         SINK_TP_CONNECT},
+        {CURLE_RECV_ERROR,
+         "OpenSSL SSL_read: error:0A000438:SSL routines::tlsv1 alert internal "
+         "error",
+         SINK_TP_CONNECT},
+        {CURLE_COULDNT_CONNECT, "Failed to connect", SINK_TP_CONNECT},
+        {CURLE_COULDNT_RESOLVE_PROXY, "Could not resolve proxy: p",
+         SINK_TP_CONNECT},
+        {CURLE_OPERATION_TIMEDOUT, "", SINK_TP_TIMEOUT},
+        {CURLE_URL_MALFORMAT, "", SINK_TP_FATAL},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum sink_tp_error got =
+            sink_http_classify(cases[i].code, cases[i].errbuf);
+        if (got != cases[i].want) {
+            fail_msg("curl %d '%s': %d, want %d", cases[i].code,
+                     cases[i].errbuf, (int)got, (int)cases[i].want);
+        }
+    }
+    assert_int_equal(sink_http_classify(CURLE_SSL_CONNECT_ERROR, NULL),
+                     SINK_TP_CONNECT);
+    /* each TLS error stops and names the CA key; the proxy's refusals
+     * stop and name moesif.proxy */
+    assert_int_equal(sink_policy_lookup(SINK_TP_TLS_VERIFY, 0)->action,
+                     SINK_STOP);
+    assert_non_null(strstr(sink_policy_lookup(SINK_TP_TLS_VERIFY, 0)->fix,
+                           "moesif.ca_file"));
+    assert_int_equal(sink_policy_lookup(SINK_TP_TLS_LOCAL, 0)->action,
+                     SINK_STOP);
+    assert_non_null(strstr(sink_policy_lookup(SINK_TP_TLS_LOCAL, 0)->fix,
+                           "moesif.ca_file"));
+    assert_int_equal(sink_policy_lookup(SINK_TP_TLS_PEER, 0)->action,
+                     SINK_STOP);
+    assert_non_null(strstr(sink_policy_lookup(SINK_TP_TLS_PEER, 0)->fix,
+                           "moesif.client_cert"));
+    assert_non_null(
+        strstr(sink_policy_lookup(SINK_TP_TLS_PEER, 0)->fix, "moesif.ca_file"));
+    assert_int_equal(sink_policy_lookup(SINK_TP_PROXY_AUTH, 0)->action,
+                     SINK_STOP);
+    assert_non_null(
+        strstr(sink_policy_lookup(SINK_TP_PROXY_AUTH, 0)->fix, "moesif.proxy"));
+    assert_int_equal(sink_policy_lookup(SINK_TP_PROXY_DENIED, 0)->action,
+                     SINK_STOP);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -363,6 +459,7 @@ int main(void)
         cmocka_unit_test(test_sink_backoff_ms__full_jitter_spans_zero_to_cap),
         cmocka_unit_test(test_sink_backoff_ms__retry_after_is_a_floor),
         cmocka_unit_test(test_sink_backoff_ms__retry_after_capped_at_an_hour),
+        cmocka_unit_test(test_sink_http_classify__tls_failures_stop),
     };
     return cmocka_run_group_tests_name("sink_policy", tests, NULL, NULL);
 }

@@ -951,6 +951,71 @@ static void test_sink_poll__400_on_a_batch_of_only_bad_events(void **state)
     bisect_case(400, 1, bad, 10);
 }
 
+/* ---- the reject breaker (issue 20) --------------------------------------- */
+
+/* Every event bad: batches of 4 events each bisected down to single
+ * refusals.  With sink.reject_all_batches=3 the sink stops at the third
+ * complete family, refused (exit 3 for run), with the status and body in
+ * its sentence; only the first two batches' events were reported refused,
+ * none accepted, and nothing is settled after. */
+static void test_sink_poll__reject_all_batches_stops(void **state)
+{
+    struct env *e = env_new();
+    struct bisect_ctx bc = {400};
+
+    (void)state;
+    e->f.respond = respond_bad;
+    e->f.ctx = &bc;
+    e->cfg.batch_max_events = 4;
+    env_open(e);
+    for (unsigned i = 0; i < 40; i++) {
+        add_event(e->snk, i, 0, 20, 1, i);
+    }
+    sink_flush(e->snk);
+    assert_int_equal(run(e->snk, 10000), CORE_ERR_STOP);
+    assert_true(sink_refused(e->snk));
+    assert_int_equal(e->r.n_refused, 8);
+    assert_int_equal(e->r.n_done, 0);
+    for (size_t j = 0; j < e->r.n_refused; j++) {
+        assert_true(e->r.refused[j].ticket < 8);
+    }
+    assert_non_null(strstr(sink_error(e->snk), "3 batches in a row"));
+    assert_non_null(strstr(sink_error(e->snk), "HTTP 400"));
+    assert_non_null(
+        strstr(sink_error(e->snk), "metadata.age must be a number"));
+    assert_non_null(strstr(sink_error(e->snk), "sink.reject_all_batches"));
+    env_free(e);
+}
+
+/* An accepted event between resets the streak: batches alternate all bad
+ * and all good, every bad event is refused and the sink never stops; with
+ * the breaker off (0), or batches of one event (which say nothing of the
+ * request), an all-bad stream is refused event by event. */
+static void
+test_sink_poll__reject_streak_reset_by_an_accepted_batch(void **state)
+{
+    struct bisect_ctx bc = {422};
+
+    (void)state;
+    for (int off = 0; off < 3; off++) {
+        struct env *e = env_new();
+        e->f.respond = respond_bad;
+        e->f.ctx = &bc;
+        e->cfg.batch_max_events = off == 2 ? 1 : 4;
+        e->cfg.reject_all_batches = off == 1 ? 0 : 2;
+        env_open(e);
+        for (unsigned i = 0; i < 40; i++) {
+            add_event(e->snk, i, 0, 20, off || (i / 4) % 2 == 0, i);
+        }
+        sink_flush(e->snk);
+        assert_int_equal(run(e->snk, 10000), CORE_OK);
+        assert_false(sink_refused(e->snk));
+        assert_int_equal(e->r.n_refused, off ? 40 : 20);
+        assert_int_equal(e->r.n_done, off ? 0 : 20);
+        env_free(e);
+    }
+}
+
 /* ---- retries ------------------------------------------------------------ */
 
 static void test_sink_poll__retries_500_429_and_transport_errors(void **state)
@@ -1463,6 +1528,9 @@ int main(void)
             test_sink_poll__400_bisection_isolates_exactly_the_bad_events),
         cmocka_unit_test(test_sink_poll__422_bisection_over_lanes),
         cmocka_unit_test(test_sink_poll__400_on_a_batch_of_only_bad_events),
+        cmocka_unit_test(test_sink_poll__reject_all_batches_stops),
+        cmocka_unit_test(
+            test_sink_poll__reject_streak_reset_by_an_accepted_batch),
         cmocka_unit_test(test_sink_poll__retries_500_429_and_transport_errors),
         cmocka_unit_test(test_sink_poll__a_start_that_fails_is_retried),
         cmocka_unit_test(

@@ -26,7 +26,8 @@
  * of the event is caught; every accepted output must parse again as JSON.
  *
  * The C tests below cover what cases cannot: transform_new's range checks,
- * transform_new_keys, transform_user_id, empty input, a NUL byte, and
+ * transform_new_keys, transform_user_id, empty input and tombstones after
+ * every kind of event, a NUL byte, NUL keys, the schema's cap, and
  * events too large or too deep for a file.
  */
 #include <setjmp.h>
@@ -201,6 +202,8 @@ static void parse_opts(const struct tcase *c, const char *s, struct copts *o)
             o->cfg.max_depth = (unsigned)strtoul(v, NULL, 10);
         } else if (strcmp(tok, "max_event_bytes") == 0) {
             o->cfg.max_event_bytes = (size_t)strtoull(v, NULL, 10);
+        } else if (strcmp(tok, "max_schema_keys") == 0) {
+            o->cfg.max_schema_keys = (size_t)strtoull(v, NULL, 10);
         } else if (strcmp(tok, "lines") == 0) {
             o->lines = atoi(v);
         } else if (strcmp(tok, "expect_new_keys") == 0) {
@@ -759,8 +762,69 @@ static void expect_reject(struct transform *tf, const char *ev, size_t len,
     }
 }
 
-static void test_transform_event__empty_input_is_invalid_json(void **state)
+/* Issue 20: an empty message, a tombstone and a message of whitespace get
+ * one code each whatever came before: the parser's handle is reused, and
+ * after a valid event an empty input parsed as nothing (missing_user_id),
+ * after a broken one as a premature end (invalid_json). */
+static void test_transform_event__empty_and_tombstone_whatever_before(
+    void **state)
 {
+    static const char *const before[] = {
+        NULL, /* a fresh transform */
+        "{\"user_id\":\"u\"}",
+        "{\"user_id\":",
+        "{}",
+        "[1]",
+        "{\"user_id\":\"u\",\"metadata\":{\"a\":{\"b\":[1,2]}}}",
+    };
+    struct transform_config cfg;
+    struct schema *sch = schema_new();
+
+    (void)state;
+    transform_config_init(&cfg);
+    for (size_t i = 0; i < sizeof(before) / sizeof(before[0]); i++) {
+        for (int kind = 0; kind < 3; kind++) {
+            struct transform *tf = new_tf(&cfg, sch);
+            const char *out;
+            size_t out_len;
+            struct core_reject rej;
+
+            if (before[i] != NULL) {
+                (void)!transform_event(tf, before[i], strlen(before[i]), &out,
+                                       &out_len, &rej);
+            }
+            switch (kind) {
+            case 0:
+                expect_reject(tf, "", 0, CORE_REJECT_EMPTY_MESSAGE, "");
+                break;
+            case 1:
+                assert_int_equal(transform_event(tf, NULL, 0, &out, &out_len,
+                                                 &rej),
+                                 CORE_ERR_REJECT);
+                assert_int_equal(rej.code, CORE_REJECT_TOMBSTONE);
+                assert_string_equal(rej.path, "");
+                break;
+            default:
+                expect_reject(tf, " \n\t ", 4, CORE_REJECT_INVALID_JSON, "");
+                break;
+            }
+            /* and the transform goes on judging events */
+            expect_reject(tf, "{}", 2, CORE_REJECT_MISSING_USER_ID, "");
+            expect_reject(tf, "", 0, CORE_REJECT_EMPTY_MESSAGE, "");
+            expect_event(tf, "{\"user_id\":\"v\"}", CORE_OK, 0);
+            transform_destroy(tf);
+        }
+    }
+    schema_destroy(sch);
+}
+
+/* Issue 20: a NUL in a metadata key passed and its claim, applied with
+ * strlen, gave the type to another key; now every key holding one is
+ * invalid_key, and the schema records nothing of the event. */
+static void test_transform_event__nul_key_records_nothing(void **state)
+{
+    static const char ev[] =
+        "{\"user_id\":\"n2\",\"metadata\":{\"z\":1,\"a\\u0000b\":5}}";
     struct transform_config cfg;
     struct schema *sch = schema_new();
     struct transform *tf;
@@ -768,8 +832,48 @@ static void test_transform_event__empty_input_is_invalid_json(void **state)
     (void)state;
     transform_config_init(&cfg);
     tf = new_tf(&cfg, sch);
-    expect_reject(tf, "", 0, CORE_REJECT_INVALID_JSON, "");
-    expect_reject(tf, "   ", 3, CORE_REJECT_INVALID_JSON, "");
+    expect_reject(tf, ev, sizeof(ev) - 1, CORE_REJECT_INVALID_KEY,
+                  "metadata.a\\u0000b");
+    assert_int_equal(schema_count(sch), 0);
+    assert_int_equal(transform_new_keys(tf), 0);
+    cfg.defer_new_keys = 1;
+    transform_destroy(tf);
+    tf = new_tf(&cfg, sch);
+    expect_reject(tf, ev, sizeof(ev) - 1, CORE_REJECT_INVALID_KEY,
+                  "metadata.a\\u0000b");
+    assert_int_equal(transform_new_keys(tf), 0);
+    transform_destroy(tf);
+    schema_destroy(sch);
+}
+
+/* schema.max_keys: the schema never grows past it, whatever the events. */
+static void test_transform_event__schema_full_bounds_the_schema(void **state)
+{
+    struct transform_config cfg;
+    struct schema *sch = schema_new();
+    struct transform *tf;
+    char ev[128];
+
+    (void)state;
+    transform_config_init(&cfg);
+    cfg.max_schema_keys = 50;
+    tf = new_tf(&cfg, sch);
+    for (int i = 0; i < 200; i++) {
+        snprintf(ev, sizeof(ev),
+                 "{\"user_id\":\"u\",\"metadata\":{\"id%d\":1,\"k\":2}}",
+                 i);
+        if (i < 49) {
+            expect_event(tf, ev, CORE_OK, i == 0 ? 2 : 1);
+        } else {
+            char path[32];
+            snprintf(path, sizeof(path), "metadata.id%d", i);
+            expect_reject(tf, ev, strlen(ev), CORE_REJECT_SCHEMA_FULL, path);
+        }
+    }
+    assert_int_equal(schema_count(sch), 50);
+    /* known keys are still fine */
+    expect_event(tf, "{\"user_id\":\"u\",\"metadata\":{\"id3\":7}}", CORE_OK,
+                 0);
     transform_destroy(tf);
     schema_destroy(sch);
 }
@@ -1000,7 +1104,10 @@ int main(void)
         cmocka_unit_test(test_transform_user_id__unescaped),
         cmocka_unit_test(test_transform_user_id__points_into_buffer_or_tf),
         cmocka_unit_test(test_transform_user_id__follows_each_event),
-        cmocka_unit_test(test_transform_event__empty_input_is_invalid_json),
+        cmocka_unit_test(
+            test_transform_event__empty_and_tombstone_whatever_before),
+        cmocka_unit_test(test_transform_event__nul_key_records_nothing),
+        cmocka_unit_test(test_transform_event__schema_full_bounds_the_schema),
         cmocka_unit_test(test_transform_event__nul_byte_is_invalid_json),
         cmocka_unit_test(test_transform_event__reads_only_len_bytes),
         cmocka_unit_test(test_transform_event__many_keys_in_one_object),
