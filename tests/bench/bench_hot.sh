@@ -34,6 +34,7 @@
 #
 # Env: BUILD, USERPIPE, BENCH_OLD_USERPIPE, BENCH_HOT_EVENTS,
 # BENCH_HOT_NEW_EVENTS, BENCH_HOT_PARTITIONS, BENCH_HOT_KAFKA, BENCH_FAULT_SECONDS,
+# BENCH_HOT_CONFIG (key=value ... added to every run's configuration),
 # BENCH_SEED (7), BENCH_RUN_TIMEOUT (600 s), BENCH_KEEP=1.
 set -euo pipefail
 
@@ -107,7 +108,8 @@ run() {
     local log=$WORK/run.log tf=$WORK/run.time tpid upid rss rss_max=0 f_state=0 f_t0=0 f_rss=0
     n=$(grep -c . "$WORK/$topic.ndjson")
     valid=$(cat "$WORK/$topic.valid")
-    write_config "$cfg" "$group" "source.topics=$topic"
+    # shellcheck disable=SC2086
+    write_config "$cfg" "$group" "source.topics=$topic" ${BENCH_HOT_CONFIG:-}
     moesif_post "/_dev/faults?fail_429=0&latency_ms=$lat"
     moesif_post "/_dev/reset"
     /usr/bin/time -f '%e %U %S %M' -o "$tf" env MOESIF_APPLICATION_ID="$APP_ID" \
