@@ -34,8 +34,11 @@ struct metrics_snapshot {
     uint64_t accepted; /* events the transform accepted */
     uint64_t rejected_by_code[CORE_REJECT__COUNT]; /* dead-lettered, by code */
     uint64_t batches_sent;                         /* batches Moesif accepted */
-    uint64_t users_sent;   /* user updates Moesif accepted */
-    uint64_t responses[6]; /* [0] transport errors, [1..5] 1xx..5xx */
+    uint64_t users_sent;    /* user updates Moesif accepted */
+    uint64_t merged;        /* updates merged into their user's waiting one */
+    uint64_t kept_apart[4]; /* a waiting one but not merged, by reason:
+                               token, shape, size, other */
+    uint64_t responses[6];  /* [0] transport errors, [1..5] 1xx..5xx */
     uint64_t retries;
     unsigned in_flight;                                /* requests in flight */
     uint64_t latency_bucket[SINK_LATENCY_BUCKETS + 1]; /* not cumulative;

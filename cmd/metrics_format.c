@@ -95,11 +95,11 @@ static void body_label_value(struct body *b, const char *s, size_t len)
 /* ---- /metrics ---------------------------------------------------------- */
 
 /*
- * The largest body without per-partition lines: 16 families of HELP and
- * TYPE lines (under 130 bytes each), 10 reject series, 6 response series
- * and 14 histogram lines (under 90 bytes each, values of up to 20 digits).
- * That is under 5 KiB; tests/cmd/test_metrics_format.c checks it with every
- * field at its maximum.
+ * The largest body without per-partition lines: 18 families of HELP and
+ * TYPE lines (under 130 bytes each), 10 reject series, 6 response series,
+ * 4 kept-apart series and 14 histogram lines (under 90 bytes each, values
+ * of up to 20 digits).  That is under 6 KiB; tests/cmd/test_metrics_format.c
+ * checks it with every field at its maximum.
  */
 #define BODY_FIXED_MAX 8192
 /* One consumer_lag line: the fixed text, a topic that is all escapes, an
@@ -213,6 +213,20 @@ static void format_metrics(struct body *b, const struct metrics_snapshot *snap)
                snap->batches_sent);
     family_u64(b, "users_sent_total", "counter",
                "User updates Moesif accepted.", snap->users_sent);
+    family_u64(b, "updates_merged_total", "counter",
+               "User updates merged into the same user's update waiting "
+               "unsent, one object sent for both.",
+               snap->merged);
+    family(b, "updates_kept_apart_total", "counter",
+           "User updates sent apart although one of the same user waited "
+           "unsent, by reason.");
+    for (int i = 0; i < 4; i++) {
+        static const char *const reasons[4] = {"token", "shape", "size",
+                                               "other"};
+        body_printf(
+            b, "userpipe_updates_kept_apart_total{reason=\"%s\"} %" PRIu64 "\n",
+            reasons[i], snap->kept_apart[i]);
+    }
     family(b, "http_responses_total", "counter",
            "Moesif responses by status class; transport_error when no "
            "answer came.");

@@ -47,6 +47,11 @@ static void publish(struct run *r)
            sizeof(m->rejected_by_code));
     m->batches_sent = ss.batches_ok;
     m->users_sent = ss.events_ok;
+    m->merged = ss.merged;
+    m->kept_apart[0] = ss.apart_token;
+    m->kept_apart[1] = ss.apart_shape;
+    m->kept_apart[2] = ss.apart_size;
+    m->kept_apart[3] = ss.apart_other;
     memcpy(m->responses, ss.status, sizeof(m->responses));
     m->retries = ss.retries;
     m->in_flight = ss.in_flight;
@@ -190,39 +195,44 @@ void run_report_summary(struct run *r, int64_t started_ms)
                      (unsigned long long)r->rejects_by_code[i]);
         }
     }
-    core_log(
-        CORE_LOG_INFO, "run",
-        "msg=\"stopped\" seconds=%.1f accepted=%llu rejected=%llu "
-        "sent=%llu batches=%llu requests=%llu retries=%llu "
-        "rejects_by_code=\"%s\" dlq_truncated=%llu schema_keys=%zu "
-        "claims_made=%llu "
-        "claim_waits=%llu claim_wait_ms_avg=%.1f claim_wait_ms_max=%llu "
-        "batch_events_avg=%.1f batch_events_p10=%zu "
-        "sealed_full=%llu sealed_linger=%llu sealed_chain=%llu "
-        "sealed_flush=%llu backlog_batches=%llu "
-        "backlog_batch_events_avg=%.1f backlog_batch_events_p10=%zu "
-        "claims_again=%llu tombstones_skipped=%llu",
-        secs, (unsigned long long)r->accepted,
-        (unsigned long long)(r->rejected + r->refused),
-        (unsigned long long)ss.events_ok, (unsigned long long)ss.batches_ok,
-        (unsigned long long)ss.requests, (unsigned long long)ss.retries, codes,
-        (unsigned long long)sink_dlq_truncated(r->dlq), schema_count(r->sch),
-        (unsigned long long)cs.made, (unsigned long long)r->waits,
-        r->waits ? (double)r->wait_ms_total / (double)r->waits : 0.0,
-        (unsigned long long)r->wait_ms_max,
-        sealed ? (double)ss.sealed_events / (double)sealed : 0.0,
-        sink_batch_events_quantile(r->snk, 0.1, 0),
-        (unsigned long long)ss.sealed_full,
-        (unsigned long long)ss.sealed_linger,
-        (unsigned long long)ss.sealed_chain,
-        (unsigned long long)ss.sealed_flush,
-        (unsigned long long)ss.backlog_batches,
-        ss.backlog_batches
-            ? (double)ss.backlog_events / (double)ss.backlog_batches
-            : 0.0,
-        sink_batch_events_quantile(r->snk, 0.1, 1),
-        (unsigned long long)r->reclaims,
-        (unsigned long long)r->tombstones_skipped);
+    core_log(CORE_LOG_INFO, "run",
+             "msg=\"stopped\" seconds=%.1f accepted=%llu rejected=%llu "
+             "sent=%llu objects=%llu merged=%llu kept_apart=%llu "
+             "batches=%llu requests=%llu retries=%llu "
+             "rejects_by_code=\"%s\" dlq_truncated=%llu schema_keys=%zu "
+             "claims_made=%llu "
+             "claim_waits=%llu claim_wait_ms_avg=%.1f claim_wait_ms_max=%llu "
+             "batch_events_avg=%.1f batch_events_p10=%zu "
+             "sealed_full=%llu sealed_linger=%llu sealed_chain=%llu "
+             "sealed_flush=%llu backlog_batches=%llu "
+             "backlog_batch_events_avg=%.1f backlog_batch_events_p10=%zu "
+             "claims_again=%llu tombstones_skipped=%llu",
+             secs, (unsigned long long)r->accepted,
+             (unsigned long long)(r->rejected + r->refused),
+             (unsigned long long)ss.events_ok,
+             (unsigned long long)ss.objects_ok, (unsigned long long)ss.merged,
+             (unsigned long long)(ss.apart_token + ss.apart_shape +
+                                  ss.apart_size + ss.apart_other),
+             (unsigned long long)ss.batches_ok, (unsigned long long)ss.requests,
+             (unsigned long long)ss.retries, codes,
+             (unsigned long long)sink_dlq_truncated(r->dlq),
+             schema_count(r->sch), (unsigned long long)cs.made,
+             (unsigned long long)r->waits,
+             r->waits ? (double)r->wait_ms_total / (double)r->waits : 0.0,
+             (unsigned long long)r->wait_ms_max,
+             sealed ? (double)ss.sealed_events / (double)sealed : 0.0,
+             sink_batch_events_quantile(r->snk, 0.1, 0),
+             (unsigned long long)ss.sealed_full,
+             (unsigned long long)ss.sealed_linger,
+             (unsigned long long)ss.sealed_chain,
+             (unsigned long long)ss.sealed_flush,
+             (unsigned long long)ss.backlog_batches,
+             ss.backlog_batches
+                 ? (double)ss.backlog_events / (double)ss.backlog_batches
+                 : 0.0,
+             sink_batch_events_quantile(r->snk, 0.1, 1),
+             (unsigned long long)r->reclaims,
+             (unsigned long long)r->tombstones_skipped);
 }
 
 /* The closing line on a terminal (--exit-at-end): the progress line's last

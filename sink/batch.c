@@ -88,11 +88,22 @@ void sink_batcher_init(struct sink_batcher *bat, unsigned n_lanes,
     bat->backlog_hist = core_calloc(bat->size_hist_n, sizeof(uint64_t));
 }
 
+/* Frees the merged tickets of the events b holds (their objects are
+ * settled or abandoned). */
+static void events_free_more(struct sink_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->evs[i].more);
+    }
+    b->n = 0;
+}
+
 static void batch_free(struct sink_batch *batch)
 {
     if (batch == NULL) {
         return;
     }
+    events_free_more(batch);
     free(batch->buf);
     free(batch->evs);
     free(batch);
@@ -125,6 +136,7 @@ void sink_batcher_release(struct sink_batcher *bat)
         }
     }
     batch_list_free(bat->pool);
+    sink_merger_release(&bat->mg);
     free(bat->lanes);
     free(bat->size_hist);
     free(bat->backlog_hist);
@@ -166,12 +178,14 @@ static struct sink_batch *batch_get(struct sink_batcher *bat)
     batch->seq = 0;
     batch->sealed = 0;
     batch->held = 0;
+    batch->no_merge = 0;
     batch->family = 0;
     return batch;
 }
 
 void sink_batch_recycle(struct sink_batcher *bat, struct sink_batch *batch)
 {
+    events_free_more(batch);
     /* buffers up to max_bytes are kept (the pool holds at most n_lanes of
      * them); oversized ones (an event beyond max_bytes) are freed */
     if (bat->pool_n < bat->n_lanes && batch->cap <= bat->max_bytes + 2 &&
@@ -244,7 +258,14 @@ static int held(const struct sink_lane *lane, uint64_t hash)
     return lane->held_n > 0 && set_has(lane->held, lane->held_mask, hash);
 }
 
-/* ---- the user map: hash -> seq of the open batch with its latest ----- */
+/* ---- the user map: hash -> where its latest unsent update waits ------
+ *
+ * An entry names a batch of the chain, of the FIFO (entries survive
+ * sealing: a sealed batch is unsent until sink_lane_pop), or the held
+ * queue; sink_lane_pop removes the entries of the batch it hands out, and
+ * every move that renumbers events (holding, dropping) rebuilds the map.
+ * One probe of it is all an event of a user with nothing waiting costs.
+ */
 
 static struct sink_user_slot *user_find(const struct sink_lane *lane,
                                         uint64_t hash)
@@ -279,7 +300,8 @@ static void user_grow(struct sink_lane *lane)
     free(old);
 }
 
-static void user_set(struct sink_lane *lane, uint64_t hash, uint64_t seq)
+static void user_set(struct sink_lane *lane, uint64_t hash,
+                     struct sink_batch *batch, size_t idx)
 {
     size_t i;
 
@@ -289,24 +311,27 @@ static void user_set(struct sink_lane *lane, uint64_t hash, uint64_t seq)
     i = hash & lane->users_mask;
     while (lane->users[i].hash != 0) {
         if (lane->users[i].hash == hash) {
-            lane->users[i].seq = seq;
+            lane->users[i].batch = batch;
+            lane->users[i].idx = idx;
             return;
         }
         i = (i + 1) & lane->users_mask;
     }
     lane->users[i].hash = hash;
-    lane->users[i].seq = seq;
+    lane->users[i].batch = batch;
+    lane->users[i].idx = idx;
     lane->users_n++;
 }
 
-/* Removes the user's entry if it names batch `seq`: the batch leaves the
- * chain.  Backward-shift deletion keeps every probe run unbroken. */
-static void user_drop(struct sink_lane *lane, uint64_t hash, uint64_t seq)
+/* Removes the user's entry if it names batch: the batch is sent or
+ * leaves.  Backward-shift deletion keeps every probe run unbroken. */
+static void user_drop(struct sink_lane *lane, uint64_t hash,
+                      const struct sink_batch *batch)
 {
     struct sink_user_slot *s = user_find(lane, hash);
     size_t mask = lane->users_mask, i, j;
 
-    if (s == NULL || s->seq != seq) {
+    if (s == NULL || s->batch != batch) {
         return; /* a later batch holds its latest */
     }
     i = (size_t)(s - lane->users);
@@ -328,17 +353,30 @@ static void user_drop(struct sink_lane *lane, uint64_t hash, uint64_t seq)
     lane->users_n--;
 }
 
-/* Rebuilds the map from the chain, after events left it (held users). */
+static void users_add(struct sink_lane *lane, struct sink_batch *b)
+{
+    if (b == NULL || b->no_merge) {
+        return;
+    }
+    for (size_t k = 0; k < b->n; k++) {
+        user_set(lane, b->evs[k].hash, b, k);
+    }
+}
+
+/* Rebuilds the map after events moved (held users, dropped events): the
+ * FIFO, the chain, the held queue, oldest first, so the last entry set is
+ * each user's latest.  Split halves are left out (no_merge). */
 static void users_rebuild(struct sink_lane *lane)
 {
     memset(lane->users, 0, (lane->users_mask + 1) * sizeof(*lane->users));
     lane->users_n = 0;
-    for (unsigned j = 0; j < lane->n_open; j++) {
-        const struct sink_batch *b = lane->chain[j];
-        for (size_t k = 0; k < b->n; k++) {
-            user_set(lane, b->evs[k].hash, b->seq);
-        }
+    for (struct sink_batch *b = lane->head; b != NULL; b = b->next) {
+        users_add(lane, b);
     }
+    for (unsigned j = 0; j < lane->n_open; j++) {
+        users_add(lane, lane->chain[j]);
+    }
+    users_add(lane, lane->heldq);
 }
 
 /* ---- the chain ----------------------------------------------------------- */
@@ -369,9 +407,8 @@ void sink_lane_seal(struct sink_batcher *bat, struct sink_lane *lane,
             lane->n_open * sizeof(lane->chain[0]));
     lane->chain[lane->n_open] = NULL;
     lane->chain_bytes -= batch->event_bytes;
-    for (size_t k = 0; k < batch->n; k++) {
-        user_drop(lane, batch->evs[k].hash, batch->seq);
-    }
+    /* its users' entries stay: a sealed batch absorbs updates until it is
+     * sent (sink_lane_pop) */
     count_sealed(bat, batch, why);
     batch_seal(batch);
     if (lane->tail != NULL) {
@@ -413,6 +450,7 @@ static void heldq_push(struct sink_batcher *bat, struct sink_lane *lane,
     ev->off = q->len;
     q->len += from->len;
     q->event_bytes += from->len;
+    user_set(lane, ev->hash, q, q->n - 1);
 }
 
 /* Whether batch b takes an event of len bytes: the event needs a ',' and
@@ -429,10 +467,11 @@ static int is_full(const struct sink_batcher *bat, const struct sink_batch *b)
     return b->n == bat->max_events || b->len + 1 >= bat->max_bytes;
 }
 
-/* Appends an event to batch b of the lane's chain. */
-static void batch_append(struct sink_lane *lane, struct sink_batch *batch,
-                         uint64_t hash, const char *json, size_t len,
-                         uint64_t ticket)
+/* Appends an event to batch b of the lane's chain; returns it. */
+static struct sink_event *batch_append(struct sink_lane *lane,
+                                       struct sink_batch *batch, uint64_t hash,
+                                       const char *json, size_t len,
+                                       uint64_t ticket)
 {
     struct sink_event *ev;
 
@@ -448,28 +487,39 @@ static void batch_append(struct sink_lane *lane, struct sink_batch *batch,
     ev->hash = hash;
     ev->off = batch->len;
     ev->len = len;
+    ev->first_len = len;
+    ev->raw_bytes = len;
+    ev->more = NULL;
+    ev->n_more = ev->cap_more = 0;
     batch->len += len;
     batch->event_bytes += len;
     lane->chain_bytes += len;
-    user_set(lane, hash, batch->seq);
+    user_set(lane, hash, batch, batch->n - 1);
+    return ev;
 }
 
-/* Places an event in the lane's chain (see sink_batcher_add). */
-static void lane_place(struct sink_batcher *bat, struct sink_lane *lane,
-                       uint64_t hash, const char *json, size_t len,
-                       uint64_t ticket, uint64_t now_ms)
+/* Places an event in the lane's chain (see sink_batcher_add); latest is
+ * the batch holding its user's latest update, NULL when none.  Returns
+ * the event placed (valid until the batch changes). */
+static struct sink_event *
+lane_place(struct sink_batcher *bat, struct sink_lane *lane,
+           const struct sink_batch *latest, uint64_t hash, const char *json,
+           size_t len, uint64_t ticket, uint64_t now_ms)
 {
-    const struct sink_user_slot *u;
     uint64_t after;
     struct sink_batch *batch = NULL;
+    struct sink_event *ev;
 
     /* the chain's bytes within bounds, this event included */
     while (lane->n_open > 0 && lane->chain_bytes + len > bat->chain_max_bytes) {
         sink_lane_seal(bat, lane, SINK_SEAL_CHAIN);
     }
 again:
-    u = user_find(lane, hash);
-    after = u != NULL ? u->seq : 0;
+    /* an update waiting in a sealed batch (or the held queue, which a
+     * released user has left) is before the whole chain */
+    after = latest != NULL && !latest->sealed && latest != lane->heldq
+                ? latest->seq
+                : 0;
     for (unsigned j = 0; j < lane->n_open; j++) {
         struct sink_batch *b = lane->chain[j];
         if (b->seq <= after) {
@@ -497,10 +547,95 @@ again:
         batch->seq = lane->next_seq++;
         lane->chain[lane->n_open++] = batch;
     }
-    batch_append(lane, batch, hash, json, len, ticket);
+    ev = batch_append(lane, batch, hash, json, len, ticket);
     while (lane->n_open > 0 && is_full(bat, lane->chain[0])) {
         sink_lane_seal(bat, lane, SINK_SEAL_FULL);
     }
+    return ev;
+}
+
+/* Replaces the bytes of b->evs[idx] by json[0..len) in a slot of `slot`
+ * bytes (>= len), the rest spaces, which JSON allows after a value: the
+ * events after it move only when the slot changes, and the body stays one
+ * array. */
+static void batch_replace(struct sink_batch *b, size_t idx, const char *json,
+                          size_t len, size_t slot)
+{
+    struct sink_event *ev = &b->evs[idx];
+    size_t tail = ev->off + ev->len;
+
+    if (slot != ev->len) {
+        batch_reserve(b, b->len - ev->len + slot);
+        memmove(b->buf + ev->off + slot, b->buf + tail, b->len - tail);
+        for (size_t k = idx + 1; k < b->n; k++) {
+            b->evs[k].off = b->evs[k].off + slot - ev->len;
+        }
+        b->len = b->len + slot - ev->len;
+        b->event_bytes = b->event_bytes + slot - ev->len;
+    }
+    memcpy(b->buf + ev->off, json, len);
+    memset(b->buf + ev->off + len, ' ', slot - len);
+    ev->len = slot;
+}
+
+/* Appends an event's ticket to an object it was merged into. */
+static void event_absorb(struct sink_event *ev, uint64_t ticket, size_t len)
+{
+    if (ev->n_more == ev->cap_more) {
+        ev->cap_more = ev->cap_more ? 2 * ev->cap_more : 4;
+        ev->more = core_realloc(ev->more, ev->cap_more * sizeof(*ev->more));
+    }
+    ev->more[ev->n_more].ticket = ticket;
+    ev->more[ev->n_more].len = len;
+    ev->n_more++;
+    ev->raw_bytes += len;
+}
+
+/*
+ * Merges the event into its user's latest update, u's, when merge.c
+ * allows and the result fits u's batch (a held queue is unbounded, but
+ * its objects go into batches later: one must fit batch.max_bytes alone).
+ * Returns whether it did.
+ */
+static int lane_merge(struct sink_batcher *bat, struct sink_lane *lane,
+                      const struct sink_user_slot *u, const char *json,
+                      size_t len, uint64_t ticket)
+{
+    struct sink_batch *b = u->batch;
+    struct sink_event *ev = &b->evs[u->idx];
+    enum sink_merge_result rc;
+    size_t mlen, body, slot;
+
+    rc = sink_merge(&bat->mg, b->buf + ev->off, ev->len, json, len);
+    if (rc != SINK_MERGED) {
+        bat->apart[rc]++;
+        return 0;
+    }
+    mlen = bat->mg.out_len;
+    /* the slot: the old one when the object fits it (a hot user's updates
+     * of the same fields keep its size), else the object and an eighth
+     * more, so the next merges write in place instead of moving the rest
+     * of the batch (up to max_bytes) each time */
+    slot = mlen <= ev->len ? ev->len : mlen + mlen / 8 + 16;
+    /* the body it would make: a chain batch still needs its ']' */
+    body = b == lane->heldq ? slot + 2
+                            : b->len - ev->len + slot + (b->sealed ? 0 : 1);
+    if (slot > mlen && slot > ev->len &&
+        (slot + 2 > bat->max_bytes || (b->n > 1 && body > bat->max_bytes))) {
+        body -= slot - mlen; /* no slack where there is no room */
+        slot = mlen;
+    }
+    if (mlen + 2 > bat->max_bytes || (b->n > 1 && body > bat->max_bytes)) {
+        bat->apart[SINK_APART_SIZE]++;
+        return 0;
+    }
+    if (!b->sealed && b != lane->heldq) {
+        lane->chain_bytes = lane->chain_bytes + slot - ev->len;
+    }
+    batch_replace(b, u->idx, bat->mg.out, mlen, slot);
+    event_absorb(&b->evs[u->idx], ticket, len);
+    bat->merged++;
+    return 1;
 }
 
 unsigned sink_batcher_add(struct sink_batcher *bat, uint64_t hash,
@@ -509,13 +644,23 @@ unsigned sink_batcher_add(struct sink_batcher *bat, uint64_t hash,
 {
     unsigned i = sink_lane_of(hash, bat->n_lanes);
     struct sink_lane *lane = &bat->lanes[i];
+    /* the one probe of the common case: no update of this user waits */
+    const struct sink_user_slot *u = user_find(lane, hash);
+    const struct sink_batch *latest = u != NULL ? u->batch : NULL;
 
+    if (u != NULL && lane_merge(bat, lane, u, json, len, ticket)) {
+        return i;
+    }
     if (held(lane, hash)) {
         /* behind its user's batch that waits for a retry */
-        struct sink_event ev = {ticket, hash, 0, len};
+        struct sink_event ev;
+        memset(&ev, 0, sizeof(ev));
+        ev.ticket = ticket;
+        ev.hash = hash;
+        ev.len = ev.first_len = ev.raw_bytes = len;
         heldq_push(bat, lane, &ev, json);
     } else {
-        lane_place(bat, lane, hash, json, len, ticket, now_ms);
+        (void)lane_place(bat, lane, latest, hash, json, len, ticket, now_ms);
     }
     return i;
 }
@@ -530,8 +675,23 @@ struct sink_batch *sink_lane_pop(struct sink_lane *lane)
             lane->tail = NULL;
         }
         batch->next = NULL;
+        for (size_t k = 0; k < batch->n; k++) {
+            user_drop(lane, batch->evs[k].hash, batch);
+        }
     }
     return batch;
+}
+
+size_t sink_batch_events(const struct sink_batch *b, size_t *raw_bytes)
+{
+    size_t n = 0;
+
+    *raw_bytes = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        n += sink_event_count(&b->evs[i]);
+        *raw_bytes += b->evs[i].raw_bytes;
+    }
+    return n;
 }
 
 /* A sealed batch of events [lo, hi) of `from`: their bytes are contiguous
@@ -548,14 +708,14 @@ static struct sink_batch *batch_sub(struct sink_batcher *bat,
     memcpy(batch->buf + 1, from->buf + start, end - start);
     batch->len = 1 + (end - start);
     for (size_t i = lo; i < hi; i++) {
+        /* the merged tickets move with the event (from is emptied) */
         struct sink_event *ev = &batch->evs[batch->n++];
-        ev->ticket = from->evs[i].ticket;
-        ev->hash = from->evs[i].hash;
+        *ev = from->evs[i];
         ev->off = from->evs[i].off - start + 1;
-        ev->len = from->evs[i].len;
         batch->event_bytes += ev->len;
     }
     batch->opened_ms = from->opened_ms;
+    batch->no_merge = 1;
     batch_seal(batch);
     return batch;
 }
@@ -572,6 +732,7 @@ void sink_lane_split(struct sink_batcher *bat, struct sink_lane *lane,
     a->attempts = b->attempts = batch->attempts;
     /* and the bisection they belong to (sink.c's reject breaker) */
     a->family = b->family = batch->family;
+    batch->n = 0; /* its events, merged tickets and all, are the halves' */
     if (batch->held) {
         /* the halves hold the same users, and are due now */
         a->held = b->held = 1;
@@ -642,8 +803,7 @@ static void held_rebuild(struct sink_lane *lane)
 /* Takes events out of batch b: take(ctx, ev, json) says whether it
  * takes the event (and does what it must with it); the rest keep their
  * order, and the gaps in the body close.  Returns the events taken. */
-typedef int (*take_fn)(void *ctx, const struct sink_event *ev,
-                       const char *json);
+typedef int (*take_fn)(void *ctx, struct sink_event *ev, const char *json);
 
 static size_t batch_take(struct sink_batch *b, take_fn take, void *ctx)
 {
@@ -679,7 +839,7 @@ struct held_take {
     struct sink_lane *lane;
 };
 
-static int take_held(void *ctx, const struct sink_event *ev, const char *json)
+static int take_held(void *ctx, struct sink_event *ev, const char *json)
 {
     struct held_take *ht = ctx;
 
@@ -774,14 +934,29 @@ void sink_lane_release(struct sink_batcher *bat, struct sink_lane *lane,
     }
     lane->heldq = NULL;
     for (size_t i = 0; i < q->n; i++) {
-        const struct sink_event *ev = &q->evs[i];
+        user_drop(lane, q->evs[i].hash, q);
+    }
+    for (size_t i = 0; i < q->n; i++) {
+        struct sink_event *ev = &q->evs[i], *placed;
+        const struct sink_user_slot *u;
+
         if (held(lane, ev->hash)) {
             heldq_push(bat, lane, ev, q->buf + ev->off);
-        } else {
-            lane_place(bat, lane, ev->hash, q->buf + ev->off, ev->len,
-                       ev->ticket, now_ms);
+            continue;
         }
+        /* merged as far as it could be while held: placed as it is, after
+         * its user's update placed just before, if any */
+        u = user_find(lane, ev->hash);
+        placed = lane_place(bat, lane, u != NULL ? u->batch : NULL, ev->hash,
+                            q->buf + ev->off, ev->len, ev->ticket, now_ms);
+        /* with its merged tickets */
+        placed->first_len = ev->first_len;
+        placed->raw_bytes = ev->raw_bytes;
+        placed->more = ev->more;
+        placed->n_more = ev->n_more;
+        placed->cap_more = ev->cap_more;
     }
+    q->n = 0; /* its merged tickets moved with its events */
     sink_batch_recycle(bat, q);
 }
 
@@ -806,29 +981,65 @@ struct keep_take {
     sink_keep_fn keep;
     void *ctx;
     size_t *bytes;
+    size_t events; /* tickets dropped */
 };
 
-static int take_unwanted(void *ctx, const struct sink_event *ev,
-                         const char *json)
+/* Forgets the tickets of ev that keep() does not want, adding them to kt.
+ * Returns 1 when none is left: the object goes (its merged tickets are
+ * freed).  A merged object with a wanted ticket stays whole: its bytes
+ * cannot be unmerged, and the events of one user come from one partition
+ * when the producer keys them by user (README). */
+static int event_keep(struct keep_take *kt, struct sink_event *ev)
 {
-    struct keep_take *kt = ctx;
+    size_t w = 0;
+    int first = kt->keep(kt->ctx, ev->ticket);
 
-    (void)json;
-    if (kt->keep(kt->ctx, ev->ticket)) {
-        return 0;
+    for (uint32_t i = 0; i < ev->n_more; i++) {
+        if (kt->keep(kt->ctx, ev->more[i].ticket)) {
+            ev->more[w++] = ev->more[i];
+        } else {
+            kt->events++;
+            *kt->bytes += ev->more[i].len;
+            ev->raw_bytes -= ev->more[i].len;
+        }
     }
-    *kt->bytes += ev->len;
-    return 1;
+    ev->n_more = (uint32_t)w;
+    if (!first) {
+        kt->events++;
+        *kt->bytes += ev->first_len;
+        ev->raw_bytes -= ev->first_len;
+        if (w > 0) {
+            /* the oldest wanted one takes the first place */
+            ev->ticket = ev->more[0].ticket;
+            ev->first_len = ev->more[0].len;
+            memmove(ev->more, ev->more + 1, (w - 1) * sizeof(*ev->more));
+            ev->n_more--;
+        }
+    }
+    if (!first && w == 0) {
+        free(ev->more);
+        ev->more = NULL;
+        ev->n_more = ev->cap_more = 0;
+        return 1;
+    }
+    return 0;
+}
+
+static int take_unwanted(void *ctx, struct sink_event *ev, const char *json)
+{
+    (void)json;
+    return event_keep(ctx, ev);
 }
 
 /* Drops the events of b that keep() does not want, order kept; adds their
- * bytes to *bytes. */
+ * bytes to *bytes.  Returns the events (tickets) dropped. */
 static size_t batch_keep(struct sink_batch *b, sink_keep_fn keep, void *ctx,
                          size_t *bytes)
 {
-    struct keep_take kt = {keep, ctx, bytes};
+    struct keep_take kt = {keep, ctx, bytes, 0};
 
-    return batch_take(b, take_unwanted, &kt);
+    (void)batch_take(b, take_unwanted, &kt);
+    return kt.events;
 }
 
 /* batch_keep over a list; empty batches leave it.  Returns the last
@@ -859,25 +1070,25 @@ size_t sink_lane_drop(struct sink_batcher *bat, struct sink_lane *lane,
 {
     size_t events = 0;
     struct sink_batch *q = lane->heldq;
-    struct keep_take kt = {keep, ctx, bytes};
+    struct keep_take kt = {keep, ctx, bytes, 0};
 
-    lane->tail = list_keep(bat, &lane->head, keep, ctx, &events, bytes);
-    (void)list_keep(bat, &lane->waiting, keep, ctx, &events, bytes);
-    events += chain_take(bat, lane, take_unwanted, &kt);
-    /* the held queue is events only, without commas: rebuilt */
+    /* the held queue first, so that chain_take's rebuild of the user map
+     * finds the final one; it is events only, without commas: rebuilt */
     if (q != NULL) {
         lane->heldq = NULL;
         for (size_t i = 0; i < q->n; i++) {
-            const struct sink_event *ev = &q->evs[i];
-            if (keep(ctx, ev->ticket)) {
+            struct sink_event *ev = &q->evs[i];
+            if (!event_keep(&kt, ev)) {
                 heldq_push(bat, lane, ev, q->buf + ev->off);
-            } else {
-                events++;
-                *bytes += ev->len;
             }
         }
+        q->n = 0; /* the kept events took their merged tickets along */
         sink_batch_recycle(bat, q);
     }
+    lane->tail = list_keep(bat, &lane->head, keep, ctx, &events, bytes);
+    (void)list_keep(bat, &lane->waiting, keep, ctx, &events, bytes);
+    (void)chain_take(bat, lane, take_unwanted, &kt);
+    events += kt.events;
     /* a waiting batch may be gone: its users' held events go on */
     sink_lane_release(bat, lane, now_ms);
     return events;

@@ -23,16 +23,17 @@
  * reports saturation above max_pending_bytes; the caller stops consuming
  * while saturated, so pending bytes stay under max_pending_bytes plus what the
  * caller had in hand when it paused (its consumer's prefetch, which it sizes).
- * The heap held is then at most 1.25 x (pending bytes + 32 bytes a pending
- * event)  (batch.c shrinks a sealed batch's buffer and event array to a quarter
- * of slack; the held queue of a lane grows by doubling, so up to 2 x for the
- * events it holds)
+ * The heap held is then at most 1.25 x (pending bytes + 56 bytes a pending
+ * object + 16 bytes an event merged into one)  (batch.c shrinks a sealed
+ * batch's buffer and event array to a quarter of slack; the held queue of a
+ * lane grows by doubling, so up to 2 x for the events it holds)
  *   + about 256 bytes a sealed batch
  *   + per lane: its chain of open batches (batch.c: at most
  *     SINK_CHAIN_MAX batches and max(max_bytes, max_pending_bytes /
  *     max_in_flight) event bytes; they are pending bytes too, counted
- *     above, plus 32 bytes x max_events a batch), the user map (16 bytes
- *     an event of the chain), the gzip buffer (about max_bytes), one
+ *     above, plus 56 bytes x max_events a batch), the user map (24 bytes
+ *     a user waiting unsent, x 2 for its load), the gzip buffer (about
+ *     max_bytes), one
  *     pooled batch (max_bytes)
  * so about 1.25 x max_pending_bytes + 3 x max_in_flight x max_bytes in
  * the worst case, but a lane's buffers are touched only as far as its
@@ -42,7 +43,10 @@
  * Cost: sink_add is a hash of the user_id, a probe of the lane's user
  * map, a look along its chain (SINK_CHAIN_MAX at most) and a memcpy of
  * the event into the chosen open batch, whose buffer is the request body:
- * nothing is assembled at send time except the gzip.  It reads no clock: a new
+ * nothing is assembled at send time except the gzip.  When the probe finds
+ * the user's update waiting unsent, merge.c tries to merge the two (a scan
+ * of both; 0.06 us when their session tokens differ, about 1.6 us for a
+ * merge of two 470-byte events) instead.  It reads no clock: a new
  * batch is stamped with the time of the last sink_poll, so linger may seal a
  * batch up to one poll interval early, never late.
  */
@@ -84,9 +88,10 @@ struct sink_refusal {
 struct sink_family {
     uint64_t id; /* 0: a free slot */
     unsigned lane;
-    size_t accepted; /* its events answered 2xx */
-    struct sink_refusal *refused;
+    size_t accepted;              /* its objects answered 2xx */
+    struct sink_refusal *refused; /* one per event (merged ones each) */
     size_t nrefused, cap;
+    size_t objects_refused; /* the objects Moesif refused */
 };
 
 struct sink {
@@ -447,6 +452,11 @@ void sink_get_stats(const struct sink *snk, struct sink_stats *st)
     st->sealed_linger = bat->sealed[SINK_SEAL_LINGER];
     st->sealed_chain = bat->sealed[SINK_SEAL_CHAIN];
     st->sealed_flush = bat->sealed[SINK_SEAL_FLUSH];
+    st->merged = bat->merged;
+    st->apart_token = bat->apart[SINK_APART_TOKEN];
+    st->apart_shape = bat->apart[SINK_APART_SHAPE];
+    st->apart_size = bat->apart[SINK_APART_SIZE];
+    st->apart_other = bat->apart[SINK_APART_OTHER];
     st->sealed_events = 0;
     st->backlog_batches = 0;
     st->backlog_events = 0;
@@ -488,11 +498,12 @@ size_t sink_batch_events_quantile(const struct sink *snk, double q,
 static struct sink_batch *cur_take(struct sink *snk, struct sink_lane *lane)
 {
     struct sink_batch *batch = lane->cur;
+    size_t raw;
 
     lane->cur = NULL;
     lane->failing = 0;
-    snk->pending_events -= batch->n;
-    snk->pending_bytes -= batch->event_bytes;
+    snk->pending_events -= sink_batch_events(batch, &raw);
+    snk->pending_bytes -= raw;
     return batch;
 }
 
@@ -533,6 +544,7 @@ static void family_start(struct sink *snk, unsigned lane,
             snk->fam[i].lane = lane;
             snk->fam[i].accepted = 0;
             snk->fam[i].nrefused = 0;
+            snk->fam[i].objects_refused = 0;
             batch->family = snk->fam[i].id;
             return;
         }
@@ -603,7 +615,7 @@ static void family_check(struct sink *snk, struct sink_family *e, int counted)
     /* a batch of one refused event says nothing of the request: it
      * neither counts nor resets (a trickle of single bad events must not
      * stop the run) */
-    if (counted && e->accepted == 0 && e->nrefused >= 2) {
+    if (counted && e->accepted == 0 && e->objects_refused >= 2) {
         snk->reject_streak++;
         if (snk->reject_streak >= snk->cfg.reject_all_batches) {
             breaker_stop(snk, &e->refused[e->nrefused - 1]);
@@ -618,6 +630,7 @@ static void family_check(struct sink *snk, struct sink_family *e, int counted)
                         f->body_len);
     }
     e->nrefused = 0;
+    e->objects_refused = 0;
 }
 
 static void settle_done(struct sink *snk, struct sink_lane *lane)
@@ -628,10 +641,15 @@ static void settle_done(struct sink *snk, struct sink_lane *lane)
     size_t n = batch->n;
 
     snk->st.batches_ok++;
-    snk->st.events_ok += batch->n;
+    snk->st.objects_ok += batch->n;
     snk->reject_streak = 0; /* something was accepted */
     for (size_t i = 0; i < batch->n; i++) {
-        snk->cb.done(snk->cb.opaque, batch->evs[i].ticket);
+        const struct sink_event *ev = &batch->evs[i];
+        snk->cb.done(snk->cb.opaque, ev->ticket);
+        for (uint32_t k = 0; k < ev->n_more; k++) {
+            snk->cb.done(snk->cb.opaque, ev->more[k].ticket);
+        }
+        snk->st.events_ok += sink_event_count(ev);
     }
     settled(snk, lane, batch);
     if (e != NULL) {
@@ -645,28 +663,46 @@ static void settle_refused(struct sink *snk, struct sink_lane *lane,
 {
     struct sink_batch *batch = cur_take(snk, lane);
     struct sink_family *e = family_of(snk, batch->family);
-    uint64_t ticket = batch->evs[0].ticket;
+    const struct sink_event *ev = &batch->evs[0];
+    size_t n = sink_event_count(ev);
+    /* a merged object refused: each of its events, with the answer (the
+     * dead-letter record holds each one's own bytes); their tickets are
+     * copied, the batch is recycled first */
+    uint64_t *tickets = core_malloc(n * sizeof(*tickets));
 
     assert(batch->n == 1);
-    snk->st.events_refused++;
-    core_log(CORE_LOG_DEBUG, "sink", "msg=\"event refused\" status=%ld",
-             c->status);
+    tickets[0] = ev->ticket;
+    for (uint32_t k = 0; k < ev->n_more; k++) {
+        tickets[1 + k] = ev->more[k].ticket;
+    }
+    snk->st.events_refused += n;
+    core_log(CORE_LOG_DEBUG, "sink",
+             "msg=\"event refused\" status=%ld events=%zu", c->status, n);
     settled(snk, lane, batch);
     if (e == NULL) {
-        snk->cb.refused(snk->cb.opaque, ticket, c->status, c->body,
-                        c->body_len);
+        for (size_t i = 0; i < n; i++) {
+            snk->cb.refused(snk->cb.opaque, tickets[i], c->status, c->body,
+                            c->body_len);
+        }
+        free(tickets);
         return;
     }
     /* reported once its family is complete (the reject breaker) */
-    if (e->nrefused == e->cap) {
-        e->cap = e->cap ? 2 * e->cap : 8;
-        e->refused = core_realloc(e->refused, e->cap * sizeof(*e->refused));
+    for (size_t i = 0; i < n; i++) {
+        if (e->nrefused == e->cap) {
+            e->cap = e->cap ? 2 * e->cap : 8;
+            e->refused = core_realloc(e->refused, e->cap * sizeof(*e->refused));
+        }
+        e->refused[e->nrefused].ticket = tickets[i];
+        e->refused[e->nrefused].status = c->status;
+        e->refused[e->nrefused].body_len = c->body_len;
+        memcpy(e->refused[e->nrefused].body, c->body, c->body_len);
+        e->nrefused++;
     }
-    e->refused[e->nrefused].ticket = ticket;
-    e->refused[e->nrefused].status = c->status;
-    e->refused[e->nrefused].body_len = c->body_len;
-    memcpy(e->refused[e->nrefused].body, c->body, c->body_len);
-    e->nrefused++;
+    /* one object, however many events merged in it: the breaker counts
+     * what Moesif answered, objects */
+    e->objects_refused++;
+    free(tickets);
     family_check(snk, e, 1);
 }
 

@@ -1,7 +1,9 @@
 /*
  * sink.h: the Moesif sink.  Accepted events are batched per lane (lanes by
  * hash of user_id, one request in flight per lane, never two updates of
- * one user in one batch), sent gzipped as one JSON array to
+ * one user in one batch; a user's newer update merges into its update that
+ * still waits unsent, as Moesif would apply the two, sink/merge.c), sent
+ * gzipped as one JSON array to
  * {base_url}/v1/users/batch through libcurl's multi interface over reused
  * connections, and settled by DESIGN.md section 4's status table:
  * 2xx done; 429/5xx/time-outs/connection errors retried with exponential
@@ -202,6 +204,7 @@ struct sink_stats {
     uint64_t requests;   /* HTTP requests completed (any outcome) */
     uint64_t batches_ok; /* batches accepted (2xx) */
     uint64_t events_ok;  /* events accepted */
+    uint64_t objects_ok; /* user objects accepted: events_ok less merges */
     uint64_t events_refused;
     uint64_t retries;    /* requests scheduled again after a failure */
     uint64_t splits;     /* 413 splits and 400/422 bisections */
@@ -223,6 +226,12 @@ struct sink_stats {
      * events */
     uint64_t backlog_batches, backlog_events;
     uint64_t events_dropped; /* by sink_drop, never settled */
+    /* events merged into their user's update waiting unsent (sink/merge.c),
+     * and events that had one waiting but were kept apart, by why: two
+     * session tokens, an object over a non-object, the batch's size, other
+     * (an escaped key, bytes not proven) */
+    uint64_t merged;
+    uint64_t apart_token, apart_shape, apart_size, apart_other;
 };
 
 void sink_get_stats(const struct sink *snk, struct sink_stats *st);

@@ -6,7 +6,7 @@
 # 127.0.0.1, port chosen by the kernel.  Every other test drives the sink
 # through the transport seam of sink/sink_int.h.
 
-SINK_SRC += sink/sink.c sink/batch.c sink/gzip.c sink/policy.c sink/http.c
+SINK_SRC += sink/sink.c sink/batch.c sink/merge.c sink/gzip.c sink/policy.c sink/http.c
 
 # dlq.c's SHA-256 of a value cut to fit the dead-letter topic (issue 20):
 # OpenSSL's libcrypto, which librdkafka links already
@@ -22,6 +22,17 @@ SINK_TESTS := \
 	tests/sink/test_dlq.c
 
 SINK_TEST_BINS := $(patsubst %.c,$(BUILD)/tests/%,$(notdir $(SINK_TESTS)))
+
+# test_merge checks the merge against moesif-dev's own store, linked in:
+# the code that applies updates as Moesif does in every end-to-end test
+# (the store's clock, mnow_ms, lives with the HTTP faults: the test has
+# its own).
+SINK_MERGE_ORACLE := deploy/dev/moesif_store.c deploy/dev/moesif_parse.c
+$(BUILD)/tests/test_merge: $(call obj,tests/sink/test_merge.c) \
+		$(call obj,$(SINK_MERGE_ORACLE)) $(BUILD)/libuserpipe.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(TEST_LIBS) -lpthread -lm
+SINK_TEST_BINS += $(BUILD)/tests/test_merge
 
 define sink_test_rule
 $(BUILD)/tests/$(basename $(notdir $(1))): $(call obj,$(1)) $(BUILD)/libuserpipe.a

@@ -3,6 +3,7 @@
  * Never included from outside sink/ and tests/sink/.
  *
  *   batch.c   lanes and batches: the JSON body is built as events arrive
+ *   merge.c   a user's newer update merged into its older one (issue 21)
  *   gzip.c    libdeflate gzip of a sealed body
  *   policy.c  THE table from HTTP status / transport error to an action,
  *             and the backoff beside it
@@ -201,14 +202,64 @@ size_t sink_gzip_bound(struct sink_gzip *gz, size_t len);
 size_t sink_gzip_compress(struct sink_gzip *gz, const char *in, size_t len,
                           char *out, size_t out_cap);
 
+/* ---- merge.c -------------------------------------------------------- */
+
+/* Whether two updates became one, or why not (merge.c's rules). */
+enum sink_merge_result {
+    SINK_MERGED = 0,
+    SINK_APART_TOKEN, /* both carry a session_token, and they differ */
+    SINK_APART_SHAPE, /* an object over a non-object below the top */
+    SINK_APART_SIZE,  /* the merged object would not fit the batch */
+    SINK_APART_OTHER, /* an escaped key, user_ids differ, not an object */
+    SINK_MERGE_RESULTS
+};
+
+struct sink_merge_member;
+
+/* The merge's buffers, reused from one merge to the next. */
+struct sink_merger {
+    char *out; /* the merged object after SINK_MERGED */
+    size_t out_len, out_cap;
+    struct sink_merge_member *mem; /* members of the levels being merged */
+    size_t mem_n, mem_cap;
+};
+
+/*
+ * Merges update newer[0..newer_len) into older[0..older_len) (two user
+ * objects as the transform emits them): on SINK_MERGED mg->out[0..out_len)
+ * is the one object whose application equals applying older then newer;
+ * otherwise out_len is 0 and the two must be sent apart, in order.  Never
+ * fails on bad bytes (SINK_APART_OTHER).
+ */
+enum sink_merge_result sink_merge(struct sink_merger *mg, const char *older,
+                                  size_t older_len, const char *newer,
+                                  size_t newer_len);
+void sink_merger_release(struct sink_merger *mg);
+
 /* ---- batch.c -------------------------------------------------------- */
 
-/* One event of a batch: its bytes are buf[off..off+len) of the batch. */
+/* An event merged into another (its ticket and its bytes as added). */
+struct sink_ticket {
+    uint64_t ticket;
+    size_t len;
+};
+
+/*
+ * One user object of a batch: its bytes are buf[off..off+len) of the
+ * batch.  It is one event, or several of one user merged (merge.c): the
+ * first's ticket, then the others' in more[0..n_more), oldest first; each
+ * settles with the object.  more is owned by the event and moves with it
+ * when the struct is copied to another batch.
+ */
 struct sink_event {
     uint64_t ticket;
     uint64_t hash; /* of its user_id (core_hash64) */
     size_t off;
     size_t len;
+    size_t first_len; /* bytes of the first event as added */
+    size_t raw_bytes; /* bytes of all its events as added: pending bytes */
+    struct sink_ticket *more; /* NULL when not merged */
+    uint32_t n_more, cap_more;
 };
 
 /*
@@ -228,7 +279,8 @@ struct sink_batch {
     unsigned attempts;      /* failed sends so far */
     uint64_t seq;           /* its place in the lane's chain (batch.c) */
     int sealed;
-    int held; /* failed once: its users are held until it settles */
+    int held;     /* failed once: its users are held until it settles */
+    int no_merge; /* a split half: none of its events absorbs another */
     /* the 400/422 bisection it is part of (sink.c's reject breaker): the
      * id of the batch first answered so, 0 when none */
     uint64_t family;
@@ -246,11 +298,13 @@ enum sink_seal_reason {
     SINK_SEAL_REASONS
 };
 
-/* An entry of a lane's user map: the seq of the open batch holding the
- * user's latest update.  hash 0 is the empty slot. */
+/* An entry of a lane's user map: where the user's latest update waits
+ * unsent, evs[idx] of an open batch of the chain, a sealed batch of the
+ * FIFO, or the held queue.  hash 0 is the empty slot. */
 struct sink_user_slot {
     uint64_t hash;
-    uint64_t seq;
+    struct sink_batch *batch;
+    size_t idx;
 };
 
 struct sink_lane {
@@ -260,7 +314,7 @@ struct sink_lane {
     unsigned n_open;
     size_t chain_bytes; /* event bytes in the chain */
     uint64_t next_seq;  /* seq of the next batch opened; starts at 1 */
-    struct sink_user_slot *users; /* user hash -> seq, users of the chain */
+    struct sink_user_slot *users; /* user hash -> its latest unsent */
     size_t users_mask, users_n;
     struct sink_batch *head, *tail; /* sealed, oldest first */
     struct sink_batch *cur;         /* the batch in flight, off every list */
@@ -299,6 +353,9 @@ struct sink_batcher {
      * a backfill's tail and a drain seal what they hold, full or not */
     uint64_t *backlog_hist;
     int in_backlog;
+    struct sink_merger mg;
+    uint64_t merged;                    /* events merged into a waiting one */
+    uint64_t apart[SINK_MERGE_RESULTS]; /* [SINK_APART_*]: kept apart */
 };
 
 /*
@@ -315,7 +372,9 @@ void sink_batcher_release(struct sink_batcher *bat);
 unsigned sink_lane_of(uint64_t hash, unsigned n);
 
 /*
- * Adds an event to its lane: to the first open batch of the chain after
+ * Adds an event to its lane: merged into its user's latest update when
+ * that waits unsent (in the chain, the FIFO or the held queue, not split)
+ * and merge.c allows it; else to the first open batch of the chain after
  * the one holding its user's latest update, with room for it; to a new
  * batch at the chain's end when none has room; behind its user in the
  * held queue when the user is held.  The chain's head is sealed when it
@@ -341,7 +400,8 @@ static inline struct sink_batch *sink_lane_open(const struct sink_lane *lane)
     return lane->n_open > 0 ? lane->chain[0] : NULL;
 }
 
-/* Removes and returns the head of the lane's FIFO (NULL when empty). */
+/* Removes and returns the head of the lane's FIFO (NULL when empty): it
+ * is being sent, its events absorb no more. */
 struct sink_batch *sink_lane_pop(struct sink_lane *lane);
 
 /*
@@ -379,8 +439,9 @@ struct sink_batch *sink_lane_next(struct sink_lane *lane, uint64_t now_ms,
  * Drops, without settling, the events of the lane's chain, FIFO, waiting
  * batches and held queue that keep(ctx, ticket) does not want (sink_drop);
  * batches left empty are recycled, and held users without a waiting batch
- * any more are released.  Returns the events dropped; adds their bytes to
- * *bytes.
+ * any more are released.  A merged object goes when none of its events is
+ * wanted; else it stays and forgets the unwanted tickets.  Returns the
+ * events dropped; adds their bytes (as added) to *bytes.
  */
 size_t sink_lane_drop(struct sink_batcher *bat, struct sink_lane *lane,
                       sink_keep_fn keep, void *ctx, uint64_t now_ms,
@@ -390,7 +451,18 @@ size_t sink_lane_drop(struct sink_batcher *bat, struct sink_lane *lane,
 size_t sink_batch_drop(struct sink_batch *b, sink_keep_fn keep, void *ctx,
                        size_t *bytes);
 
-/* Gives a settled batch back (kept for reuse, or freed). */
+/* The events (tickets) of an object, and their bytes as added. */
+static inline size_t sink_event_count(const struct sink_event *ev)
+{
+    return 1 + (size_t)ev->n_more;
+}
+
+/* The events of a batch and their bytes as added: what settling it
+ * settles. */
+size_t sink_batch_events(const struct sink_batch *b, size_t *raw_bytes);
+
+/* Gives a settled batch back (kept for reuse, or freed); the merged
+ * tickets of the events it still holds are freed. */
 void sink_batch_recycle(struct sink_batcher *bat, struct sink_batch *batch);
 
 #endif

@@ -3,6 +3,10 @@
 # consume rate, with 429/500 faults and each gzip setting
 # (tests/bench/bench_pipeline.sh; BENCH_EVENTS=50000 for a short run).
 BENCHES += tests/bench/bench_pipeline.sh
+# hot users (issue 21): one user with 10% or 50% of a backfill, one
+# session token or a new one each update, at 0 and 50 ms; today's
+# workloads beside them, against BENCH_OLD_USERPIPE when given
+BENCHES += tests/bench/bench_hot.sh
 
 # and on a real Apache Kafka (issue 13): one KRaft node, kcat's rate and
 # the pipeline's on it, printed beside kafka-dev's (tests/bench/bench_apache.sh,

@@ -28,6 +28,10 @@ void snapshot_fill(struct metrics_snapshot *s)
     s->rejected_by_code[CORE_REJECT_INVALID_JSON] = 4;
     s->batches_sent = 12;
     s->users_sent = 1195;
+    s->merged = 640;
+    s->kept_apart[0] = 17;
+    s->kept_apart[1] = 2;
+    s->kept_apart[3] = 1;
     s->responses[0] = 2; /* transport errors */
     s->responses[2] = 12;
     s->responses[4] = 1;

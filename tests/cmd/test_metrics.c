@@ -567,6 +567,7 @@ static void test_serve_metrics__series_values(void **state)
     assert_no_substring(r.body, "code=\"none\"");
     assert_line(r.body, "userpipe_batches_sent_total 12");
     assert_line(r.body, "userpipe_users_sent_total 1195");
+    assert_line(r.body, "userpipe_updates_merged_total 640");
     assert_line(r.body, "userpipe_http_responses_total{class=\"2xx\"} 12");
     assert_line(r.body,
                 "userpipe_http_responses_total{class=\"transport_error\"} 2");

@@ -5,9 +5,13 @@ transform says it must deliver, for the end-to-end tests.
 It runs the offline `userpipe transform` over the input (file order = the
 order of a single partition), then compares:
   - moesif-dev's --record file (each user object exactly as received) with
-    the accepted events, as multisets (lanes reorder users, never one
-    user's updates); with --at-least-once, every expected event must have
-    arrived at least once and nothing else may have;
+    the accepted events, user by user (lanes reorder users, never one
+    user's updates): each object received is one accepted event, or a run
+    of a user's consecutive accepted events merged as sink/merge.c's rules
+    say (modelled here on their own, key order and number text kept), and
+    the runs cover the user's events in order, once each; with
+    --at-least-once, every accepted event must be in some object received
+    and each object must be such a run;
   - the dead-letter topic (kcat -J lines) with the rejects: value byte for
     byte, key, and the headers userpipe.error.code/path/message and
     userpipe.source.*;
@@ -56,6 +60,116 @@ def expected_profiles(accepted):
     return profiles
 
 
+# ---- sink/merge.c's rules, modelled on parsed JSON: objects as ("O",
+# [(key, value)...]) in their order, numbers as ("N", text)
+
+def parse_ordered(text):
+    return json.loads(text, object_pairs_hook=lambda p: ("O", p),
+                      parse_int=lambda t: ("N", t),
+                      parse_float=lambda t: ("N", t))
+
+
+def is_obj(v):
+    return isinstance(v, tuple) and v[0] == "O"
+
+
+def merge_members(a, b, top):
+    """The merge of object members a then b, or None when kept apart."""
+    if top:
+        a = [(k, v) for k, v in a if v is not None]
+        b = [(k, v) for k, v in b if v is not None]
+    bd = dict(b)
+    out = []
+    for k, av in a:
+        if k not in bd:
+            out.append((k, av))
+            continue
+        bv = bd[k]
+        if top and k in ("user_id", "session_token"):
+            if av != bv:
+                return None
+            out.append((k, av))
+        elif top and k not in ("metadata", "campaign"):
+            out.append((k, bv))
+        elif is_obj(bv):
+            if not is_obj(av):
+                return None
+            m = merge_members(av[1], bv[1], False)
+            if m is None:
+                return None
+            out.append((k, ("O", m)))
+        else:
+            out.append((k, bv))
+    ad = dict(a)
+    out.extend((k, v) for k, v in b if k not in ad)
+    return out
+
+
+def merged_run(events):
+    """The one object of events (parsed, one user) merged, or None."""
+    m = events[0][1]
+    for e in events[1:]:
+        m = merge_members(m, e[1], True)
+        if m is None:
+            return None
+    return ("O", m)
+
+
+def partitions_into(want, got):
+    """Whether the user's accepted events (want, parsed, in order) split
+    into consecutive runs that merge into got's objects, in order."""
+    memo = {}
+
+    def ok(i, j):
+        if (i, j) in memo:
+            return memo[(i, j)]
+        if i == len(want) or j == len(got):
+            r = i == len(want) and j == len(got)
+        else:
+            r = any(merged_run(want[i:k]) == got[j] and ok(k, j + 1)
+                    for k in range(i + 1, len(want) + 1))
+        memo[(i, j)] = r
+        return r
+    return ok(0, 0)
+
+
+def check_records(accepted, got, at_least_once, problems):
+    """The record file against the accepted events, user by user."""
+    want_u = collections.defaultdict(list)
+    got_u = collections.defaultdict(list)
+    for line in accepted:
+        v = parse_ordered(line)
+        want_u[dict(v[1])["user_id"]].append(v)
+    for line in got:
+        v = parse_ordered(line)
+        got_u[dict(v[1]).get("user_id")].append(v)
+    bad = []
+    for uid in set(want_u) | set(got_u):
+        w, g = want_u.get(uid, []), got_u.get(uid, [])
+        if at_least_once:
+            runs = [(i, k) for i in range(len(w))
+                    for k in range(i + 1, len(w) + 1)]
+            covered = set()
+            for obj in g:
+                hit = [(i, k) for i, k in runs if merged_run(w[i:k]) == obj]
+                if not hit:
+                    bad.append((uid, "an object that is no run of its "
+                                "events: %s" % json.dumps(obj)[:200]))
+                for i, k in hit:
+                    covered.update(range(i, k))
+            if len(covered) != len(w):
+                bad.append((uid, "%d of %d events never reached moesif-dev"
+                            % (len(w) - len(covered), len(w))))
+        elif not partitions_into(w, g):
+            bad.append((uid, "%d events, %d objects received that are not "
+                        "its events merged in order" % (len(w), len(g))))
+    if bad:
+        problems.append("moesif-dev received %d objects for %d accepted "
+                        "events; %d users differ, e.g. %s: %s" %
+                        (len(got), len(accepted), len(bad), bad[0][0],
+                         bad[0][1]))
+
+
 def fetch(url):
     with urllib.request.urlopen(url, timeout=10) as r:
         return json.loads(r.read().decode("utf-8"))
@@ -95,27 +209,7 @@ def main():
 
     with open(args.record, encoding="utf-8") as f:
         got = [l for l in f.read().splitlines() if l.strip()]
-    want_c = collections.Counter(accepted)
-    got_c = collections.Counter(got)
-    if args.at_least_once:
-        missing = want_c - got_c
-        extra = set(got_c) - set(want_c)
-        if missing:
-            problems.append("%d accepted events never reached moesif-dev, "
-                            "e.g. %s" % (sum(missing.values()),
-                                         next(iter(missing))[:200]))
-        if extra:
-            problems.append("%d events reached moesif-dev that the transform "
-                            "does not produce, e.g. %s" %
-                            (len(extra), next(iter(extra))[:200]))
-    elif want_c != got_c:
-        missing = want_c - got_c
-        extra = got_c - want_c
-        problems.append("moesif-dev received %d events, expected %d; "
-                        "missing %d (e.g. %s), unexpected %d (e.g. %s)" %
-                        (len(got), len(accepted), sum(missing.values()),
-                         next(iter(missing), "")[:200],
-                         sum(extra.values()), next(iter(extra), "")[:200]))
+    check_records(accepted, got, args.at_least_once, problems)
 
     # dead-letter records
     dlq = []
@@ -186,7 +280,7 @@ def main():
         for p in problems:
             print("FAIL:", p)
         return 1
-    print("ok: %d accepted events delivered (%d received), %d rejects in "
+    print("ok: %d accepted events delivered (%d objects received), %d rejects in "
           "the dead-letter topic (%d api_rejected), profiles of %d users "
           "match" % (len(accepted), len(got), len(dlq), api,
                      len(expected_profiles(accepted))))

@@ -7,6 +7,10 @@ events does not depend on the order they are consumed in (the tests and
 benchmarks that spread them over several partitions rely on it); some keys
 are dotted.  Users are drawn uniformly from U ids (default N/3).  --bytes pads each event
 with a note to about B bytes (the pipeline benchmark uses 470).
+--hot F gives one user ("hot") the fraction F of the events, spread evenly
+(issue 21's hot user); --hot-token same gives all of its events one
+session token, --hot-token new (the default) a new one each, as every
+other event has.
 """
 import json
 import random
@@ -24,13 +28,19 @@ def main():
     users = max(1, n // 3)
     if "--users" in sys.argv:
         users = max(1, int(sys.argv[sys.argv.index("--users") + 1]))
+    hot = 0.0
+    if "--hot" in sys.argv:
+        hot = float(sys.argv[sys.argv.index("--hot") + 1])
+    hot_same = "--hot-token" in sys.argv and \
+        sys.argv[sys.argv.index("--hot-token") + 1] == "same"
     plans = ["free", "starter", "pro", "enterprise"]
     cities = ["Paris", "Berlin", "Lisbon", "Tokyo", "Lagos", "Austin"]
     out = sys.stdout
     for i in range(n):
         u = rnd.randrange(users)
+        is_hot = hot > 0 and int((i + 1) * hot) > int(i * hot)
         ev = {
-            "user_id": "u%06d" % u,
+            "user_id": "hot" if is_hot else "u%06d" % u,
             "session_token": "s%08x" % rnd.getrandbits(32),
             "company_id": "c%04d" % (u % 500),
             "modified_time": "2024-%02d-%02dT%02d:%02d:%02dZ" % (
@@ -48,6 +58,8 @@ def main():
                 "seq": i,
             },
         }
+        if is_hot and hot_same:
+            ev["session_token"] = "s-hot"
         line = json.dumps(ev, separators=(",", ":"))
         if target and len(line) < target - 12:
             ev["metadata"]["note"] = "x" * (target - len(line) - 10)

@@ -16,7 +16,9 @@ dev_at_exit rm -f "$rec"
 DEV_TOPICS="users:6 users.dlq:1 userpipe-schema:1 late:1 late.dlq:1" MOESIF_DEV_ARGS="--record $rec" dev_start
 
 # partition p: 40 events of users p<p>-u<i>, keys k0..k9 typed by p % 3
-# (string, number, boolean), and one key of its own (known type)
+# (string, number, boolean), and one key of its own (known type); each
+# with a session token of its own, so a user's updates are never merged
+# (sink/merge.c) and each reaches moesif-dev as its bytes
 for p in 0 1 2 3 4 5; do
     /usr/bin/python3 - "$p" >"$DEV_TMP/p$p.ndjson" <<'PY'
 import json, sys
@@ -25,7 +27,8 @@ vals = ["s", 1, True]
 for i in range(40):
     md = {"k%d" % k: vals[(p + k) % 3] for k in range(10)}
     md["own%d" % p] = i
-    print(json.dumps({"user_id": "p%d-u%d" % (p, i % 7), "metadata": md},
+    print(json.dumps({"user_id": "p%d-u%d" % (p, i % 7),
+                      "session_token": "t%d-%d" % (p, i), "metadata": md},
                      separators=(",", ":")))
 PY
     kcat -P -b "$BOOTSTRAP" -t users -p "$p" -l "$DEV_TMP/p$p.ndjson"

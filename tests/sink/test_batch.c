@@ -17,12 +17,17 @@
 #include <string.h>
 #include <yajl/yajl_tree.h>
 
-/* An event of user u, its n-th update, padded with `pad` bytes of 'x'. */
+/* An event of user u, its n-th update, padded with `pad` bytes of 'x'.
+ * Each update carries a session token of its own, so that two updates of
+ * a user are never merged (merge.c): these tests are about placing them
+ * apart; test_merge.c is about merging. */
 static size_t make_event(char *buf, size_t cap, unsigned u, unsigned n,
                          size_t pad)
 {
-    int len =
-        snprintf(buf, cap, "{\"user_id\":\"u%u\",\"n\":%u,\"p\":\"", u, n);
+    int len = snprintf(buf, cap,
+                       "{\"user_id\":\"u%u\",\"session_token\":\"t%u\","
+                       "\"n\":%u,\"p\":\"",
+                       u, n, n);
     size_t at = (size_t)len;
 
     assert_true(at + pad + 3 < cap);
@@ -214,7 +219,8 @@ test_sink_batcher_add__event_beyond_max_bytes_goes_alone(void **state)
 /* A user's next update goes to the chain's next batch; no batch holds a
  * user twice; only the head is sealed, so the FIFO keeps each user's
  * order. */
-static void test_sink_batcher_add__repeated_user_goes_to_next_batch(void **state)
+static void
+test_sink_batcher_add__repeated_user_goes_to_next_batch(void **state)
 {
     struct sink_batcher bat;
     struct sink_lane *lane;
@@ -265,8 +271,14 @@ static void test_sink_batcher_add__sealed_latest_frees_the_user(void **state)
     add(&bat, 2, 1, 0, 4); /* u2's latest is sealed: [2,4], full */
     assert_string_equal(tickets_of(lane->tail, t, sizeof(t)), "2,4");
     assert_int_equal(lane->n_open, 0);
-    assert_int_equal(lane->users_n, 0);
+    /* sealed, unsent: their users stay in the map (merge targets) until
+     * each batch is taken to be sent */
+    assert_int_equal(lane->users_n, 2);
     assert_int_equal(bat.sealed[SINK_SEAL_FULL], 2);
+    sink_batch_recycle(&bat, sink_lane_pop(lane));
+    assert_int_equal(lane->users_n, 2); /* their latest are in [2,4] */
+    sink_batch_recycle(&bat, sink_lane_pop(lane));
+    assert_int_equal(lane->users_n, 0);
     sink_batcher_release(&bat);
 }
 
@@ -463,7 +475,6 @@ static void test_sink_lane_split__only_batch_sets_tail(void **state)
     sink_batcher_release(&bat);
 }
 
-
 static void
 test_sink_lane_hold__holds_only_the_users_of_the_failed_batch(void **state)
 {
@@ -580,6 +591,62 @@ static int keep_even(void *ctx, uint64_t ticket)
     return ticket % 2 == 0;
 }
 
+static int keep_odd(void *ctx, uint64_t ticket)
+{
+    (void)ctx;
+    return ticket % 2 == 1;
+}
+
+/* A merged object stays while one of its events is wanted (the others
+ * are forgotten, their bytes counted as dropped), and goes with the last. */
+static void
+test_sink_lane_drop__merged_object_keeps_its_wanted_events(void **state)
+{
+    static const char *const ev[] = {"{\"user_id\":\"m\",\"n\":1}",
+                                     "{\"user_id\":\"m\",\"n\":2}",
+                                     "{\"user_id\":\"m\",\"k\":3}"};
+    struct sink_batcher bat;
+    struct sink_lane *lane;
+    const struct sink_event *e;
+    size_t bytes = 0;
+    char body[128];
+
+    (void)state;
+    sink_batcher_init(&bat, 1, 200, 1 << 20, 0);
+    lane = &bat.lanes[0];
+    for (int i = 0; i < 3; i++) {
+        sink_batcher_add(&bat, core_hash64("m", 1), ev[i], strlen(ev[i]),
+                         (uint64_t)(i + 1), 0);
+    }
+    assert_int_equal(bat.merged, 2);
+    e = &sink_lane_open(lane)->evs[0];
+    assert_int_equal(sink_lane_open(lane)->n, 1);
+    assert_int_equal(e->ticket, 1);
+    assert_int_equal(e->n_more, 2);
+    assert_int_equal(e->raw_bytes,
+                     strlen(ev[0]) + strlen(ev[1]) + strlen(ev[2]));
+    /* ticket 2 (odd ones kept): the object stays with 1 and 3 */
+    assert_int_equal(sink_lane_drop(&bat, lane, keep_odd, NULL, 0, &bytes), 1);
+    assert_int_equal(bytes, strlen(ev[1]));
+    e = &sink_lane_open(lane)->evs[0];
+    assert_int_equal(e->ticket, 1);
+    assert_int_equal(e->n_more, 1);
+    assert_int_equal(e->more[0].ticket, 3);
+    /* 1 and 3 not wanted: gone, both counted */
+    bytes = 0;
+    assert_int_equal(sink_lane_drop(&bat, lane, keep_even, NULL, 0, &bytes), 2);
+    assert_int_equal(bytes, strlen(ev[0]) + strlen(ev[2]));
+    assert_null(sink_lane_open(lane));
+    assert_int_equal(lane->users_n, 0);
+    /* the user's next update starts afresh */
+    sink_batcher_add(&bat, core_hash64("m", 1), ev[0], strlen(ev[0]), 9, 0);
+    sink_lane_seal_all(&bat, lane, SINK_SEAL_FLUSH);
+    snprintf(body, sizeof(body), "[%s]", ev[0]);
+    assert_int_equal(lane->head->len, strlen(body));
+    assert_memory_equal(lane->head->buf, body, strlen(body));
+    sink_batcher_release(&bat);
+}
+
 /* sink_lane_drop takes the unwanted events out of the FIFO, the waiting
  * batches, the chain and the held queue, unsettled; empty batches leave,
  * and held users whose waiting batch is gone go on. */
@@ -682,6 +749,8 @@ int main(void)
             test_sink_lane_hold__holds_only_the_users_of_the_failed_batch),
         cmocka_unit_test(test_sink_lane_hold__a_split_held_batch_still_holds),
         cmocka_unit_test(test_sink_lane_drop__every_queue),
+        cmocka_unit_test(
+            test_sink_lane_drop__merged_object_keeps_its_wanted_events),
         cmocka_unit_test(test_sink_lane_seal__small_buffers_are_pooled),
     };
     return cmocka_run_group_tests_name("sink_batch", tests, NULL, NULL);

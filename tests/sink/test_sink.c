@@ -337,11 +337,16 @@ static void env_free(struct env *e)
     free(e);
 }
 
+/* An update of user, its seq-th.  Each carries a session token of its
+ * own, so updates of a user are never merged (sink/merge.c): these tests
+ * count objects per event; test_merge.c tests merging through the sink. */
 static size_t event_json(char *buf, size_t cap, unsigned user, unsigned seq,
                          size_t pad, int bad)
 {
-    int n = snprintf(buf, cap, "{\"user_id\":\"u%u\",\"seq\":%u%s,\"p\":\"",
-                     user, seq, bad ? ",\"bad\":true" : "");
+    int n = snprintf(buf, cap,
+                     "{\"user_id\":\"u%u\",\"seq\":%u,\"session_token\":"
+                     "\"s%u\"%s,\"p\":\"",
+                     user, seq, seq, bad ? ",\"bad\":true" : "");
     size_t at = (size_t)n;
 
     assert_true(at + pad + 3 < cap);
