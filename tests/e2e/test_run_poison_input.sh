@@ -30,7 +30,11 @@ set -euo pipefail
 
 rec=$(mktemp)
 dev_at_exit rm -f "$rec"
-DEV_TOPICS="users:1 users.dlq:1 userpipe-schema:1 skip:1 skip.dlq:1 late:1 late.dlq:1 live:1 live.dlq:1" \
+# five mock brokers (kafka-dev; a real node ignores it): part 3 needs a
+# broker that leads neither late nor late.dlq nor coordinates the group,
+# and the mock gives each partition a random leader among its brokers, so
+# with three the three roles took every broker in about one run of five
+DEV_BROKERS=5 DEV_TOPICS="users:1 users.dlq:1 userpipe-schema:1 skip:1 skip.dlq:1 late:1 late.dlq:1 live:1 live.dlq:1" \
     MOESIF_DEV_ARGS="--record $rec" dev_start
 py=/usr/bin/python3
 cases=$E2E_ROOT/tests/e2e/poison_cases.py
@@ -103,12 +107,12 @@ else
     coord=$($py -c 'import sys, zlib; print(zlib.crc32(b"e2e-late") % int(sys.argv[1]) + 1)' "$nbrokers")
     busy="$(leader_of late) $(leader_of late.dlq) $coord"
     stopic=
-    for i in 1 2 3 4 5 6 7 8; do
+    for i in $(seq 16); do
         kafka_ctl create-topic "never-$i:1" >/dev/null
         l=$(leader_of "never-$i")
         case " $busy " in *" $l "*) ;; *) stopic=never-$i; sleader=$l; break ;; esac
     done
-    [ -n "$stopic" ] || fail "no schema topic with a leader of its own among 8"
+    [ -n "$stopic" ] || fail "no schema topic with a leader of its own among 16"
     cat >"$DEV_TMP/late.ndjson" <<'EOF'
 {"user_id":"late-1","metadata":{"k_never":1}}
 {"user_id":"late-2","metadata":{"k_never":2}}
