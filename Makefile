@@ -168,7 +168,7 @@ FUZZ_TARGETS := fuzz_transform fuzz_event_path
 FUZZ_COMMON_SRC = core/alloc.c core/codes.c core/hash.c core/log.c \
 	schemas/schema.c schemas/schema_file.c $(TRANSFORM_SRC)
 FUZZ_EXTRA_fuzz_transform :=
-FUZZ_EXTRA_fuzz_event_path := sink/batch.c
+FUZZ_EXTRA_fuzz_event_path := sink/batch.c sink/merge.c
 fuzz: fuzz-deps
 	@mkdir -p build/fuzz
 	@set -e; for t in $(FUZZ_TARGETS); do \
